@@ -1,0 +1,591 @@
+/*
+ * Release and rollout state changes. Each runs in one LMDB write transaction: the release record,
+ * its rendered feed bodies and download links, and the channel record (with a new generation) land
+ * together or not at all. Feed bodies are rendered here, once, so the origin serialises nothing.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "control/control.h"
+#include "domain/err.h"
+#include "domain/render.h"
+#include "domain/version.h"
+#include "server/log.h"
+
+#define MAX_PINNED 10000
+
+json_t *
+upd_api_error(const char *code, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg);
+}
+
+static int
+fail(json_t **out, int status, const char *code, const char *msg)
+{
+    *out = upd_api_error(code, "%s", msg);
+    return status;
+}
+
+static int
+store_fail(json_t **out, int err)
+{
+    if (err == UPD_ENOTFOUND)
+        return fail(out, 404, "not_found", upd_strerror(err));
+    upd_log_error("store: %s", upd_strerror(err));
+    return fail(out, 503, "store_unavailable", upd_strerror(err));
+}
+
+/* A JSON number with at most two decimals, 0..100 → basis points. */
+static int
+percent_to_bp(json_t *v, uint32_t *bp)
+{
+    if (!json_is_number(v))
+        return UPD_EINVAL;
+    double p = json_number_value(v), scaled = p * 100.0, r = round(scaled);
+    if (!(p >= 0.0 && p <= 100.0) || fabs(scaled - r) > 1e-6)
+        return UPD_EINVAL;
+    *bp = (uint32_t)r;
+    return 0;
+}
+
+/* ---- file verification against storage ---- */
+
+/* Streams STORAGE/APP/VERSION/NAME through sha512 and sha1 and checks it against what was declared. */
+static int
+verify_file(upd_control_t *c, const upd_release_t *rel, size_t i, upd_file_t *f, json_t **out)
+{
+    char rel_path[UPD_ID_MAX + UPD_VERSION_MAX + UPD_FILENAME_MAX + 16], msg[1024];
+    snprintf(rel_path, sizeof(rel_path), "%s/%s/%s", rel->app, rel->version, f->name);
+    int fd = openat(c->storage_fd, rel_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(msg, sizeof(msg), "files[%zu] %s: not in storage at %s (%s)", i, f->name, rel_path,
+                 fd < 0 ? strerror(errno) : "not a regular file");
+        if (fd >= 0)
+            close(fd);
+        return fail(out, 422, "file_missing", msg);
+    }
+    if ((uint64_t)st.st_size != f->size) {
+        close(fd);
+        snprintf(msg, sizeof(msg), "files[%zu] %s: size is %lld in storage, %" PRIu64 " declared", i, f->name,
+                 (long long)st.st_size, f->size);
+        return fail(out, 422, "size_mismatch", msg);
+    }
+    EVP_MD_CTX *h512 = EVP_MD_CTX_new(), *h1 = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(h512, EVP_sha512(), NULL);
+    EVP_DigestInit_ex(h1, EVP_sha1(), NULL);
+    static char buf[1 << 20];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0) {
+        EVP_DigestUpdate(h512, buf, (size_t)n);
+        EVP_DigestUpdate(h1, buf, (size_t)n);
+    }
+    int read_errno = errno;
+    close(fd);
+    unsigned char d512[64], d1[20];
+    unsigned int l512, l1;
+    EVP_DigestFinal_ex(h512, d512, &l512);
+    EVP_DigestFinal_ex(h1, d1, &l1);
+    EVP_MD_CTX_free(h512);
+    EVP_MD_CTX_free(h1);
+    if (n < 0) {
+        snprintf(msg, sizeof(msg), "files[%zu] %s: cannot read from storage: %s", i, f->name, strerror(read_errno));
+        return fail(out, 503, "storage_error", msg);
+    }
+    char b64[UPD_SHA512_B64_LEN + 1];
+    EVP_EncodeBlock((unsigned char *)b64, d512, 64);
+    if (strcmp(b64, f->sha512) != 0) {
+        snprintf(msg, sizeof(msg), "files[%zu] %s: sha512 of the stored bytes differs from the declared one", i, f->name);
+        return fail(out, 422, "checksum_mismatch", msg);
+    }
+    for (int k = 0; k < 20; ++k)
+        sprintf(f->sha1 + k * 2, "%02x", d1[k]);
+    /* FILE.blockmap beside FILE: electron-updater's differential download */
+    char bm_path[sizeof(rel_path) + 16];
+    snprintf(bm_path, sizeof(bm_path), "%s.blockmap", rel_path);
+    f->blockmap_size = fstatat(c->storage_fd, bm_path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) ? st.st_size : -1;
+    return 0;
+}
+
+/* ---- rendering ---- */
+
+static const struct {
+    upd_platform_t platform;
+    const char *format;
+    upd_kind_t kind;
+} download_formats[] = {
+    {UPD_PLATFORM_WINDOWS, "exe", UPD_KIND_EXE},     {UPD_PLATFORM_WINDOWS, "msi", UPD_KIND_MSI},
+    {UPD_PLATFORM_WINDOWS, "zip", UPD_KIND_ZIP},     {UPD_PLATFORM_MAC, "dmg", UPD_KIND_DMG},
+    {UPD_PLATFORM_MAC, "zip", UPD_KIND_ZIP},         {UPD_PLATFORM_LINUX, "appimage", UPD_KIND_APPIMAGE},
+    {UPD_PLATFORM_LINUX, "deb", UPD_KIND_DEB},       {UPD_PLATFORM_LINUX, "rpm", UPD_KIND_RPM},
+    {UPD_PLATFORM_LINUX, "zip", UPD_KIND_ZIP},       {UPD_PLATFORM_LINUX, "tar.gz", UPD_KIND_TAR_GZ},
+};
+
+/* the arch a link without one prefers, per platform, in order */
+static const upd_arch_t any_order[UPD_PLATFORM_COUNT][4] = {
+    {UPD_ARCH_X64, UPD_ARCH_IA32, UPD_ARCH_ARM64, UPD_ARCH_UNIVERSAL},
+    {UPD_ARCH_UNIVERSAL, UPD_ARCH_X64, UPD_ARCH_ARM64, UPD_ARCH_IA32},
+    {UPD_ARCH_X64, UPD_ARCH_ARM64, UPD_ARCH_IA32, UPD_ARCH_UNIVERSAL},
+};
+
+static const upd_file_t *
+find_download(const upd_release_t *rel, upd_platform_t p, upd_arch_t a, upd_kind_t k)
+{
+    for (size_t i = 0; i < rel->nfiles; ++i)
+        if (rel->files[i].platform == p && rel->files[i].arch == a && rel->files[i].kind == k)
+            return &rel->files[i];
+    /* a universal mac build serves both Intel and Apple silicon */
+    if (p == UPD_PLATFORM_MAC && (a == UPD_ARCH_X64 || a == UPD_ARCH_ARM64))
+        return find_download(rel, p, UPD_ARCH_UNIVERSAL, k);
+    return NULL;
+}
+
+static int
+put_download(upd_store_txn_t *txn, const upd_release_t *rel, const char *platform, const char *arch, const char *format,
+             const upd_file_t *f)
+{
+    char key[UPD_FEED_KEY_MAX + 32], path[UPD_ID_MAX + UPD_VERSION_MAX + UPD_FILENAME_MAX + 16];
+    snprintf(key, sizeof(key), "download:%s:%s:%s", platform, arch, format);
+    int len = snprintf(path, sizeof(path), "/artifacts/%s/%s/%s", rel->app, rel->version, f->name);
+    return upd_store_feed_put(txn, rel->app, rel->version, key, path, (size_t)len);
+}
+
+static int
+store_downloads(upd_store_txn_t *txn, const upd_release_t *rel)
+{
+    int err;
+    for (size_t i = 0; i < sizeof(download_formats) / sizeof(download_formats[0]); ++i) {
+        upd_platform_t p = download_formats[i].platform;
+        const upd_file_t *any = NULL;
+        for (int a = 0; a < UPD_ARCH_COUNT; ++a) {
+            const upd_file_t *f = find_download(rel, p, (upd_arch_t)a, download_formats[i].kind);
+            if (f != NULL && (err = put_download(txn, rel, upd_platform_name(p), upd_arch_name((upd_arch_t)a),
+                                                 download_formats[i].format, f)) != 0)
+                return err;
+        }
+        for (int j = 0; j < 4 && any == NULL; ++j)
+            any = find_download(rel, p, any_order[p][j], download_formats[i].kind);
+        if (any != NULL && (err = put_download(txn, rel, upd_platform_name(p), "any", download_formats[i].format, any)) != 0)
+            return err;
+    }
+    return 0;
+}
+
+/* Renders every feed body of rel as the channel state ch now has it, replacing what was stored. */
+static int
+render_release(upd_control_t *c, upd_store_txn_t *txn, const upd_release_t *rel, const upd_channel_t *ch)
+{
+    bool in_rollout = strcmp(ch->rollout_version, rel->version) == 0;
+    upd_release_t stable = {0};
+    upd_render_opts_t opts = {.public_url = c->conf->public_url, .staged_percent = -1, .stable = NULL};
+    int err;
+    if (in_rollout) {
+        /* stagingPercentage / #NN%: clients parseInt it, so the floor of the basis points */
+        opts.staged_percent = (int)(ch->rollout.percent_bp / 100);
+        if (ch->stable[0] != '\0' && upd_store_release_get(txn, rel->app, ch->stable, &stable) == 0)
+            opts.stable = &stable;
+    }
+    upd_feed_set_t set = {0};
+    if ((err = upd_store_feed_clear(txn, rel->app, rel->version)) == 0 && (err = upd_render_release(rel, &opts, &set)) == 0) {
+        for (size_t i = 0; i < set.size && err == 0; ++i)
+            err = upd_store_feed_put(txn, rel->app, rel->version, set.entries[i].key, set.entries[i].body, set.entries[i].len);
+    }
+    if (err == 0 && !in_rollout)
+        err = store_downloads(txn, rel);
+    upd_feed_set_dispose(&set);
+    upd_release_dispose(&stable);
+    return err;
+}
+
+/* ---- channel JSON ---- */
+
+static int
+collect_pin(const char *client, void *arg)
+{
+    json_array_append_new(arg, json_string(client));
+    return 0;
+}
+
+typedef struct {
+    const char *channel;
+    json_t *releases;
+    upd_store_txn_t *txn;
+} list_ctx_t;
+
+static int
+collect_release(const upd_release_t *rel, void *arg)
+{
+    list_ctx_t *lc = arg;
+    if (strcmp(rel->channel, lc->channel) != 0)
+        return 0;
+    json_t *j = upd_release_to_json(rel);
+    uint64_t n = 0;
+    upd_store_clients_count(lc->txn, rel->app, rel->channel, rel->version, &n);
+    json_object_set_new(j, "clients_offered", json_integer((json_int_t)n));
+    json_array_append_new(lc->releases, j);
+    return 0;
+}
+
+static int
+cmp_release_desc(const void *a, const void *b)
+{
+    const char *va = json_string_value(json_object_get(*(json_t *const *)a, "version"));
+    const char *vb = json_string_value(json_object_get(*(json_t *const *)b, "version"));
+    return -upd_version_cmp_str(va, strlen(va), vb, strlen(vb));
+}
+
+static json_t *
+channel_json(upd_store_txn_t *txn, const char *app, const char *channel)
+{
+    upd_channel_t ch;
+    if (upd_store_channel_get(txn, app, channel, &ch) != 0)
+        return NULL;
+    json_t *pins = json_array();
+    upd_store_pins_list(txn, app, channel, collect_pin, pins);
+    json_t *rollout = json_null();
+    if (ch.rollout_version[0] != '\0') {
+        json_t *countries = json_array();
+        for (size_t i = 0; i < ch.rollout.ncountries; ++i)
+            json_array_append_new(countries, json_stringn(ch.rollout.countries + 2 * i, 2));
+        char seed[17];
+        snprintf(seed, sizeof(seed), "%016" PRIx64, ch.rollout.seed);
+        rollout = json_pack("{s:s, s:f, s:i, s:b, s:o, s:O, s:s}", "version", ch.rollout_version, "percent",
+                            ch.rollout.percent_bp / 100.0, "percent_bp", (int)ch.rollout.percent_bp, "paused", ch.rollout.paused,
+                            "countries", countries, "pinned", pins, "seed", seed);
+    }
+    list_ctx_t lc = {channel, json_array(), txn};
+    upd_store_release_list(txn, app, collect_release, &lc);
+    /* newest first, by SemVer precedence */
+    size_t n = json_array_size(lc.releases);
+    json_t **items = calloc(n + 1, sizeof(*items));
+    for (size_t i = 0; i < n; ++i)
+        items[i] = json_incref(json_array_get(lc.releases, i));
+    qsort(items, n, sizeof(*items), cmp_release_desc);
+    json_array_clear(lc.releases);
+    for (size_t i = 0; i < n; ++i)
+        json_array_append_new(lc.releases, items[i]);
+    free(items);
+    return json_pack("{s:s, s:s, s:I, s:o, s:o, s:o, s:o}", "app", app, "channel", channel, "generation",
+                     (json_int_t)ch.generation, "stable", ch.stable[0] ? json_string(ch.stable) : json_null(), "rollout", rollout,
+                     "pinned", pins, "releases", lc.releases);
+}
+
+int
+upd_publish_channel_show(upd_control_t *c, const char *app, const char *channel, json_t **out)
+{
+    upd_store_txn_t *txn;
+    int err = upd_store_read_begin(c->store, &txn);
+    if (err != 0)
+        return store_fail(out, err);
+    *out = channel_json(txn, app, channel);
+    upd_store_txn_end(txn);
+    if (*out == NULL)
+        return fail(out, 404, "not_found", "no such app or channel");
+    return 200;
+}
+
+/* ---- apps ---- */
+
+int
+upd_publish_app_create(upd_control_t *c, json_t *body, json_t **out)
+{
+    const char *id = json_string_value(json_object_get(body, "id"));
+    json_t *name_j = json_object_get(body, "name");
+    if (id == NULL || !upd_id_is_app(id, strlen(id)))
+        return fail(out, 400, "invalid", "id: expected [a-z0-9][a-z0-9-]{0,62}");
+    if (name_j != NULL && (!json_is_string(name_j) || json_string_length(name_j) > 200))
+        return fail(out, 400, "invalid", "name: expected a string of at most 200 bytes");
+    const char *name = name_j != NULL ? json_string_value(name_j) : id;
+    json_t *rec = json_pack("{s:s, s:s, s:I}", "id", id, "name", name, "created", (json_int_t)time(NULL));
+    char *text = json_dumps(rec, JSON_COMPACT);
+    upd_store_txn_t *txn;
+    int err = upd_store_write_begin(c->store, &txn);
+    if (err == 0) {
+        if ((err = upd_store_app_create(txn, id, text)) == 0)
+            err = upd_store_commit(txn);
+        else
+            upd_store_txn_end(txn);
+    }
+    free(text);
+    if (err == UPD_EEXIST) {
+        json_decref(rec);
+        *out = upd_api_error("exists", "app %s already exists", id);
+        return 409;
+    }
+    if (err != 0) {
+        json_decref(rec);
+        return store_fail(out, err);
+    }
+    upd_log_info("app %s created", id);
+    *out = rec;
+    return 201;
+}
+
+/* ---- releases ---- */
+
+int
+upd_publish_release(upd_control_t *c, const char *app, json_t *body, json_t **out)
+{
+    char errbuf[512];
+    upd_release_t rel = {0};
+    uint32_t bp = UPD_ROLLOUT_BASIS_POINTS;
+    int status, err;
+    upd_store_txn_t *txn = NULL;
+
+    if (upd_release_from_request(app, body, (int64_t)time(NULL), &rel, errbuf, sizeof(errbuf)) != 0)
+        return fail(out, 400, "invalid", errbuf);
+    json_t *rollout = json_object_get(body, "rollout");
+    if (rollout != NULL && !json_is_null(rollout)) {
+        json_t *p = json_object_get(rollout, "percent");
+        if (!json_is_object(rollout) || (p != NULL && percent_to_bp(p, &bp) != 0)) {
+            status = fail(out, 400, "invalid", "rollout.percent: expected a number from 0 to 100 with at most two decimals");
+            goto Exit;
+        }
+    }
+
+    /* the app must exist before any file is hashed */
+    if ((err = upd_store_read_begin(c->store, &txn)) != 0) {
+        status = store_fail(out, err);
+        goto Exit;
+    }
+    const char *app_json;
+    size_t app_len;
+    err = upd_store_app_get(txn, app, &app_json, &app_len);
+    upd_store_txn_end(txn);
+    txn = NULL;
+    if (err != 0) {
+        status = fail(out, 404, "not_found", "unknown app");
+        goto Exit;
+    }
+    for (size_t i = 0; i < rel.nfiles; ++i)
+        if ((status = verify_file(c, &rel, i, &rel.files[i], out)) != 0)
+            goto Exit;
+
+    if ((err = upd_store_write_begin(c->store, &txn)) != 0) {
+        status = store_fail(out, err);
+        goto Exit;
+    }
+    upd_channel_t ch;
+    if (upd_store_channel_get(txn, app, rel.channel, &ch) != 0)
+        memset(&ch, 0, sizeof(ch));
+    const char *newest = ch.rollout_version[0] ? ch.rollout_version : ch.stable;
+    if (newest[0] != '\0' && upd_version_cmp_str(rel.version, strlen(rel.version), newest, strlen(newest)) <= 0) {
+        *out = upd_api_error("not_newer", "version %s is not newer than %s, the newest on channel %s", rel.version, newest,
+                             rel.channel);
+        status = 409;
+        goto Exit;
+    }
+    if ((err = upd_store_release_put(txn, &rel)) != 0) {
+        if (err == UPD_EEXIST)
+            *out = upd_api_error("exists", "version %s of %s is already registered", rel.version, app);
+        else if (err == UPD_ECONFLICT)
+            *out = upd_api_error("conflict", "a .nupkg of release %s has the name of another version's package", rel.version);
+        status = err == UPD_EEXIST || err == UPD_ECONFLICT ? 409 : store_fail(out, err);
+        goto Exit;
+    }
+    /* a new release supersedes any rollout in progress; the countries of the old one are not carried over */
+    ch.rollout.countries = NULL;
+    ch.rollout.ncountries = 0;
+    ch.rollout.paused = false;
+    if (bp == UPD_ROLLOUT_BASIS_POINTS) {
+        strcpy(ch.stable, rel.version);
+        ch.rollout_version[0] = '\0';
+        ch.rollout.percent_bp = 0;
+        ch.rollout.seed = 0;
+    } else {
+        strcpy(ch.rollout_version, rel.version);
+        ch.rollout.percent_bp = bp;
+        /* a fresh seed per rollout, so the same clients are not always first */
+        if (RAND_bytes((unsigned char *)&ch.rollout.seed, sizeof(ch.rollout.seed)) != 1) {
+            status = fail(out, 503, "entropy", "no random bytes for the rollout seed");
+            goto Exit;
+        }
+    }
+    ++ch.generation;
+    if ((err = render_release(c, txn, &rel, &ch)) != 0 || (err = upd_store_channel_put(txn, app, rel.channel, &ch)) != 0) {
+        status = store_fail(out, err);
+        goto Exit;
+    }
+    json_t *chj = channel_json(txn, app, rel.channel);
+    if ((err = upd_store_commit(txn)) != 0) {
+        txn = NULL;
+        json_decref(chj);
+        status = store_fail(out, err);
+        goto Exit;
+    }
+    txn = NULL;
+    upd_log_info("release %s %s registered on %s at %u.%02u%%", app, rel.version, rel.channel, bp / 100, bp % 100);
+    *out = json_pack("{s:o, s:o}", "release", upd_release_to_json(&rel), "channel", chj);
+    status = 201;
+Exit:
+    if (txn != NULL)
+        upd_store_txn_end(txn);
+    upd_release_dispose(&rel);
+    return status;
+}
+
+/* ---- rollouts ---- */
+
+int
+upd_publish_rollout(upd_control_t *c, const char *app, const char *channel, json_t *body, json_t **out)
+{
+    json_t *percent = NULL, *paused = NULL, *countries = NULL, *pinned = NULL;
+    const char *key;
+    json_t *value;
+    uint32_t bp = 0;
+    char country_buf[2 * UPD_ROLLOUT_MAX_COUNTRIES];
+    size_t ncountries = 0;
+
+    if (!json_is_object(body))
+        return fail(out, 400, "invalid", "expected a JSON object");
+    json_object_foreach(body, key, value)
+    {
+        if (strcmp(key, "percent") == 0)
+            percent = value;
+        else if (strcmp(key, "paused") == 0)
+            paused = value;
+        else if (strcmp(key, "countries") == 0)
+            countries = value;
+        else if (strcmp(key, "pinned") == 0)
+            pinned = value;
+        else {
+            *out = upd_api_error("invalid", "%s: unknown field (percent, paused, countries, pinned)", key);
+            return 400;
+        }
+    }
+    if (percent != NULL && percent_to_bp(percent, &bp) != 0)
+        return fail(out, 400, "invalid", "percent: expected a number from 0 to 100 with at most two decimals");
+    if (paused != NULL && !json_is_boolean(paused))
+        return fail(out, 400, "invalid", "paused: expected true or false");
+    if (countries != NULL) {
+        if (!json_is_array(countries) || json_array_size(countries) > UPD_ROLLOUT_MAX_COUNTRIES)
+            return fail(out, 400, "invalid", "countries: expected a list of at most 250 ISO 3166-1 alpha-2 codes");
+        size_t i;
+        json_t *cj;
+        json_array_foreach(countries, i, cj)
+        {
+            const char *cc = json_string_value(cj);
+            if (cc == NULL || !upd_id_is_country(cc, strlen(cc))) {
+                *out = upd_api_error("invalid", "countries[%zu]: expected two upper-case letters (DE, FR)", i);
+                return 400;
+            }
+            bool dup = false;
+            for (size_t k = 0; k < ncountries; ++k)
+                dup = dup || memcmp(country_buf + 2 * k, cc, 2) == 0;
+            if (!dup)
+                memcpy(country_buf + 2 * ncountries++, cc, 2);
+        }
+    }
+    const char **pins = NULL;
+    size_t npins = 0;
+    if (pinned != NULL) {
+        if (!json_is_array(pinned) || json_array_size(pinned) > MAX_PINNED)
+            return fail(out, 400, "invalid", "pinned: expected a list of at most 10000 client ids");
+        pins = calloc(json_array_size(pinned) + 1, sizeof(*pins));
+        size_t i;
+        json_t *pj;
+        json_array_foreach(pinned, i, pj)
+        {
+            const char *id = json_string_value(pj);
+            if (id == NULL || !upd_id_is_client(id, strlen(id))) {
+                free(pins);
+                *out = upd_api_error("invalid", "pinned[%zu]: expected 1-128 bytes of [A-Za-z0-9._:-]", i);
+                return 400;
+            }
+            pins[npins++] = id;
+        }
+    }
+
+    upd_store_txn_t *txn;
+    upd_release_t rel = {0};
+    int status, err = upd_store_write_begin(c->store, &txn);
+    if (err != 0) {
+        free(pins);
+        return store_fail(out, err);
+    }
+    upd_channel_t ch;
+    if (upd_store_channel_get(txn, app, channel, &ch) != 0) {
+        status = fail(out, 404, "not_found", "no such app or channel (register a release first)");
+        goto Exit;
+    }
+    /* the record's countries point into the map, which a put in this transaction may move */
+    char old_countries[2 * UPD_ROLLOUT_MAX_COUNTRIES];
+    memcpy(old_countries, ch.rollout.countries, 2 * ch.rollout.ncountries);
+    ch.rollout.countries = old_countries;
+    bool has_rollout = ch.rollout_version[0] != '\0';
+    if ((percent != NULL || paused != NULL || countries != NULL) && !has_rollout) {
+        *out = upd_api_error("no_rollout", "channel %s of %s has no rollout in progress", channel, app);
+        status = 409;
+        goto Exit;
+    }
+    bool will_pause = paused != NULL ? json_is_true(paused) : ch.rollout.paused;
+    if (percent != NULL && will_pause && bp != ch.rollout.percent_bp) {
+        status = fail(out, 409, "paused", "the rollout is paused: resume it (paused:false) before changing the percentage");
+        goto Exit;
+    }
+    if (has_rollout) {
+        ch.rollout.paused = will_pause;
+        if (countries != NULL) {
+            ch.rollout.countries = country_buf;
+            ch.rollout.ncountries = ncountries;
+        }
+    }
+    bool rerender = percent != NULL && bp != ch.rollout.percent_bp;
+    if (has_rollout && (err = upd_store_release_get(txn, app, ch.rollout_version, &rel)) != 0) {
+        status = store_fail(out, err);
+        goto Exit;
+    }
+    if (percent != NULL) {
+        if (bp == UPD_ROLLOUT_BASIS_POINTS) {
+            /* fully released: the rollout version becomes the channel's stable one */
+            strcpy(ch.stable, ch.rollout_version);
+            ch.rollout_version[0] = '\0';
+            ch.rollout.ncountries = 0;
+            ch.rollout.paused = false;
+            rerender = true;
+        }
+        ch.rollout.percent_bp = bp == UPD_ROLLOUT_BASIS_POINTS ? 0 : bp;
+    }
+    if (pinned != NULL && (err = upd_store_pins_set(txn, app, channel, pins, npins)) != 0) {
+        status = store_fail(out, err);
+        goto Exit;
+    }
+    ++ch.generation;
+    if ((rerender && (err = render_release(c, txn, &rel, &ch)) != 0) || (err = upd_store_channel_put(txn, app, channel, &ch)) != 0) {
+        status = store_fail(out, err);
+        goto Exit;
+    }
+    json_t *chj = channel_json(txn, app, channel);
+    err = upd_store_commit(txn);
+    txn = NULL;
+    if (err != 0) {
+        json_decref(chj);
+        status = store_fail(out, err);
+        goto Exit;
+    }
+    upd_log_info("rollout of %s/%s updated (generation %" PRIu64 ")", app, channel, ch.generation);
+    *out = chj;
+    status = 200;
+Exit:
+    if (txn != NULL)
+        upd_store_txn_end(txn);
+    upd_release_dispose(&rel);
+    free(pins);
+    return status;
+}

@@ -1,0 +1,42 @@
+#include "domain/err.h"
+
+#include <string.h>
+
+const char *upd_strerror(int err)
+{
+    switch (err) {
+    case 0:
+        return "success";
+    case UPD_ENOTFOUND:
+        return "not found";
+    case UPD_EINVAL:
+        return "malformed input";
+    case UPD_ESCHEMA:
+        return "store has another schema version";
+    case UPD_ESTORE:
+        return "store failure";
+    case UPD_ETOOBIG:
+        return "input too big";
+    case UPD_ECONFLICT:
+        return "conflicts with the current state";
+    case UPD_EMISMATCH:
+        return "content does not match what was declared";
+    case UPD_EIO:
+        return "I/O error";
+    case UPD_ENOMEM:
+        return "out of memory";
+    case UPD_EEXIST:
+        return "already exists";
+    case UPD_EAUTH:
+        return "missing or wrong credentials";
+    case UPD_EFORBIDDEN:
+        return "forbidden for this role";
+    default:
+        break;
+    }
+    /* strerror() (not strerror_r) since the result must be static; glibc's table is, and for an unknown value it
+     * returns a per-thread buffer, which is still fine for a log line. */
+    if (err > 0)
+        return strerror(err);
+    return "unknown error";
+}

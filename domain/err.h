@@ -1,0 +1,28 @@
+#ifndef UPD_ERR_H
+#define UPD_ERR_H
+
+/*
+ * Error codes shared by every Updraft module. Functions that can fail return 0 on success and a
+ * negative UPD_E* code on failure. New codes are appended, never renumbered.
+ */
+enum {
+    UPD_ENOTFOUND = -30001, /* the named app, channel, release, file or key does not exist */
+    UPD_EINVAL = -30002,    /* malformed input (id, version, JSON, header) */
+    UPD_ESCHEMA = -30003,   /* the LMDB environment has another schema version */
+    UPD_ESTORE = -30004,    /* LMDB failed (see the log line for the mdb_strerror text) */
+    UPD_ETOOBIG = -30005,   /* a client-sized input or a fixed-size field overflowed its cap */
+    UPD_ECONFLICT = -30006, /* the request conflicts with the current state (e.g. paused rollout) */
+    UPD_EMISMATCH = -30007, /* content does not match what was declared (size, sha512) */
+    UPD_EIO = -30008,       /* an I/O error on a file or socket; errno was logged */
+    UPD_ENOMEM = -30009,    /* an allocation failed */
+    UPD_EEXIST = -30010,    /* the object to create already exists */
+    UPD_EAUTH = -30011,     /* missing or wrong credentials */
+    UPD_EFORBIDDEN = -30012 /* credentials valid, role too weak */
+};
+
+/**
+ * Returns a static description of an error: a negative UPD_E* code, or a positive errno value.
+ */
+const char *upd_strerror(int err);
+
+#endif

@@ -1,0 +1,90 @@
+#ifndef UPD_RELEASE_H
+#define UPD_RELEASE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "domain/ids.h"
+#include "domain/version.h"
+
+/*
+ * A release: one version of one app on one channel, and the files it ships. Stored in LMDB as the
+ * JSON produced by upd_release_to_json(); the origin never parses it on the hot path (feeds are
+ * rendered at registration and file records are stored packed, see storage/store.h).
+ */
+
+typedef enum {
+    UPD_KIND_UNKNOWN = 0,
+    UPD_KIND_EXE,          /* Windows NSIS/Squirrel setup .exe */
+    UPD_KIND_MSI,
+    UPD_KIND_DMG,
+    UPD_KIND_ZIP,          /* macOS update zip (Squirrel.Mac, electron-updater on mac) */
+    UPD_KIND_APPIMAGE,
+    UPD_KIND_DEB,
+    UPD_KIND_RPM,
+    UPD_KIND_NUPKG_FULL,   /* Squirrel.Windows NAME-VERSION-full.nupkg */
+    UPD_KIND_NUPKG_DELTA,  /* Squirrel.Windows NAME-VERSION-delta.nupkg */
+    UPD_KIND_TAR_GZ,       /* Tauri v1 update bundles (.app.tar.gz, .AppImage.tar.gz) */
+    UPD_KIND_COUNT
+} upd_kind_t;
+
+#define UPD_SHA512_B64_LEN 88 /* base64 of 64 bytes, with padding */
+#define UPD_SHA1_HEX_LEN 40
+#define UPD_SIGNATURE_MAX 4096 /* minisign .sig text */
+#define UPD_NOTES_MAX 65536
+#define UPD_RELEASE_MAX_FILES 64
+
+typedef struct st_upd_file_t {
+    char name[UPD_FILENAME_MAX + 1];
+    upd_platform_t platform;
+    upd_arch_t arch;
+    upd_kind_t kind;
+    uint64_t size;
+    char sha512[UPD_SHA512_B64_LEN + 1]; /* standard base64 with padding, as electron-builder writes it */
+    char sha1[UPD_SHA1_HEX_LEN + 1];     /* lower-case hex; "" until computed from the stored bytes */
+    int64_t blockmap_size;               /* size of NAME.blockmap in storage, or -1 when there is none */
+    char *signature;                     /* Tauri minisign signature text, or NULL; owned by the file */
+} upd_file_t;
+
+typedef struct st_upd_release_t {
+    char app[UPD_ID_MAX + 1];
+    char channel[UPD_ID_MAX + 1];
+    char version[UPD_VERSION_MAX + 1];
+    char *notes;     /* NULL when none; owned */
+    char pub_date[32]; /* RFC 3339 UTC, "2026-11-29T01:52:31Z" */
+    size_t nfiles;
+    upd_file_t *files; /* owned */
+} upd_release_t;
+
+/**
+ * Infers a file's kind from its name: .exe .msi .dmg .zip .AppImage .deb .rpm -full.nupkg
+ * -delta.nupkg .tar.gz (case-insensitive extensions). @return UPD_KIND_UNKNOWN when none fits
+ */
+upd_kind_t upd_kind_from_name(const char *name);
+/** Parses a kind name ("exe", "msi", "dmg", "zip", "appimage", "deb", "rpm", "nupkg-full", "nupkg-delta", "tar.gz"); -1 when unknown */
+int upd_kind_parse(const char *s);
+const char *upd_kind_name(upd_kind_t k);
+
+/** Frees what the release owns (notes, files and their signatures) and zeroes it. */
+void upd_release_dispose(upd_release_t *rel);
+
+/**
+ * Builds a release from the control API's JSON body (PROTOCOLS.md "POST /v1/apps/APP/releases"):
+ * version, channel (default "latest"), notes, files[] {name, platform, arch, size, sha512,
+ * signature?, kind?}. Validates every field; sha1 and blockmap_size are left empty (-1) for the
+ * caller to fill from storage; pub_date is set from `now`.
+ * @param[out] err  a message naming the field that was wrong (static or in errbuf), on error
+ * @return 0, or UPD_EINVAL
+ */
+int upd_release_from_request(const char *app, json_t *body, int64_t now, upd_release_t *out, char *errbuf, size_t errlen);
+
+/**
+ * Serialises a release (every field) for storage, and reads it back.
+ * @return a new reference; NULL on allocation failure
+ */
+json_t *upd_release_to_json(const upd_release_t *rel);
+/** @return 0, or UPD_EINVAL when the JSON is not a release written by upd_release_to_json */
+int upd_release_from_json(json_t *json, upd_release_t *out);
+
+#endif

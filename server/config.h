@@ -1,0 +1,73 @@
+#ifndef UPD_CONFIG_H
+#define UPD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Configuration: one YAML file per program (conf/origin.yaml, conf/control.yaml), every key declared
+ * once in a table with its type, bounds and default (upd_conf_decl_t), then command-line overrides.
+ * Errors name the file and line: "conf/origin.yaml:12: limits.max_header_bytes: above the maximum 1048576".
+ */
+
+typedef struct st_upd_strlist_t {
+    char **items;
+    size_t size;
+} upd_strlist_t;
+
+typedef struct st_upd_conf_t {
+    /* both programs */
+    upd_strlist_t listen; /* "ADDR:PORT" or "https://ADDR:PORT"; [::1]:PORT for IPv6 */
+    char *tls_cert, *tls_key;
+    char *data_dir;    /* LMDB environment lives in DATA_DIR/lmdb */
+    char *storage_dir; /* local-directory object store: STORAGE_DIR/APP/VERSION/FILE */
+    char *log_level;
+    char *access_log;  /* path, "-" for stdout, "" for none */
+    uint64_t max_header_bytes;
+    uint64_t max_body_bytes;
+    uint64_t http2_max_streams;
+    uint64_t idle_timeout_ms;
+    uint64_t shutdown_timeout_ms;
+    uint64_t lmdb_map_mib;
+    /* updraft-origin */
+    char *geoip_database;
+    upd_strlist_t trusted_proxies;
+    uint64_t feed_max_age;
+    uint64_t download_max_age;
+    uint64_t clients_queue;
+    /* updraft-control */
+    char *public_url;
+} upd_conf_t;
+
+typedef enum { UPD_CONF_STRING, UPD_CONF_UINT, UPD_CONF_BOOL, UPD_CONF_STRLIST } upd_conf_type_t;
+
+typedef struct st_upd_conf_decl_t {
+    const char *name; /* dotted path in the YAML file: "limits.max_header_bytes" */
+    upd_conf_type_t type;
+    size_t offset; /* of the field in upd_conf_t */
+    uint64_t min, max;
+    const char *def; /* default, as it would be written in the file; NULL for none */
+    const char *flag; /* command-line override ("--data"), or NULL */
+} upd_conf_decl_t;
+
+#define UPD_CONF_END {NULL}
+
+/** Sets every declared field to its default. */
+void upd_conf_defaults(const upd_conf_decl_t *decls, upd_conf_t *conf);
+/**
+ * Reads a YAML file over the current values. Unknown keys, wrong types and out-of-range values are errors.
+ * @return 0, or -1 with a message ("FILE:LINE: KEY: reason") in err
+ */
+int upd_conf_load_file(const upd_conf_decl_t *decls, upd_conf_t *conf, const char *path, char *err, size_t errlen);
+/**
+ * Applies one "--flag value" override. A list flag given repeatedly appends, replacing the file's list on first use
+ * (tracked per declaration in *lists_reset, which starts at 0).
+ * @return 1 when the flag is declared and applied, 0 when not declared, -1 on a bad value (message in err)
+ */
+int upd_conf_apply_flag(const upd_conf_decl_t *decls, upd_conf_t *conf, const char *flag, const char *value, uint64_t *lists_reset,
+                        char *err, size_t errlen);
+/** Frees every string and list. */
+void upd_conf_dispose(const upd_conf_decl_t *decls, upd_conf_t *conf);
+
+#endif

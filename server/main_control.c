@@ -1,0 +1,151 @@
+/* updraft-control: the control plane (API keys, apps, releases, rollouts). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "control/control.h"
+#include "domain/err.h"
+#include "server/conf_common.h"
+#include "server/http.h"
+#include "server/log.h"
+#include "server/program.h"
+
+static const upd_conf_decl_t control_decls[] = {
+    UPD_CONF_COMMON_DECLS("127.0.0.1:8081", "1048576"),
+    {"public_url", UPD_CONF_STRING, offsetof(upd_conf_t, public_url), 0, 0, "http://127.0.0.1:8080", "--public-url"},
+    UPD_CONF_END,
+};
+
+static const upd_program_t control_program = {
+    "updraft-control",
+    control_decls,
+    UPD_CONF_COMMON_USAGE "  --public-url URL     prefix of artifact URLs in update feeds: the origin or CDN host\n"
+                          "\nsubcommands:\n"
+                          "  keys create --role admin|release|build --name NAME   print a new API key (shown once)\n",
+};
+
+static int
+open_store(const upd_conf_t *conf, upd_store_t **store)
+{
+    if (upd_mkdirs(conf->data_dir) != 0) {
+        upd_log_error("cannot create %s: %s", conf->data_dir, strerror(errno));
+        return -1;
+    }
+    upd_store_opts_t sopts = {.map_size = (size_t)conf->lmdb_map_mib << 20};
+    int r = upd_store_open(conf->data_dir, &sopts, store);
+    if (r == UPD_ESCHEMA)
+        upd_log_error("%s/lmdb has another schema version than this build (%u): migrate or use another --data", conf->data_dir,
+                      UPD_STORE_SCHEMA);
+    else if (r != 0)
+        upd_log_error("cannot open the store in %s: %s", conf->data_dir, upd_strerror(r));
+    return r == 0 ? 0 : -1;
+}
+
+/* updraft-control [flags] keys create --role ROLE --name NAME */
+static int
+keys_create(upd_conf_t *conf, int argc, char **argv)
+{
+    const char *role_s = NULL, *name = NULL;
+    for (int i = 0; i < argc; ++i) {
+        if (strcmp(argv[i], "--role") == 0 && i + 1 < argc)
+            role_s = argv[++i];
+        else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
+            name = argv[++i];
+        else if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
+            free(conf->data_dir);
+            conf->data_dir = strdup(argv[++i]);
+        } else {
+            fprintf(stderr, "updraft-control: keys create: unexpected %s\nusage: updraft-control [--data DIR] keys create --role "
+                            "admin|release|build --name NAME\n",
+                    argv[i]);
+            return 2;
+        }
+    }
+    int role = role_s != NULL ? upd_role_parse(role_s) : -1;
+    if (role < 0 || name == NULL || name[0] == '\0' || strlen(name) > 64) {
+        fprintf(stderr, "updraft-control: keys create needs --role admin|release|build and --name NAME (1-64 bytes)\n");
+        return 2;
+    }
+    upd_store_t *store;
+    if (open_store(conf, &store) != 0)
+        return 1;
+    char key[128];
+    int r = upd_keys_create(store, (upd_role_t)role, name, key, sizeof(key));
+    upd_store_close(store);
+    if (r != 0) {
+        fprintf(stderr, "updraft-control: keys create: %s\n", upd_strerror(r));
+        return 1;
+    }
+    printf("%s\n", key);
+    fprintf(stderr, "updraft-control: created %s key \"%s\"; it is shown only this once\n", role_s, name);
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    upd_conf_t conf = {0};
+    upd_control_t control = {.storage_fd = -1};
+    bool check;
+    int rest, ret = 1;
+    upd_log_init("updraft-control");
+    int r = upd_program_configure(&control_program, argc, argv, &conf, &check, &rest);
+    if (r != 0)
+        return r == 2 ? 0 : 1;
+    if (rest != argc) {
+        if (rest + 1 < argc && strcmp(argv[rest], "keys") == 0 && strcmp(argv[rest + 1], "create") == 0)
+            ret = keys_create(&conf, argc - rest - 2, argv + rest + 2);
+        else
+            fprintf(stderr, "updraft-control: unknown command %s (see --help)\n", argv[rest]);
+        upd_conf_dispose(control_decls, &conf);
+        return ret;
+    }
+    size_t ul = strlen(conf.public_url);
+    if (!(strncmp(conf.public_url, "http://", 7) == 0 || strncmp(conf.public_url, "https://", 8) == 0) || ul < 9) {
+        fprintf(stderr, "updraft-control: public_url: expected an absolute http:// or https:// URL, not \"%s\"\n", conf.public_url);
+        goto Exit;
+    }
+    while (ul > 0 && conf.public_url[ul - 1] == '/')
+        conf.public_url[--ul] = '\0';
+    if (check) {
+        printf("updraft-control: configuration ok\n");
+        ret = 0;
+        goto Exit;
+    }
+    if (conf.storage_dir[0] == '\0') {
+        free(conf.storage_dir);
+        if (asprintf(&conf.storage_dir, "%s/storage", conf.data_dir) < 0)
+            abort();
+    }
+    if (open_store(&conf, &control.store) != 0)
+        goto Exit;
+    if (upd_mkdirs(conf.storage_dir) != 0 ||
+        (control.storage_fd = open(conf.storage_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        upd_log_error("storage_dir %s: %s", conf.storage_dir, strerror(errno));
+        goto Exit;
+    }
+    control.conf = &conf;
+    control.metrics = upd_metrics_create("control", upd_control_route_names, UPD_CONTROL_ROUTE_COUNT);
+    upd_http_opts_t opts = {
+        .program = "updraft-control",
+        .conf = &conf,
+        .on_req = upd_control_on_req,
+        .route_of = upd_control_route_of,
+        .route_names = upd_control_route_names,
+        .nroutes = UPD_CONTROL_ROUTE_COUNT,
+        .app = &control,
+        .allow_bodies = true,
+        .metrics = control.metrics,
+    };
+    ret = upd_http_run(&opts);
+Exit:
+    if (control.store != NULL)
+        upd_store_close(control.store);
+    if (control.storage_fd >= 0)
+        close(control.storage_fd);
+    upd_metrics_destroy(control.metrics);
+    upd_conf_dispose(control_decls, &conf);
+    return ret;
+}

@@ -1,0 +1,122 @@
+/* updraft-origin: the data plane. Answers update checks and serves artifacts. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "domain/err.h"
+#include "handlers/origin.h"
+#include "server/conf_common.h"
+#include "server/http.h"
+#include "server/log.h"
+#include "server/program.h"
+
+static const upd_conf_decl_t origin_decls[] = {
+    UPD_CONF_COMMON_DECLS("127.0.0.1:8080", "1024"),
+    {"geoip.database", UPD_CONF_STRING, offsetof(upd_conf_t, geoip_database), 0, 0, "", "--geoip"},
+    {"trusted_proxies", UPD_CONF_STRLIST, offsetof(upd_conf_t, trusted_proxies), 0, 0, "", "--trusted-proxy"},
+    {"feeds.public_max_age", UPD_CONF_UINT, offsetof(upd_conf_t, feed_max_age), 0, 86400, "60", NULL},
+    {"downloads.max_age", UPD_CONF_UINT, offsetof(upd_conf_t, download_max_age), 0, 86400, "60", NULL},
+    {"clients_seen.queue", UPD_CONF_UINT, offsetof(upd_conf_t, clients_queue), 16, 16777216, "65536", NULL},
+    UPD_CONF_END,
+};
+
+static const upd_program_t origin_program = {
+    "updraft-origin",
+    origin_decls,
+    UPD_CONF_COMMON_USAGE "  --geoip FILE         MaxMind country database (.mmdb) for geo-targeted rollouts\n"
+                          "  --trusted-proxy CIDR believe X-Forwarded-For from these peers, repeatable\n",
+};
+
+static void
+on_seen_commit(size_t n, void *arg)
+{
+    upd_metrics_add(arg, UPD_COUNTER_CLIENTS_RECORDED, n);
+}
+
+int
+main(int argc, char **argv)
+{
+    upd_conf_t conf = {0};
+    upd_origin_t origin = {.storage_fd = -1};
+    bool check;
+    int rest, ret = 1;
+    upd_log_init("updraft-origin");
+    int r = upd_program_configure(&origin_program, argc, argv, &conf, &check, &rest);
+    if (r != 0)
+        return r == 2 ? 0 : 1;
+    if (rest != argc) {
+        fprintf(stderr, "updraft-origin: unexpected argument %s (see --help)\n", argv[rest]);
+        return 1;
+    }
+    origin.conf = &conf;
+    origin.ntrusted = conf.trusted_proxies.size;
+    origin.trusted = calloc(origin.ntrusted + 1, sizeof(*origin.trusted));
+    for (size_t i = 0; i < conf.trusted_proxies.size; ++i) {
+        if (upd_cidr_parse(conf.trusted_proxies.items[i], &origin.trusted[i]) != 0) {
+            fprintf(stderr, "updraft-origin: trusted_proxies: \"%s\" is not an address or CIDR range\n", conf.trusted_proxies.items[i]);
+            goto Exit;
+        }
+    }
+    if (conf.geoip_database[0] != '\0' && (r = upd_geo_open(conf.geoip_database, &origin.geo)) != 0) {
+        fprintf(stderr, "updraft-origin: geoip.database %s: %s\n", conf.geoip_database, upd_strerror(r));
+        goto Exit;
+    }
+    if (check) {
+        printf("updraft-origin: configuration ok\n");
+        ret = 0;
+        goto Exit;
+    }
+
+    if (conf.storage_dir[0] == '\0') {
+        free(conf.storage_dir);
+        if (asprintf(&conf.storage_dir, "%s/storage", conf.data_dir) < 0)
+            abort();
+    }
+    if (upd_mkdirs(conf.data_dir) != 0 || upd_mkdirs(conf.storage_dir) != 0) {
+        upd_log_error("cannot create %s or %s: %s", conf.data_dir, conf.storage_dir, strerror(errno));
+        goto Exit;
+    }
+    if ((origin.storage_fd = open(conf.storage_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        upd_log_error("storage_dir %s: %s", conf.storage_dir, strerror(errno));
+        goto Exit;
+    }
+    upd_store_opts_t sopts = {.map_size = (size_t)conf.lmdb_map_mib << 20};
+    if ((r = upd_store_open(conf.data_dir, &sopts, &origin.store)) != 0) {
+        if (r == UPD_ESCHEMA)
+            upd_log_error("%s/lmdb has another schema version than this build (%u): migrate or use another --data", conf.data_dir,
+                          UPD_STORE_SCHEMA);
+        else
+            upd_log_error("cannot open the store in %s: %s", conf.data_dir, upd_strerror(r));
+        goto Exit;
+    }
+    origin.metrics = upd_metrics_create("origin", upd_route_labels, UPD_ROUTE_LABEL_COUNT);
+    origin.seen = upd_seen_start(origin.store, conf.clients_queue, on_seen_commit, origin.metrics);
+
+    upd_http_opts_t opts = {
+        .program = "updraft-origin",
+        .conf = &conf,
+        .on_req = upd_origin_on_req,
+        .route_of = upd_origin_route_of,
+        .route_names = upd_route_labels,
+        .nroutes = UPD_ROUTE_LABEL_COUNT,
+        .app = &origin,
+        .allow_bodies = false,
+        .metrics = origin.metrics,
+    };
+    ret = upd_http_run(&opts);
+
+Exit:
+    upd_seen_stop(origin.seen);
+    if (origin.store != NULL)
+        upd_store_close(origin.store);
+    if (origin.geo != NULL)
+        upd_geo_close(origin.geo);
+    if (origin.storage_fd >= 0)
+        close(origin.storage_fd);
+    upd_metrics_destroy(origin.metrics);
+    free(origin.trusted);
+    upd_conf_dispose(origin_decls, &conf);
+    return ret;
+}

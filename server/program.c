@@ -1,0 +1,109 @@
+#include "server/program.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "server/log.h"
+
+int
+upd_mkdirs(const char *path)
+{
+    char buf[4096];
+    size_t len = strlen(path);
+    if (len == 0 || len >= sizeof(buf)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(buf, path, len + 1);
+    for (char *p = buf + 1; *p; ++p) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(buf, 0700) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+int
+upd_program_configure(const upd_program_t *prog, int argc, char **argv, upd_conf_t *conf, bool *check, int *rest)
+{
+    char err[512];
+    const char *config_file = NULL;
+    *check = false;
+    *rest = argc;
+    upd_conf_defaults(prog->decls, conf);
+
+    /* first pass: --config and --help, so that the file is read before the flags override it */
+    for (int i = 1; i < argc; ++i) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: %s [--config FILE] [flags] [--check]\n\n%s", prog->name, prog->usage);
+            return 2;
+        }
+        if (strcmp(argv[i], "--config") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "%s: --config needs a file\n", prog->name);
+                return 1;
+            }
+            config_file = argv[++i];
+        } else if (argv[i][0] != '-') {
+            break;
+        } else if (strcmp(argv[i], "--check") != 0) {
+            ++i; /* every other flag takes a value */
+        }
+    }
+    if (config_file != NULL && upd_conf_load_file(prog->decls, conf, config_file, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", prog->name, err);
+        return 1;
+    }
+
+    uint64_t lists_reset = 0;
+    for (int i = 1; i < argc; ++i) {
+        if (strcmp(argv[i], "--config") == 0) {
+            ++i;
+            continue;
+        }
+        if (strcmp(argv[i], "--check") == 0) {
+            *check = true;
+            continue;
+        }
+        if (argv[i][0] != '-') {
+            *rest = i;
+            break;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "%s: %s needs a value (see --help)\n", prog->name, argv[i]);
+            return 1;
+        }
+        int r = upd_conf_apply_flag(prog->decls, conf, argv[i], argv[i + 1], &lists_reset, err, sizeof(err));
+        if (r < 0) {
+            fprintf(stderr, "%s: %s\n", prog->name, err);
+            return 1;
+        }
+        if (r == 0) {
+            fprintf(stderr, "%s: unknown flag %s (see --help)\n", prog->name, argv[i]);
+            return 1;
+        }
+        ++i;
+    }
+
+    upd_log_level_t level;
+    if (upd_log_level_parse(conf->log_level, &level) != 0) {
+        fprintf(stderr, "%s: log.level: expected error, warn, info or debug, not \"%s\"\n", prog->name, conf->log_level);
+        return 1;
+    }
+    upd_log_level = level;
+    if ((conf->tls_cert[0] == '\0') != (conf->tls_key[0] == '\0')) {
+        fprintf(stderr, "%s: tls.cert and tls.key go together\n", prog->name);
+        return 1;
+    }
+    for (size_t i = 0; i < conf->listen.size; ++i) {
+        if (strncmp(conf->listen.items[i], "https://", 8) == 0 && conf->tls_cert[0] == '\0') {
+            fprintf(stderr, "%s: listen %s: TLS needs tls.cert and tls.key (--tls-cert/--tls-key)\n", prog->name, conf->listen.items[i]);
+            return 1;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,26 @@
+#ifndef UPD_PROGRAM_H
+#define UPD_PROGRAM_H
+
+#include <stdbool.h>
+#include "server/config.h"
+
+/* Start-up shared by both servers: defaults, --config FILE, then flag overrides, then --check. */
+
+typedef struct st_upd_program_t {
+    const char *name;            /* "updraft-origin" */
+    const upd_conf_decl_t *decls;
+    const char *usage;           /* the flags section of --help */
+} upd_program_t;
+
+/**
+ * Fills conf from the defaults, the --config file and the flags.
+ * @param[out] check  set when --check was given (validate and exit)
+ * @param[out] rest   index of the first non-flag argument (a subcommand), argc when none
+ * @return 0; 1 when start-up must stop with an error (printed); 2 after --help (printed)
+ */
+int upd_program_configure(const upd_program_t *prog, int argc, char **argv, upd_conf_t *conf, bool *check, int *rest);
+
+/** Creates a directory and its parents (mode 0700 for new ones). @return 0 or -1 with errno */
+int upd_mkdirs(const char *path);
+
+#endif

@@ -1,0 +1,173 @@
+#ifndef UPD_STORE_H
+#define UPD_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "domain/ids.h"
+#include "domain/release.h"
+#include "domain/rollout.h"
+#include "domain/version.h"
+
+/*
+ * The LMDB store: one environment under DATA_DIR/lmdb, shared by updraft-control (the writer) and
+ * updraft-origin (readers, plus its clients-seen writer thread) on one host. Named sub-databases:
+ *
+ *   meta      "schema" -> uint32 UPD_STORE_SCHEMA (checked at open)
+ *   apps      APP -> JSON {"id","name","created"}
+ *   channels  APP/CHANNEL -> packed channel record (generation, stable version, rollout, countries)
+ *   pins      APP/CHANNEL/CLIENT -> "" (the rollout's pinned testers)
+ *   releases  APP/VERSION -> release JSON (upd_release_to_json)
+ *   files     APP/VERSION/NAME -> packed upd_file_rec_t (what the artifact route needs)
+ *   nupkgs    APP/NAME -> VERSION (Squirrel.Windows asks for .nupkg files without a version in the path)
+ *   feeds     APP/VERSION/VARIANT -> uint64 etag (XXH3 of the body, little-endian) + body
+ *   clients   APP/CHANNEL/VERSION/CLIENT -> int64 unix time first offered (clients seen)
+ *   keys      KEY_ID -> JSON {"id","name","role","hash","created"}
+ *
+ * '/' separates key parts: no id, version or file name may contain it.
+ *
+ * Reads go through upd_store_txn_t: a read transaction that is reused per thread (mdb_txn_reset /
+ * mdb_txn_renew), so beginning one costs no allocation. Pointers returned by the getters point into
+ * the memory map and are valid until upd_store_txn_end(). Writes go through a write transaction
+ * (one writer at a time, across processes) and are visible to readers once committed.
+ */
+
+#define UPD_STORE_SCHEMA 1
+
+typedef struct st_upd_store_t upd_store_t;
+typedef struct st_upd_store_txn_t upd_store_txn_t;
+
+typedef struct st_upd_store_opts_t {
+    size_t map_size;   /* bytes; 0 means the default (1 GiB) */
+    bool read_only;    /* open without creating anything (a reader may still record clients) */
+} upd_store_opts_t;
+
+/**
+ * Opens (creating when absent and not read_only) DIR/lmdb and its sub-databases, and checks the schema.
+ * @return 0; UPD_ESCHEMA when the environment has another schema version (the log says which);
+ *         UPD_EIO when the directory cannot be created; UPD_ESTORE on another LMDB error
+ */
+int upd_store_open(const char *data_dir, const upd_store_opts_t *opts, upd_store_t **out);
+void upd_store_close(upd_store_t *store);
+/** The schema version found in the environment (for error messages), 0 when none. */
+uint32_t upd_store_schema_found(const upd_store_t *store);
+
+/* ---- transactions ---- */
+
+/**
+ * Begins a read transaction on this thread's reusable reader (renewed, not allocated, after the first).
+ * One read transaction per thread at a time.
+ * @return 0 or UPD_ESTORE
+ */
+int upd_store_read_begin(upd_store_t *store, upd_store_txn_t **out);
+/** Begins the write transaction (blocks while another process writes). @return 0 or UPD_ESTORE */
+int upd_store_write_begin(upd_store_t *store, upd_store_txn_t **out);
+/** Commits a write transaction; frees it. @return 0 or UPD_ESTORE (nothing was written) */
+int upd_store_commit(upd_store_txn_t *txn);
+/** Ends a read transaction (reset, kept for reuse) or aborts a write transaction (freed). */
+void upd_store_txn_end(upd_store_txn_t *txn);
+
+/* ---- channel state ---- */
+
+typedef struct st_upd_channel_t {
+    uint64_t generation;                  /* bumped on every change of the channel */
+    char stable[UPD_VERSION_MAX + 1];     /* newest fully released version, "" when none */
+    char rollout_version[UPD_VERSION_MAX + 1]; /* release in partial rollout, "" when none */
+    upd_rollout_t rollout;                /* meaningful when rollout_version[0]; countries point into the txn */
+} upd_channel_t;
+
+/** @return 0 or UPD_ENOTFOUND */
+int upd_store_channel_get(upd_store_txn_t *txn, const char *app, const char *channel, upd_channel_t *out);
+/** Writes the channel record (countries copied from out->rollout). @return 0, UPD_ETOOBIG, UPD_ESTORE */
+int upd_store_channel_put(upd_store_txn_t *txn, const char *app, const char *channel, const upd_channel_t *ch);
+/**
+ * Lists the channel names of an app, in key order: cb(name, arg) for each; stops when cb returns non-zero.
+ * @return 0 or UPD_ESTORE
+ */
+int upd_store_channel_list(upd_store_txn_t *txn, const char *app, int (*cb)(const char *channel, void *arg), void *arg);
+
+/** @return true when the client is pinned on the channel's rollout */
+bool upd_store_pin_has(upd_store_txn_t *txn, const char *app, const char *channel, const char *client, size_t client_len);
+/** Replaces the pinned list. @return 0 or UPD_ESTORE */
+int upd_store_pins_set(upd_store_txn_t *txn, const char *app, const char *channel, const char *const *clients, size_t n);
+/** cb for each pinned client id (NUL-terminated copy valid during the call). @return 0 or UPD_ESTORE */
+int upd_store_pins_list(upd_store_txn_t *txn, const char *app, const char *channel, int (*cb)(const char *client, void *arg),
+                        void *arg);
+
+/* ---- apps ---- */
+
+/** @return 0, UPD_EEXIST */
+int upd_store_app_create(upd_store_txn_t *txn, const char *app, const char *json);
+/** @param[out] json  points into the txn, NUL not guaranteed: use json_len. @return 0 or UPD_ENOTFOUND */
+int upd_store_app_get(upd_store_txn_t *txn, const char *app, const char **json, size_t *json_len);
+
+/* ---- releases and their files ---- */
+
+/**
+ * Stores a release: its JSON under releases, one packed record per file under files, and the nupkg
+ * index. @return 0, UPD_EEXIST (that version exists for the app), UPD_ECONFLICT (a .nupkg name is
+ * already used by another version), UPD_ESTORE
+ */
+int upd_store_release_put(upd_store_txn_t *txn, const upd_release_t *rel);
+/** Reads a release back (heap copy; dispose with upd_release_dispose). @return 0, UPD_ENOTFOUND, UPD_ESTORE */
+int upd_store_release_get(upd_store_txn_t *txn, const char *app, const char *version, upd_release_t *out);
+/** cb for each release of an app (all channels), in key order; stops when cb returns non-zero. */
+int upd_store_release_list(upd_store_txn_t *txn, const char *app, int (*cb)(const upd_release_t *rel, void *arg), void *arg);
+
+typedef struct st_upd_file_rec_t {
+    uint64_t size;
+    uint8_t sha512[64]; /* raw digest */
+    uint8_t platform, arch, kind, reserved;
+} upd_file_rec_t;
+
+/** Looks up one file of a release. @return 0 or UPD_ENOTFOUND */
+int upd_store_file_get(upd_store_txn_t *txn, const char *app, const char *version, const char *name, size_t name_len,
+                       upd_file_rec_t *out);
+/** Finds the version that ships a .nupkg of that name. @param[out] version  NUL-terminated copy. @return 0 or UPD_ENOTFOUND */
+int upd_store_nupkg_version(upd_store_txn_t *txn, const char *app, const char *name, size_t name_len,
+                            char version[UPD_VERSION_MAX + 1]);
+
+/* ---- rendered feeds ---- */
+
+/** Stores one feed body; its etag is XXH3-64 of the body. @return 0 or UPD_ESTORE */
+int upd_store_feed_put(upd_store_txn_t *txn, const char *app, const char *version, const char *variant, const char *body,
+                       size_t len);
+/** Deletes every variant stored for a release (before rendering it again). @return 0 or UPD_ESTORE */
+int upd_store_feed_clear(upd_store_txn_t *txn, const char *app, const char *version);
+/**
+ * Looks up a feed body.
+ * @param[out] body  points into the txn; valid until upd_store_txn_end()
+ * @return 0 or UPD_ENOTFOUND
+ */
+int upd_store_feed_get(upd_store_txn_t *txn, const char *app, const char *version, const char *variant, size_t variant_len,
+                       const char **body, size_t *len, uint64_t *etag);
+
+/* ---- clients seen ---- */
+
+typedef struct st_upd_client_seen_t {
+    char app[UPD_ID_MAX + 1];
+    char channel[UPD_ID_MAX + 1];
+    char version[UPD_VERSION_MAX + 1];
+    char client[UPD_CLIENT_ID_MAX + 1];
+    int64_t at; /* unix time */
+} upd_client_seen_t;
+
+/** @return true when that client was already recorded as offered that version */
+bool upd_store_client_seen_has(upd_store_txn_t *txn, const char *app, const char *channel, const char *version,
+                               const char *client, size_t client_len);
+/**
+ * Records clients in one write transaction of its own (existing entries keep their first time).
+ * Safe to call from any thread that has no transaction open. @return 0 or UPD_ESTORE
+ */
+int upd_store_clients_record(upd_store_t *store, const upd_client_seen_t *seen, size_t n);
+/** Counts the distinct clients offered a version. @return 0 or UPD_ESTORE */
+int upd_store_clients_count(upd_store_txn_t *txn, const char *app, const char *channel, const char *version, uint64_t *count);
+
+/* ---- API keys ---- */
+
+/** @return 0, UPD_EEXIST */
+int upd_store_key_put(upd_store_txn_t *txn, const char *key_id, const char *json);
+/** @param[out] json  points into the txn (not NUL-terminated). @return 0 or UPD_ENOTFOUND */
+int upd_store_key_get(upd_store_txn_t *txn, const char *key_id, const char **json, size_t *json_len);
+
+#endif
