@@ -2,7 +2,8 @@
 
 #include <string.h>
 
-const char *upd_strerror(int err)
+const char *
+upd_strerror(int err)
 {
     switch (err) {
     case 0:

@@ -3,17 +3,20 @@
 #include <string.h>
 
 /* Explicit ASCII ranges rather than <ctype.h>: isalnum() depends on the locale, and these grammars are byte-exact. */
-static bool is_lower_digit(char c)
+static bool
+is_lower_digit(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 }
 
-static bool is_alnum(char c)
+static bool
+is_alnum(char c)
 {
     return is_lower_digit(c) || (c >= 'A' && c <= 'Z');
 }
 
-static bool all_of(const char *s, size_t len, const char *extra)
+static bool
+all_of(const char *s, size_t len, const char *extra)
 {
     for (size_t i = 0; i != len; ++i) {
         /* memchr, not strchr: strchr would accept a NUL byte inside len since it finds the terminator */
@@ -23,7 +26,8 @@ static bool all_of(const char *s, size_t len, const char *extra)
     return true;
 }
 
-bool upd_id_is_app(const char *s, size_t len)
+bool
+upd_id_is_app(const char *s, size_t len)
 {
     if (len == 0 || len > UPD_ID_MAX || !is_lower_digit(s[0]))
         return false;
@@ -33,12 +37,14 @@ bool upd_id_is_app(const char *s, size_t len)
     return true;
 }
 
-bool upd_id_is_channel(const char *s, size_t len)
+bool
+upd_id_is_channel(const char *s, size_t len)
 {
     return upd_id_is_app(s, len);
 }
 
-bool upd_id_is_filename(const char *s, size_t len)
+bool
+upd_id_is_filename(const char *s, size_t len)
 {
     if (len == 0 || len > UPD_FILENAME_MAX || !all_of(s, len, "._+-"))
         return false;
@@ -48,12 +54,14 @@ bool upd_id_is_filename(const char *s, size_t len)
     return true;
 }
 
-bool upd_id_is_client(const char *s, size_t len)
+bool
+upd_id_is_client(const char *s, size_t len)
 {
     return len != 0 && len <= UPD_CLIENT_ID_MAX && all_of(s, len, "._:-");
 }
 
-bool upd_id_is_country(const char *s, size_t len)
+bool
+upd_id_is_country(const char *s, size_t len)
 {
     if (len != UPD_COUNTRY_LEN)
         return false;
@@ -69,7 +77,8 @@ struct name_map {
 };
 
 /* Names are matched exactly (case-sensitive): every client we serve sends them in lower case. */
-static int lookup(const struct name_map *map, size_t n, const char *s, size_t len)
+static int
+lookup(const struct name_map *map, size_t n, const char *s, size_t len)
 {
     for (size_t i = 0; i != n; ++i)
         if (strlen(map[i].name) == len && memcmp(map[i].name, s, len) == 0)
@@ -80,30 +89,34 @@ static int lookup(const struct name_map *map, size_t n, const char *s, size_t le
 static const char *const platform_names[UPD_PLATFORM_COUNT] = {"windows", "mac", "linux"};
 static const char *const arch_names[UPD_ARCH_COUNT] = {"x64", "arm64", "ia32", "universal"};
 
-int upd_platform_parse(const char *s, size_t len)
+int
+upd_platform_parse(const char *s, size_t len)
 {
     static const struct name_map map[] = {
-        {"windows", UPD_PLATFORM_WINDOWS}, {"mac", UPD_PLATFORM_MAC},     {"linux", UPD_PLATFORM_LINUX},
+        {"windows", UPD_PLATFORM_WINDOWS}, {"mac", UPD_PLATFORM_MAC},    {"linux", UPD_PLATFORM_LINUX},
         {"win32", UPD_PLATFORM_WINDOWS},   {"darwin", UPD_PLATFORM_MAC},
     };
     return lookup(map, sizeof(map) / sizeof(map[0]), s, len);
 }
 
-const char *upd_platform_name(upd_platform_t p)
+const char *
+upd_platform_name(upd_platform_t p)
 {
     return (unsigned)p < UPD_PLATFORM_COUNT ? platform_names[p] : NULL;
 }
 
-int upd_arch_parse(const char *s, size_t len)
+int
+upd_arch_parse(const char *s, size_t len)
 {
     static const struct name_map map[] = {
-        {"x64", UPD_ARCH_X64},   {"arm64", UPD_ARCH_ARM64}, {"ia32", UPD_ARCH_IA32}, {"universal", UPD_ARCH_UNIVERSAL},
+        {"x64", UPD_ARCH_X64},    {"arm64", UPD_ARCH_ARM64},   {"ia32", UPD_ARCH_IA32}, {"universal", UPD_ARCH_UNIVERSAL},
         {"x86_64", UPD_ARCH_X64}, {"aarch64", UPD_ARCH_ARM64}, {"i686", UPD_ARCH_IA32}, {"x86", UPD_ARCH_IA32},
     };
     return lookup(map, sizeof(map) / sizeof(map[0]), s, len);
 }
 
-const char *upd_arch_name(upd_arch_t a)
+const char *
+upd_arch_name(upd_arch_t a)
 {
     return (unsigned)a < UPD_ARCH_COUNT ? arch_names[a] : NULL;
 }

@@ -3,12 +3,14 @@
 #include <stdbool.h>
 #include <strings.h>
 
-static bool is_ows(char c)
+static bool
+is_ows(char c)
 {
     return c == ' ' || c == '\t';
 }
 
-static const char *skip_ows(const char *p, const char *end)
+static const char *
+skip_ows(const char *p, const char *end)
 {
     while (p != end && is_ows(*p))
         ++p;
@@ -16,7 +18,8 @@ static const char *skip_ows(const char *p, const char *end)
 }
 
 /* 1*DIGIT into *out; false when there is no digit or the value does not fit 64 bits (a hostile header, not a range). */
-static bool parse_u64(const char **p, const char *end, uint64_t *out)
+static bool
+parse_u64(const char **p, const char *end, uint64_t *out)
 {
     const char *s = *p;
     uint64_t v = 0;
@@ -38,7 +41,8 @@ static bool parse_u64(const char **p, const char *end, uint64_t *out)
  * Parses one range-spec at *p and resolves it against size. Returns false on a syntax error; otherwise *keep says whether
  * the part is satisfiable and, if so, *part holds it.
  */
-static bool parse_part(const char **p, const char *end, uint64_t size, upd_range_t *part, bool *keep)
+static bool
+parse_part(const char **p, const char *end, uint64_t size, upd_range_t *part, bool *keep)
 {
     uint64_t first, last;
 
@@ -74,7 +78,8 @@ static bool parse_part(const char **p, const char *end, uint64_t size, upd_range
     return true;
 }
 
-upd_range_result_t upd_range_parse(const char *value, size_t len, uint64_t size, upd_range_t *out, size_t cap, size_t *count)
+upd_range_result_t
+upd_range_parse(const char *value, size_t len, uint64_t size, upd_range_t *out, size_t cap, size_t *count)
 {
     static const char unit[] = "bytes=";
     const char *p = value, *end = value + len;

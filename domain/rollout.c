@@ -7,12 +7,14 @@
 
 #include "domain/err.h"
 
-uint32_t upd_rollout_bucket(const char *client_id, size_t len, uint64_t seed)
+uint32_t
+upd_rollout_bucket(const char *client_id, size_t len, uint64_t seed)
 {
     return (uint32_t)(XXH3_64bits_withSeed(client_id, len, seed) % UPD_ROLLOUT_BASIS_POINTS);
 }
 
-bool upd_rollout_geo_allowed(const upd_rollout_t *r, const char *country)
+bool
+upd_rollout_geo_allowed(const upd_rollout_t *r, const char *country)
 {
     if (r->ncountries == 0)
         return true;
@@ -24,7 +26,8 @@ bool upd_rollout_geo_allowed(const upd_rollout_t *r, const char *country)
     return false;
 }
 
-upd_decision_t upd_rollout_decide(const upd_rollout_t *r, const char *client_id, size_t len, bool pinned, const char *country)
+upd_decision_t
+upd_rollout_decide(const upd_rollout_t *r, const char *client_id, size_t len, bool pinned, const char *country)
 {
     /* r->paused is deliberately not read: pausing freezes the percentage, it does not change who is in. */
     if (pinned)
@@ -36,18 +39,21 @@ upd_decision_t upd_rollout_decide(const upd_rollout_t *r, const char *client_id,
     return UPD_DECISION_IN;
 }
 
-bool upd_decision_is_eligible(upd_decision_t d)
+bool
+upd_decision_is_eligible(upd_decision_t d)
 {
     return d == UPD_DECISION_PINNED || d == UPD_DECISION_IN;
 }
 
-const char *upd_decision_name(upd_decision_t d)
+const char *
+upd_decision_name(upd_decision_t d)
 {
     static const char *const names[UPD_DECISION_COUNT] = {"pinned", "in", "out_percent", "out_geo"};
     return (unsigned)d < UPD_DECISION_COUNT ? names[d] : "unknown";
 }
 
-static bool is_digit(char c)
+static bool
+is_digit(char c)
 {
     return c >= '0' && c <= '9';
 }
@@ -56,7 +62,8 @@ static bool is_digit(char c)
  * Grammar: 1*3DIGIT [ "." 1*2DIGIT ], value at most 100. ".5" and "5." are refused: the API and CLI print what they
  * store, so only the canonical spellings round-trip; leading zeros ("05") are accepted as the number they plainly are.
  */
-int upd_rollout_percent_parse(const char *s, size_t len, uint32_t *out_bp)
+int
+upd_rollout_percent_parse(const char *s, size_t len, uint32_t *out_bp)
 {
     size_t i = 0, nint = 0, nfrac = 0;
     uint32_t whole = 0, frac = 0;

@@ -5,18 +5,21 @@
 
 #include "domain/err.h"
 
-static bool is_digit(char c)
+static bool
+is_digit(char c)
 {
     return c >= '0' && c <= '9';
 }
 
-static bool is_ident_char(char c)
+static bool
+is_ident_char(char c)
 {
     return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-';
 }
 
 /* A numeric identifier of the core: "0" or [1-9][0-9]*, at most UINT64_MAX. Advances *p past it. */
-static int parse_number(const char **p, const char *end, uint64_t *out)
+static int
+parse_number(const char **p, const char *end, uint64_t *out)
 {
     const char *s = *p;
     uint64_t v = 0;
@@ -40,7 +43,8 @@ static int parse_number(const char **p, const char *end, uint64_t *out)
  * Checks a dot-separated identifier list (pre-release or build), from s to end. Empty identifiers are refused in both;
  * leading zeros only in the numeric identifiers of a pre-release (SemVer §9), since build identifiers are not numbers (§10).
  */
-static int check_idents(const char *s, const char *end, bool numeric_no_leading_zero)
+static int
+check_idents(const char *s, const char *end, bool numeric_no_leading_zero)
 {
     while (1) {
         const char *id = s;
@@ -62,7 +66,8 @@ static int check_idents(const char *s, const char *end, bool numeric_no_leading_
     }
 }
 
-int upd_version_parse(const char *s, size_t len, upd_version_t *out)
+int
+upd_version_parse(const char *s, size_t len, upd_version_t *out)
 {
     const char *p = s, *end = s + len, *pre = NULL, *pre_end = NULL;
     upd_version_t v;
@@ -102,12 +107,14 @@ int upd_version_parse(const char *s, size_t len, upd_version_t *out)
     return 0;
 }
 
-static int cmp_u64(uint64_t a, uint64_t b)
+static int
+cmp_u64(uint64_t a, uint64_t b)
 {
     return a < b ? -1 : a > b;
 }
 
-static bool all_digits(const char *s, size_t n)
+static bool
+all_digits(const char *s, size_t n)
 {
     for (size_t i = 0; i != n; ++i)
         if (!is_digit(s[i]))
@@ -116,7 +123,8 @@ static bool all_digits(const char *s, size_t n)
 }
 
 /* SemVer §11.4.1-3 for one pair of identifiers. */
-static int cmp_ident(const char *a, size_t an, const char *b, size_t bn)
+static int
+cmp_ident(const char *a, size_t an, const char *b, size_t bn)
 {
     bool anum = all_digits(a, an), bnum = all_digits(b, bn);
 
@@ -136,12 +144,12 @@ static int cmp_ident(const char *a, size_t an, const char *b, size_t bn)
     return cmp_u64(an, bn);
 }
 
-int upd_version_cmp(const upd_version_t *a, const upd_version_t *b)
+int
+upd_version_cmp(const upd_version_t *a, const upd_version_t *b)
 {
     int c;
 
-    if ((c = cmp_u64(a->major, b->major)) != 0 || (c = cmp_u64(a->minor, b->minor)) != 0 ||
-        (c = cmp_u64(a->patch, b->patch)) != 0)
+    if ((c = cmp_u64(a->major, b->major)) != 0 || (c = cmp_u64(a->minor, b->minor)) != 0 || (c = cmp_u64(a->patch, b->patch)) != 0)
         return c;
     /* §11.3: a pre-release version has lower precedence than the normal version */
     if (a->pre == NULL || b->pre == NULL)
@@ -164,7 +172,8 @@ int upd_version_cmp(const upd_version_t *a, const upd_version_t *b)
     }
 }
 
-int upd_version_cmp_str(const char *a, size_t alen, const char *b, size_t blen)
+int
+upd_version_cmp_str(const char *a, size_t alen, const char *b, size_t blen)
 {
     upd_version_t va, vb;
     bool aok = upd_version_parse(a, alen, &va) == 0, bok = upd_version_parse(b, blen, &vb) == 0;

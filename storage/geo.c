@@ -12,7 +12,8 @@ struct st_upd_geo_t {
     MMDB_s mmdb;
 };
 
-int upd_geo_open(const char *path, upd_geo_t **out)
+int
+upd_geo_open(const char *path, upd_geo_t **out)
 {
     upd_geo_t *geo;
     int status;
@@ -36,7 +37,8 @@ int upd_geo_open(const char *path, upd_geo_t **out)
     return 0;
 }
 
-void upd_geo_close(upd_geo_t *geo)
+void
+upd_geo_close(upd_geo_t *geo)
 {
     if (geo == NULL)
         return;
@@ -45,7 +47,8 @@ void upd_geo_close(upd_geo_t *geo)
 }
 
 /* Copies path's value into country when it is a 2-letter upper-case code; a database with junk there gives no country. */
-static bool get_iso_code(MMDB_entry_s *entry, const char *field, char country[3])
+static bool
+get_iso_code(MMDB_entry_s *entry, const char *field, char country[3])
 {
     MMDB_entry_data_s data;
 
@@ -60,7 +63,8 @@ static bool get_iso_code(MMDB_entry_s *entry, const char *field, char country[3]
     return true;
 }
 
-int upd_geo_country(upd_geo_t *geo, const struct sockaddr *addr, char country[3])
+int
+upd_geo_country(upd_geo_t *geo, const struct sockaddr *addr, char country[3])
 {
     struct sockaddr_in v4;
     MMDB_lookup_result_s result;

@@ -11,14 +11,16 @@
 #define S(lit) (lit), (sizeof(lit) - 1)
 
 /* A string of n copies of c (n < sizeof buf). */
-static const char *repeat(char *buf, char c, size_t n)
+static const char *
+repeat(char *buf, char c, size_t n)
 {
     memset(buf, c, n);
     buf[n] = '\0';
     return buf;
 }
 
-static void test_app_id_accepts_lowercase_digits_and_inner_hyphens(void **state)
+static void
+test_app_id_accepts_lowercase_digits_and_inner_hyphens(void **state)
 {
     assert_true(upd_id_is_app(S("acme")));
     assert_true(upd_id_is_app(S("a")));
@@ -28,7 +30,8 @@ static void test_app_id_accepts_lowercase_digits_and_inner_hyphens(void **state)
     assert_true(upd_id_is_app(S("a--b")));
 }
 
-static void test_app_id_length_is_1_to_63(void **state)
+static void
+test_app_id_length_is_1_to_63(void **state)
 {
     char buf[128];
     assert_false(upd_id_is_app("", 0));
@@ -37,7 +40,8 @@ static void test_app_id_length_is_1_to_63(void **state)
     assert_false(upd_id_is_app(repeat(buf, 'a', UPD_ID_MAX + 1), UPD_ID_MAX + 1));
 }
 
-static void test_app_id_refuses_leading_hyphen_uppercase_and_other_chars(void **state)
+static void
+test_app_id_refuses_leading_hyphen_uppercase_and_other_chars(void **state)
 {
     assert_false(upd_id_is_app(S("-acme")));
     assert_false(upd_id_is_app(S("Acme")));
@@ -51,19 +55,22 @@ static void test_app_id_refuses_leading_hyphen_uppercase_and_other_chars(void **
     assert_false(upd_id_is_app(S("acme\n")));
 }
 
-static void test_app_id_refuses_nul_inside_len(void **state)
+static void
+test_app_id_refuses_nul_inside_len(void **state)
 {
     assert_false(upd_id_is_app("ac\0me", 5));
     assert_false(upd_id_is_app("acme\0", 5));
 }
 
-static void test_app_id_reads_only_len_bytes(void **state)
+static void
+test_app_id_reads_only_len_bytes(void **state)
 {
     /* the byte after len is invalid: only the first 4 count */
     assert_true(upd_id_is_app("acme/../x", 4));
 }
 
-static void test_channel_shares_the_app_grammar(void **state)
+static void
+test_channel_shares_the_app_grammar(void **state)
 {
     char buf[128];
     assert_true(upd_id_is_channel(S("latest")));
@@ -75,7 +82,8 @@ static void test_channel_shares_the_app_grammar(void **state)
     assert_false(upd_id_is_channel(repeat(buf, 'b', UPD_ID_MAX + 1), UPD_ID_MAX + 1));
 }
 
-static void test_filename_accepts_its_whole_alphabet(void **state)
+static void
+test_filename_accepts_its_whole_alphabet(void **state)
 {
     assert_true(upd_id_is_filename(S("Acme-Setup-1.2.0.exe")));
     assert_true(upd_id_is_filename(S("acme_1.2.0+build.5_amd64.deb")));
@@ -87,7 +95,8 @@ static void test_filename_accepts_its_whole_alphabet(void **state)
     assert_true(upd_id_is_filename(S("..a")));
 }
 
-static void test_filename_length_is_1_to_200(void **state)
+static void
+test_filename_length_is_1_to_200(void **state)
 {
     char buf[256];
     assert_false(upd_id_is_filename("", 0));
@@ -96,13 +105,15 @@ static void test_filename_length_is_1_to_200(void **state)
     assert_false(upd_id_is_filename(repeat(buf, 'F', UPD_FILENAME_MAX + 1), UPD_FILENAME_MAX + 1));
 }
 
-static void test_filename_refuses_dot_and_dotdot(void **state)
+static void
+test_filename_refuses_dot_and_dotdot(void **state)
 {
     assert_false(upd_id_is_filename(S(".")));
     assert_false(upd_id_is_filename(S("..")));
 }
 
-static void test_filename_refuses_separators_spaces_and_other_chars(void **state)
+static void
+test_filename_refuses_separators_spaces_and_other_chars(void **state)
 {
     assert_false(upd_id_is_filename(S("a/b")));
     assert_false(upd_id_is_filename(S("a\\b")));
@@ -117,14 +128,16 @@ static void test_filename_refuses_separators_spaces_and_other_chars(void **state
     assert_false(upd_id_is_filename("\0", 1));
 }
 
-static void test_client_id_accepts_uuid_and_its_alphabet(void **state)
+static void
+test_client_id_accepts_uuid_and_its_alphabet(void **state)
 {
     assert_true(upd_id_is_client(S("3f1b2c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d")));
     assert_true(upd_id_is_client(S("client-a")));
     assert_true(upd_id_is_client(S("host:1.2_X")));
 }
 
-static void test_client_id_length_is_1_to_128(void **state)
+static void
+test_client_id_length_is_1_to_128(void **state)
 {
     char buf[256];
     assert_false(upd_id_is_client("", 0));
@@ -133,7 +146,8 @@ static void test_client_id_length_is_1_to_128(void **state)
     assert_false(upd_id_is_client(repeat(buf, 'Z', UPD_CLIENT_ID_MAX + 1), UPD_CLIENT_ID_MAX + 1));
 }
 
-static void test_client_id_refuses_other_chars(void **state)
+static void
+test_client_id_refuses_other_chars(void **state)
 {
     assert_false(upd_id_is_client(S("a b")));
     assert_false(upd_id_is_client(S("a+b")));
@@ -144,7 +158,8 @@ static void test_client_id_refuses_other_chars(void **state)
     assert_false(upd_id_is_client("ab\0", 3));
 }
 
-static void test_country_is_two_uppercase_letters(void **state)
+static void
+test_country_is_two_uppercase_letters(void **state)
 {
     assert_true(upd_id_is_country(S("DE")));
     assert_true(upd_id_is_country(S("AZ")));
@@ -159,7 +174,8 @@ static void test_country_is_two_uppercase_letters(void **state)
     assert_false(upd_id_is_country(S("@[")));
 }
 
-static void test_platform_parses_names_and_client_aliases(void **state)
+static void
+test_platform_parses_names_and_client_aliases(void **state)
 {
     assert_int_equal(upd_platform_parse(S("windows")), UPD_PLATFORM_WINDOWS);
     assert_int_equal(upd_platform_parse(S("mac")), UPD_PLATFORM_MAC);
@@ -168,7 +184,8 @@ static void test_platform_parses_names_and_client_aliases(void **state)
     assert_int_equal(upd_platform_parse(S("darwin")), UPD_PLATFORM_MAC);
 }
 
-static void test_platform_refuses_unknown_prefixes_and_case(void **state)
+static void
+test_platform_refuses_unknown_prefixes_and_case(void **state)
 {
     assert_int_equal(upd_platform_parse("", 0), -1);
     assert_int_equal(upd_platform_parse(S("win")), -1);
@@ -180,7 +197,8 @@ static void test_platform_refuses_unknown_prefixes_and_case(void **state)
     assert_int_equal(upd_platform_parse("linuxx", 5), UPD_PLATFORM_LINUX); /* only len bytes count */
 }
 
-static void test_platform_name_round_trips(void **state)
+static void
+test_platform_name_round_trips(void **state)
 {
     for (int p = 0; p != UPD_PLATFORM_COUNT; ++p) {
         const char *name = upd_platform_name((upd_platform_t)p);
@@ -193,7 +211,8 @@ static void test_platform_name_round_trips(void **state)
     assert_null(upd_platform_name(UPD_PLATFORM_COUNT));
 }
 
-static void test_arch_parses_names_and_tauri_rust_aliases(void **state)
+static void
+test_arch_parses_names_and_tauri_rust_aliases(void **state)
 {
     assert_int_equal(upd_arch_parse(S("x64")), UPD_ARCH_X64);
     assert_int_equal(upd_arch_parse(S("arm64")), UPD_ARCH_ARM64);
@@ -205,7 +224,8 @@ static void test_arch_parses_names_and_tauri_rust_aliases(void **state)
     assert_int_equal(upd_arch_parse(S("x86")), UPD_ARCH_IA32);
 }
 
-static void test_arch_refuses_unknown_prefixes_and_case(void **state)
+static void
+test_arch_refuses_unknown_prefixes_and_case(void **state)
 {
     assert_int_equal(upd_arch_parse("", 0), -1);
     assert_int_equal(upd_arch_parse(S("x6")), -1);
@@ -216,7 +236,8 @@ static void test_arch_refuses_unknown_prefixes_and_case(void **state)
     assert_int_equal(upd_arch_parse("x64\0", 4), -1);
 }
 
-static void test_arch_name_round_trips(void **state)
+static void
+test_arch_name_round_trips(void **state)
 {
     static const char *const expected[UPD_ARCH_COUNT] = {"x64", "arm64", "ia32", "universal"};
     for (int a = 0; a != UPD_ARCH_COUNT; ++a) {
@@ -227,7 +248,8 @@ static void test_arch_name_round_trips(void **state)
     assert_null(upd_arch_name(UPD_ARCH_COUNT));
 }
 
-int main(void)
+int
+main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_app_id_accepts_lowercase_digits_and_inner_hyphens),

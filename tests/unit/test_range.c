@@ -13,13 +13,15 @@
 static upd_range_t parts[UPD_RANGE_MAX_PARTS];
 static size_t nparts;
 
-static upd_range_result_t parse(const char *value, uint64_t size)
+static upd_range_result_t
+parse(const char *value, uint64_t size)
 {
     nparts = 12345; /* so a test sees whether count was written */
     return upd_range_parse(value, strlen(value), size, parts, UPD_RANGE_MAX_PARTS, &nparts);
 }
 
-static void assert_part(size_t i, uint64_t start, uint64_t len)
+static void
+assert_part(size_t i, uint64_t start, uint64_t len)
 {
     assert_true(i < nparts);
     if (parts[i].start != start || parts[i].len != len)
@@ -27,7 +29,8 @@ static void assert_part(size_t i, uint64_t start, uint64_t len)
                  (unsigned long long)parts[i].len, (unsigned long long)start, (unsigned long long)len);
 }
 
-static void assert_whole(const char *value, uint64_t size)
+static void
+assert_whole(const char *value, uint64_t size)
 {
     upd_range_result_t r = parse(value, size);
     if (r != UPD_RANGE_WHOLE)
@@ -35,7 +38,8 @@ static void assert_whole(const char *value, uint64_t size)
     assert_int_equal(nparts, 0);
 }
 
-static void assert_unsatisfiable(const char *value, uint64_t size)
+static void
+assert_unsatisfiable(const char *value, uint64_t size)
 {
     upd_range_result_t r = parse(value, size);
     if (r != UPD_RANGE_UNSATISFIABLE)
@@ -43,7 +47,8 @@ static void assert_unsatisfiable(const char *value, uint64_t size)
 }
 
 /* "bytes=" followed by n ranges "start-start" stepping by `step` bytes, joined by sep; the caller frees it. */
-static char *many_ranges(size_t n, uint64_t step, const char *sep)
+static char *
+many_ranges(size_t n, uint64_t step, const char *sep)
 {
     size_t cap = 16 + n * (48 + strlen(sep)), off;
     char *s = malloc(cap);
@@ -55,7 +60,8 @@ static char *many_ranges(size_t n, uint64_t step, const char *sep)
     return s;
 }
 
-static void test_single_closed_range(void **state)
+static void
+test_single_closed_range(void **state)
 {
     assert_int_equal(parse("bytes=0-499", 10000), UPD_RANGE_PARTIAL);
     assert_int_equal(nparts, 1);
@@ -64,7 +70,8 @@ static void test_single_closed_range(void **state)
     assert_part(0, 9999, 1);
 }
 
-static void test_open_ended_range_runs_to_the_end(void **state)
+static void
+test_open_ended_range_runs_to_the_end(void **state)
 {
     assert_int_equal(parse("bytes=9500-", 10000), UPD_RANGE_PARTIAL);
     assert_int_equal(nparts, 1);
@@ -73,7 +80,8 @@ static void test_open_ended_range_runs_to_the_end(void **state)
     assert_part(0, 0, 10000);
 }
 
-static void test_suffix_range_takes_the_last_bytes(void **state)
+static void
+test_suffix_range_takes_the_last_bytes(void **state)
 {
     assert_int_equal(parse("bytes=-500", 10000), UPD_RANGE_PARTIAL);
     assert_int_equal(nparts, 1);
@@ -82,7 +90,8 @@ static void test_suffix_range_takes_the_last_bytes(void **state)
     assert_part(0, 0, 1);
 }
 
-static void test_suffix_longer_than_the_file_is_the_whole_file_as_one_part(void **state)
+static void
+test_suffix_longer_than_the_file_is_the_whole_file_as_one_part(void **state)
 {
     assert_int_equal(parse("bytes=-20000", 10000), UPD_RANGE_PARTIAL);
     assert_int_equal(nparts, 1);
@@ -91,12 +100,14 @@ static void test_suffix_longer_than_the_file_is_the_whole_file_as_one_part(void 
     assert_part(0, 0, 10000);
 }
 
-static void test_zero_suffix_is_unsatisfiable(void **state)
+static void
+test_zero_suffix_is_unsatisfiable(void **state)
 {
     assert_unsatisfiable("bytes=-0", 10000);
 }
 
-static void test_last_beyond_the_end_is_clamped(void **state)
+static void
+test_last_beyond_the_end_is_clamped(void **state)
 {
     assert_int_equal(parse("bytes=9000-99999", 10000), UPD_RANGE_PARTIAL);
     assert_part(0, 9000, 1000);
@@ -106,7 +117,8 @@ static void test_last_beyond_the_end_is_clamped(void **state)
     assert_part(0, 5, 5);
 }
 
-static void test_first_at_or_beyond_the_end_is_unsatisfiable(void **state)
+static void
+test_first_at_or_beyond_the_end_is_unsatisfiable(void **state)
 {
     assert_unsatisfiable("bytes=10000-", 10000);
     assert_unsatisfiable("bytes=10000-10005", 10000);
@@ -115,7 +127,8 @@ static void test_first_at_or_beyond_the_end_is_unsatisfiable(void **state)
     assert_unsatisfiable("bytes=18446744073709551615-", 10000);
 }
 
-static void test_unsatisfiable_parts_are_dropped_from_a_mixed_set(void **state)
+static void
+test_unsatisfiable_parts_are_dropped_from_a_mixed_set(void **state)
 {
     assert_int_equal(parse("bytes=0-9, 20000-20010, 50-59", 100), UPD_RANGE_PARTIAL);
     assert_int_equal(nparts, 2);
@@ -126,7 +139,8 @@ static void test_unsatisfiable_parts_are_dropped_from_a_mixed_set(void **state)
     assert_part(0, 90, 10);
 }
 
-static void test_every_range_on_an_empty_file_is_unsatisfiable(void **state)
+static void
+test_every_range_on_an_empty_file_is_unsatisfiable(void **state)
 {
     assert_unsatisfiable("bytes=0-", 0);
     assert_unsatisfiable("bytes=0-0", 0);
@@ -135,7 +149,8 @@ static void test_every_range_on_an_empty_file_is_unsatisfiable(void **state)
     assert_unsatisfiable("bytes=0-1,5-9", 0);
 }
 
-static void test_multiple_ranges_with_comma_space_keep_their_order_and_lengths(void **state)
+static void
+test_multiple_ranges_with_comma_space_keep_their_order_and_lengths(void **state)
 {
     /* the shape electron-updater's differential downloader sends */
     assert_int_equal(parse("bytes=0-99, 200-299, 1000-1499", 5000), UPD_RANGE_PARTIAL);
@@ -145,28 +160,32 @@ static void test_multiple_ranges_with_comma_space_keep_their_order_and_lengths(v
     assert_part(2, 1000, 500);
 }
 
-static void test_multiple_ranges_without_space_are_accepted(void **state)
+static void
+test_multiple_ranges_without_space_are_accepted(void **state)
 {
     assert_int_equal(parse("bytes=0-99,200-299,1000-1499", 5000), UPD_RANGE_PARTIAL);
     assert_int_equal(nparts, 3);
     assert_part(1, 200, 100);
 }
 
-static void test_whitespace_around_commas_is_allowed(void **state)
+static void
+test_whitespace_around_commas_is_allowed(void **state)
 {
     assert_int_equal(parse("bytes=0-9 ,\t20-29 \t, 40-49", 100), UPD_RANGE_PARTIAL);
     assert_int_equal(nparts, 3);
     assert_part(2, 40, 10);
 }
 
-static void test_whitespace_around_the_value_is_ignored(void **state)
+static void
+test_whitespace_around_the_value_is_ignored(void **state)
 {
     assert_int_equal(parse(" \tbytes=0-9 ", 100), UPD_RANGE_PARTIAL);
     assert_int_equal(nparts, 1);
     assert_part(0, 0, 10);
 }
 
-static void test_whitespace_inside_a_range_or_around_equals_means_whole(void **state)
+static void
+test_whitespace_inside_a_range_or_around_equals_means_whole(void **state)
 {
     assert_whole("bytes =0-9", 100);
     assert_whole("bytes= 0-9", 100);
@@ -175,7 +194,8 @@ static void test_whitespace_inside_a_range_or_around_equals_means_whole(void **s
     assert_whole("bytes=- 9", 100);
 }
 
-static void test_touching_ranges_are_kept_apart(void **state)
+static void
+test_touching_ranges_are_kept_apart(void **state)
 {
     assert_int_equal(parse("bytes=0-9,10-19,20-29", 100), UPD_RANGE_PARTIAL);
     assert_int_equal(nparts, 3);
@@ -184,7 +204,8 @@ static void test_touching_ranges_are_kept_apart(void **state)
     assert_part(2, 20, 10);
 }
 
-static void test_overlapping_ranges_mean_whole(void **state)
+static void
+test_overlapping_ranges_mean_whole(void **state)
 {
     assert_whole("bytes=0-9,9-19", 100);
     assert_whole("bytes=0-50,25-75", 100);
@@ -193,39 +214,45 @@ static void test_overlapping_ranges_mean_whole(void **state)
     assert_whole("bytes=50-,-10", 100); /* the suffix resolves to 90-99, inside 50-99 */
 }
 
-static void test_unsorted_ranges_mean_whole(void **state)
+static void
+test_unsorted_ranges_mean_whole(void **state)
 {
     assert_whole("bytes=20-29,0-9", 100);
     assert_whole("bytes=-10,0-9", 100);
 }
 
-static void test_suffix_after_earlier_ranges_is_fine_when_ascending(void **state)
+static void
+test_suffix_after_earlier_ranges_is_fine_when_ascending(void **state)
 {
     assert_int_equal(parse("bytes=0-9,-10", 100), UPD_RANGE_PARTIAL);
     assert_int_equal(nparts, 2);
     assert_part(1, 90, 10);
 }
 
-static void test_clamped_range_overlapping_a_later_one_means_whole(void **state)
+static void
+test_clamped_range_overlapping_a_later_one_means_whole(void **state)
 {
     /* 50-1000 clamps to 50-99 */
     assert_whole("bytes=50-1000,80-89", 100);
 }
 
-static void test_repeated_whole_file_requests_mean_whole(void **state)
+static void
+test_repeated_whole_file_requests_mean_whole(void **state)
 {
     /* the amplification attack: many parts each asking for everything */
     assert_whole("bytes=0-,0-,0-,0-", 100);
     assert_whole("bytes=-100,-100", 100);
 }
 
-static void test_unit_is_case_insensitive(void **state)
+static void
+test_unit_is_case_insensitive(void **state)
 {
     assert_int_equal(parse("Bytes=0-9", 100), UPD_RANGE_PARTIAL);
     assert_int_equal(parse("BYTES=0-9", 100), UPD_RANGE_PARTIAL);
 }
 
-static void test_other_units_mean_whole(void **state)
+static void
+test_other_units_mean_whole(void **state)
 {
     assert_whole("items=0-9", 100);
     assert_whole("byte=0-9", 100);
@@ -236,7 +263,8 @@ static void test_other_units_mean_whole(void **state)
     assert_whole("", 100);
 }
 
-static void test_syntax_errors_mean_whole(void **state)
+static void
+test_syntax_errors_mean_whole(void **state)
 {
     assert_whole("bytes=", 100);
     assert_whole("bytes=,", 100);
@@ -254,20 +282,23 @@ static void test_syntax_errors_mean_whole(void **state)
     assert_whole("bytes=0-9 20-29", 100);
 }
 
-static void test_last_before_first_means_whole(void **state)
+static void
+test_last_before_first_means_whole(void **state)
 {
     assert_whole("bytes=9-0", 100);
     /* even when the part would be dropped as unsatisfiable: it is invalid, not just out of range */
     assert_whole("bytes=500-400", 100);
 }
 
-static void test_syntax_error_after_valid_parts_means_whole(void **state)
+static void
+test_syntax_error_after_valid_parts_means_whole(void **state)
 {
     assert_whole("bytes=0-9,20-29,x", 100);
     assert_whole("bytes=0-9,200-300,junk", 100);
 }
 
-static void test_overflowing_numbers_mean_whole(void **state)
+static void
+test_overflowing_numbers_mean_whole(void **state)
 {
     assert_whole("bytes=18446744073709551616-", 100);
     assert_whole("bytes=0-18446744073709551616", 100);
@@ -276,7 +307,8 @@ static void test_overflowing_numbers_mean_whole(void **state)
     assert_whole("bytes=99999999999999999999999999999999999999999999999999-1", 100);
 }
 
-static void test_largest_representation_size_does_not_overflow(void **state)
+static void
+test_largest_representation_size_does_not_overflow(void **state)
 {
     assert_int_equal(parse("bytes=-1", UINT64_MAX), UPD_RANGE_PARTIAL);
     assert_part(0, UINT64_MAX - 1, 1);
@@ -287,19 +319,22 @@ static void test_largest_representation_size_does_not_overflow(void **state)
     assert_whole("bytes=0-,-1", UINT64_MAX);
 }
 
-static void test_nul_byte_inside_the_value_means_whole(void **state)
+static void
+test_nul_byte_inside_the_value_means_whole(void **state)
 {
     assert_int_equal(upd_range_parse("bytes=0-9\0,20-29", 16, 100, parts, UPD_RANGE_MAX_PARTS, &nparts), UPD_RANGE_WHOLE);
 }
 
-static void test_parser_reads_only_len_bytes(void **state)
+static void
+test_parser_reads_only_len_bytes(void **state)
 {
     assert_int_equal(upd_range_parse("bytes=0-9,20-29", 9, 100, parts, UPD_RANGE_MAX_PARTS, &nparts), UPD_RANGE_PARTIAL);
     assert_int_equal(nparts, 1);
     assert_part(0, 0, 10);
 }
 
-static void test_1000_parts_are_served(void **state)
+static void
+test_1000_parts_are_served(void **state)
 {
     char *s = many_ranges(UPD_RANGE_MAX_PARTS, 10, ", ");
     assert_int_equal(parse(s, 100000), UPD_RANGE_PARTIAL);
@@ -314,14 +349,16 @@ static void test_1000_parts_are_served(void **state)
     free(s);
 }
 
-static void test_1001_parts_mean_whole(void **state)
+static void
+test_1001_parts_mean_whole(void **state)
 {
     char *s = many_ranges(UPD_RANGE_MAX_PARTS + 1, 10, ", ");
     assert_whole(s, 100000);
     free(s);
 }
 
-static void test_1001_parts_mean_whole_even_if_some_are_unsatisfiable(void **state)
+static void
+test_1001_parts_mean_whole_even_if_some_are_unsatisfiable(void **state)
 {
     /* parts 0..1000 step 10: the last ones start beyond 9000 bytes and would be dropped */
     char *s = many_ranges(UPD_RANGE_MAX_PARTS + 1, 10, ",");
@@ -329,7 +366,8 @@ static void test_1001_parts_mean_whole_even_if_some_are_unsatisfiable(void **sta
     free(s);
 }
 
-static void test_more_parts_than_the_callers_room_mean_whole(void **state)
+static void
+test_more_parts_than_the_callers_room_mean_whole(void **state)
 {
     upd_range_t small[2];
     size_t n = 99;
@@ -338,13 +376,15 @@ static void test_more_parts_than_the_callers_room_mean_whole(void **state)
     assert_int_equal(upd_range_parse("bytes=0-0,2-2,4-4", 17, 100, small, 2, &n), UPD_RANGE_WHOLE);
 }
 
-static void test_parts_adding_up_to_exactly_the_size_are_served(void **state)
+static void
+test_parts_adding_up_to_exactly_the_size_are_served(void **state)
 {
     assert_int_equal(parse("bytes=0-49,50-99", 100), UPD_RANGE_PARTIAL);
     assert_int_equal(nparts, 2);
 }
 
-int main(void)
+int
+main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_single_closed_range),

@@ -9,31 +9,36 @@
 #include "domain/err.h"
 #include "domain/version.h"
 
-static int parse(const char *s, upd_version_t *v)
+static int
+parse(const char *s, upd_version_t *v)
 {
     return upd_version_parse(s, strlen(s), v);
 }
 
-static int cmp(const char *a, const char *b)
+static int
+cmp(const char *a, const char *b)
 {
     return upd_version_cmp_str(a, strlen(a), b, strlen(b));
 }
 
-static void assert_valid(const char *s)
+static void
+assert_valid(const char *s)
 {
     upd_version_t v;
     if (parse(s, &v) != 0)
         fail_msg("\"%s\" should parse", s);
 }
 
-static void assert_invalid(const char *s)
+static void
+assert_invalid(const char *s)
 {
     upd_version_t v;
     if (parse(s, &v) != UPD_EINVAL)
         fail_msg("\"%s\" should be refused with UPD_EINVAL", s);
 }
 
-static void test_parse_fills_core_and_points_pre_into_the_string(void **state)
+static void
+test_parse_fills_core_and_points_pre_into_the_string(void **state)
 {
     const char *s = "1.13.0-beta.2+build.7";
     upd_version_t v;
@@ -46,7 +51,8 @@ static void test_parse_fills_core_and_points_pre_into_the_string(void **state)
     assert_memory_equal(v.pre, "beta.2", 6);
 }
 
-static void test_parse_without_pre_release_leaves_pre_null(void **state)
+static void
+test_parse_without_pre_release_leaves_pre_null(void **state)
 {
     upd_version_t v;
     assert_int_equal(parse("0.0.0", &v), 0);
@@ -57,7 +63,8 @@ static void test_parse_without_pre_release_leaves_pre_null(void **state)
     assert_int_equal(v.patch, 1);
 }
 
-static void test_parse_accepts_the_semver_grammar(void **state)
+static void
+test_parse_accepts_the_semver_grammar(void **state)
 {
     assert_valid("0.0.0");
     assert_valid("10.20.30");
@@ -77,7 +84,8 @@ static void test_parse_accepts_the_semver_grammar(void **state)
     assert_valid("1.0.0-rc.1+build.1");
 }
 
-static void test_parse_refuses_incomplete_or_extended_cores(void **state)
+static void
+test_parse_refuses_incomplete_or_extended_cores(void **state)
 {
     assert_invalid("");
     assert_invalid("1");
@@ -95,7 +103,8 @@ static void test_parse_refuses_incomplete_or_extended_cores(void **state)
     assert_invalid("1.2.3\n");
 }
 
-static void test_parse_refuses_leading_zeros_in_core(void **state)
+static void
+test_parse_refuses_leading_zeros_in_core(void **state)
 {
     assert_invalid("01.2.3");
     assert_invalid("1.02.3");
@@ -104,7 +113,8 @@ static void test_parse_refuses_leading_zeros_in_core(void **state)
     assert_valid("0.10.0");
 }
 
-static void test_parse_refuses_leading_zeros_in_numeric_pre_release_identifiers(void **state)
+static void
+test_parse_refuses_leading_zeros_in_numeric_pre_release_identifiers(void **state)
 {
     assert_invalid("1.2.3-01");
     assert_invalid("1.2.3-alpha.01");
@@ -114,7 +124,8 @@ static void test_parse_refuses_leading_zeros_in_numeric_pre_release_identifiers(
     assert_valid("1.2.3-01a"); /* alphanumeric: a leading zero is just a character */
 }
 
-static void test_parse_refuses_empty_identifiers(void **state)
+static void
+test_parse_refuses_empty_identifiers(void **state)
 {
     assert_invalid("1.2.3-");
     assert_invalid("1.2.3+");
@@ -127,7 +138,8 @@ static void test_parse_refuses_empty_identifiers(void **state)
     assert_invalid("1.2.3+a.");
 }
 
-static void test_parse_refuses_characters_outside_identifiers(void **state)
+static void
+test_parse_refuses_characters_outside_identifiers(void **state)
 {
     assert_invalid("1.2.3-alpha_1");
     assert_invalid("1.2.3-alpha+b+c");
@@ -136,7 +148,8 @@ static void test_parse_refuses_characters_outside_identifiers(void **state)
     assert_invalid("1.2.3+b/c");
 }
 
-static void test_parse_refuses_nul_inside_len(void **state)
+static void
+test_parse_refuses_nul_inside_len(void **state)
 {
     upd_version_t v;
     assert_int_equal(upd_version_parse("1.2.3\0", 6, &v), UPD_EINVAL);
@@ -144,7 +157,8 @@ static void test_parse_refuses_nul_inside_len(void **state)
     assert_int_equal(upd_version_parse("1.2.3-a\0b", 9, &v), UPD_EINVAL);
 }
 
-static void test_parse_reads_only_len_bytes(void **state)
+static void
+test_parse_reads_only_len_bytes(void **state)
 {
     upd_version_t v;
     assert_int_equal(upd_version_parse("1.2.3junk", 5, &v), 0);
@@ -152,7 +166,8 @@ static void test_parse_reads_only_len_bytes(void **state)
     assert_int_equal(v.pre_len, 4);
 }
 
-static void test_parse_accepts_uint64_max_and_refuses_overflow(void **state)
+static void
+test_parse_accepts_uint64_max_and_refuses_overflow(void **state)
 {
     upd_version_t v;
     assert_int_equal(parse("18446744073709551615.0.0", &v), 0);
@@ -165,7 +180,8 @@ static void test_parse_accepts_uint64_max_and_refuses_overflow(void **state)
     assert_invalid("99999999999999999999999.0.0");
 }
 
-static void test_parse_refuses_strings_longer_than_the_max(void **state)
+static void
+test_parse_refuses_strings_longer_than_the_max(void **state)
 {
     char buf[UPD_VERSION_MAX + 2];
     upd_version_t v;
@@ -178,7 +194,8 @@ static void test_parse_refuses_strings_longer_than_the_max(void **state)
     assert_int_equal(upd_version_parse(buf, UPD_VERSION_MAX + 1, &v), UPD_EINVAL);
 }
 
-static void test_parse_leaves_out_untouched_on_error(void **state)
+static void
+test_parse_leaves_out_untouched_on_error(void **state)
 {
     upd_version_t v = {.major = 7, .minor = 8, .patch = 9, .pre = NULL, .pre_len = 0};
     assert_int_equal(parse("1.2.3-", &v), UPD_EINVAL);
@@ -186,11 +203,14 @@ static void test_parse_leaves_out_untouched_on_error(void **state)
     assert_int_equal(v.patch, 9);
 }
 
-static void test_semver_org_precedence_chain(void **state)
+static void
+test_semver_org_precedence_chain(void **state)
 {
     static const char *const chain[] = {
-        "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2",
-        "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0", "2.0.0", "2.1.0", "2.1.1",
+        "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta",
+        "1.0.0-beta",  "1.0.0-beta.2",  "1.0.0-beta.11",
+        "1.0.0-rc.1",  "1.0.0",         "2.0.0",
+        "2.1.0",       "2.1.1",
     };
     size_t n = sizeof(chain) / sizeof(chain[0]);
     for (size_t i = 0; i != n; ++i) {
@@ -202,7 +222,8 @@ static void test_semver_org_precedence_chain(void **state)
     }
 }
 
-static void test_core_compares_numerically_not_lexically(void **state)
+static void
+test_core_compares_numerically_not_lexically(void **state)
 {
     assert_true(cmp("1.10.0", "1.9.0") > 0);
     assert_true(cmp("10.0.0", "9.99.99") > 0);
@@ -210,7 +231,8 @@ static void test_core_compares_numerically_not_lexically(void **state)
     assert_true(cmp("18446744073709551615.0.0", "18446744073709551614.99.99") > 0);
 }
 
-static void test_numeric_pre_release_identifiers_compare_numerically(void **state)
+static void
+test_numeric_pre_release_identifiers_compare_numerically(void **state)
 {
     assert_true(cmp("1.0.0-2", "1.0.0-10") < 0);
     assert_true(cmp("1.0.0-beta.9", "1.0.0-beta.10") < 0);
@@ -219,7 +241,8 @@ static void test_numeric_pre_release_identifiers_compare_numerically(void **stat
     assert_int_equal(cmp("1.0.0-99999999999999999999", "1.0.0-99999999999999999999"), 0);
 }
 
-static void test_numeric_pre_release_identifier_sorts_below_alphanumeric(void **state)
+static void
+test_numeric_pre_release_identifier_sorts_below_alphanumeric(void **state)
 {
     assert_true(cmp("1.0.0-999", "1.0.0-a") < 0);
     assert_true(cmp("1.0.0-1", "1.0.0--") < 0);
@@ -227,7 +250,8 @@ static void test_numeric_pre_release_identifier_sorts_below_alphanumeric(void **
     assert_true(cmp("1.0.0-9", "1.0.0-0a") < 0); /* "0a" is alphanumeric */
 }
 
-static void test_alphanumeric_identifiers_compare_in_ascii_order(void **state)
+static void
+test_alphanumeric_identifiers_compare_in_ascii_order(void **state)
 {
     assert_true(cmp("1.0.0-RC", "1.0.0-rc") < 0); /* 'R' < 'r' in ASCII */
     assert_true(cmp("1.0.0-alpha", "1.0.0-alphb") < 0);
@@ -235,21 +259,24 @@ static void test_alphanumeric_identifiers_compare_in_ascii_order(void **state)
     assert_true(cmp("1.0.0--", "1.0.0-0a") < 0); /* '-' < '0' */
 }
 
-static void test_shorter_pre_release_set_sorts_lower(void **state)
+static void
+test_shorter_pre_release_set_sorts_lower(void **state)
 {
     assert_true(cmp("1.0.0-alpha", "1.0.0-alpha.0") < 0);
     assert_true(cmp("1.0.0-a.b.c", "1.0.0-a.b.c.d") < 0);
     assert_true(cmp("1.0.0-a.b.c.d", "1.0.0-a.b.c") > 0);
 }
 
-static void test_pre_release_sorts_below_its_release_only(void **state)
+static void
+test_pre_release_sorts_below_its_release_only(void **state)
 {
     assert_true(cmp("1.0.0-rc.1", "1.0.0") < 0);
     assert_true(cmp("1.0.1-alpha", "1.0.0") > 0);
     assert_true(cmp("1.0.0", "1.0.0-zzz") > 0);
 }
 
-static void test_build_metadata_is_ignored(void **state)
+static void
+test_build_metadata_is_ignored(void **state)
 {
     assert_int_equal(cmp("1.0.0+a", "1.0.0+b"), 0);
     assert_int_equal(cmp("1.0.0+a", "1.0.0"), 0);
@@ -257,7 +284,8 @@ static void test_build_metadata_is_ignored(void **state)
     assert_true(cmp("1.0.0-rc.1+zzz", "1.0.0-rc.2+aaa") < 0);
 }
 
-static void test_cmp_on_parsed_versions_matches_cmp_str(void **state)
+static void
+test_cmp_on_parsed_versions_matches_cmp_str(void **state)
 {
     upd_version_t a, b;
     assert_int_equal(parse("1.3.0-beta.2", &a), 0);
@@ -267,7 +295,8 @@ static void test_cmp_on_parsed_versions_matches_cmp_str(void **state)
     assert_int_equal(upd_version_cmp(&a, &a), 0);
 }
 
-static void test_invalid_strings_sort_before_every_valid_one(void **state)
+static void
+test_invalid_strings_sort_before_every_valid_one(void **state)
 {
     assert_true(cmp("garbage", "0.0.0-0") < 0);
     assert_true(cmp("0.0.0-0", "garbage") > 0);
@@ -277,7 +306,8 @@ static void test_invalid_strings_sort_before_every_valid_one(void **state)
     assert_int_equal(cmp("", ""), 0);
 }
 
-int main(void)
+int
+main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_fills_core_and_points_pre_into_the_string),
