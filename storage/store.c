@@ -1,0 +1,1010 @@
+/*
+ * The LMDB store (see store.h for the layout). Two things shape this file:
+ *
+ * - The origin's hot path (read_begin, channel_get, pin_has, feed_get, client_seen_has, file_get, txn_end) must not
+ *   allocate once a thread has used it: each thread keeps one read transaction in a pthread TLS slot, reset at the end
+ *   and renewed at the next begin, and every key is built in a stack buffer bounded by the id maxima of ids.h.
+ * - Several processes share the environment (updraft-control writes, updraft-origin reads and records clients), which
+ *   LMDB supports through its lock file: so no MDB_NOLOCK. Without MDB_NOTLS LMDB binds a reader slot to a thread,
+ *   which is what the per-thread reusable transaction needs anyway.
+ */
+#include "storage/store.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <xxhash.h>
+
+#include "domain/err.h"
+
+#define DEFAULT_MAP_SIZE ((size_t)1 << 30)
+#define MAX_DBS 16
+#define MAX_READERS 126
+
+/* Longest key any sub-database uses: APP/CHANNEL/VERSION/CLIENT in clients (321 bytes), under LMDB's default 511. */
+#define KEY_MAX 512
+/* Feed variants are short names chosen by the renderer ("electron:windows", "download:mac:arm64:dmg"). */
+#define VARIANT_MAX 128
+/* API key ids (hex) */
+#define KEY_ID_MAX 128
+
+enum { DB_META, DB_APPS, DB_CHANNELS, DB_PINS, DB_RELEASES, DB_FILES, DB_NUPKGS, DB_FEEDS, DB_CLIENTS, DB_KEYS, DB_COUNT };
+
+static const char *const db_names[DB_COUNT] = {"meta",  "apps",   "channels", "pins",    "releases",
+                                               "files", "nupkgs", "feeds",    "clients", "keys"};
+
+struct st_upd_store_txn_t {
+    upd_store_t *store;
+    MDB_txn *txn;
+    bool write;
+    bool active; /* a reader between read_begin and txn_end */
+    /* every thread's reader is linked into its store, so that closing the store frees them all */
+    upd_store_txn_t *prev, *next;
+};
+
+struct st_upd_store_t {
+    MDB_env *env;
+    MDB_dbi dbi[DB_COUNT];
+    uint32_t schema_found;
+    bool key_created;
+    pthread_key_t reader_key;
+    pthread_mutex_t readers_mutex;
+    upd_store_txn_t *readers;
+};
+
+/* ---- helpers ---- */
+
+static int
+lmdb_fail(const char *what, int rc)
+{
+    fprintf(stderr, "updraft: lmdb: %s: %s\n", what, mdb_strerror(rc));
+    return UPD_ESTORE;
+}
+
+static void
+put_le16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static void
+put_le32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i != 4; ++i)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void
+put_le64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i != 8; ++i)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint16_t
+get_le16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint32_t
+get_le32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; --i)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static uint64_t
+get_le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; --i)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* A key of '/'-separated parts, built on the stack. */
+struct keybuf {
+    size_t len;
+    char buf[KEY_MAX];
+};
+
+/* Declares an empty key. Only len is set: an initializer would zero the whole buffer on every lookup of the hot path. */
+#define KEYBUF(k)                                                                                                                  \
+    struct keybuf k;                                                                                                               \
+    k.len = 0
+
+/* Appends one part; false when it is empty, longer than max, or holds the separator (it would alias another key). */
+static bool
+key_add(struct keybuf *k, const char *s, size_t len, size_t max)
+{
+    if (len == 0 || len > max || memchr(s, '/', len) != NULL || k->len + 1 + len > sizeof(k->buf))
+        return false;
+    if (k->len != 0)
+        k->buf[k->len++] = '/';
+    memcpy(k->buf + k->len, s, len);
+    k->len += len;
+    return true;
+}
+
+/* strnlen bounds the scan: a string longer than max is refused without reading all of it */
+static bool
+key_add_str(struct keybuf *k, const char *s, size_t max)
+{
+    return key_add(k, s, strnlen(s, max + 1), max);
+}
+
+/* Ends a prefix with the separator, so "app/beta/" does not also match "app/beta-2/...". */
+static void
+key_end_prefix(struct keybuf *k)
+{
+    k->buf[k->len++] = '/';
+}
+
+static MDB_val
+key_val(struct keybuf *k)
+{
+    return (MDB_val){.mv_size = k->len, .mv_data = k->buf};
+}
+
+static int
+db_get(upd_store_txn_t *txn, int db, struct keybuf *k, MDB_val *v)
+{
+    MDB_val key = key_val(k);
+    int rc = mdb_get(txn->txn, txn->store->dbi[db], &key, v);
+    if (rc == MDB_NOTFOUND)
+        return UPD_ENOTFOUND;
+    return rc == 0 ? 0 : lmdb_fail("get", rc);
+}
+
+static int
+db_put(upd_store_txn_t *txn, int db, struct keybuf *k, const void *data, size_t len, unsigned flags)
+{
+    MDB_val key = key_val(k), val = {.mv_size = len, .mv_data = (void *)data};
+    int rc = mdb_put(txn->txn, txn->store->dbi[db], &key, &val, flags);
+    if (rc == MDB_KEYEXIST)
+        return UPD_EEXIST;
+    return rc == 0 ? 0 : lmdb_fail("put", rc);
+}
+
+/*
+ * Calls fn for every entry whose key starts with prefix, in key order. fn returns 0 to go on, 1 to stop, or a negative
+ * UPD_E* code that ends the walk with it.
+ */
+static int
+walk_prefix(upd_store_txn_t *txn, int db, struct keybuf *prefix, int (*fn)(MDB_val *key, MDB_val *val, void *arg), void *arg)
+{
+    MDB_cursor *cur;
+    MDB_val key = key_val(prefix), val;
+    int rc, ret = 0;
+
+    if ((rc = mdb_cursor_open(txn->txn, txn->store->dbi[db], &cur)) != 0)
+        return lmdb_fail("cursor open", rc);
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        if (key.mv_size < prefix->len || memcmp(key.mv_data, prefix->buf, prefix->len) != 0)
+            break;
+        if ((ret = fn(&key, &val, arg)) != 0)
+            break;
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        ret = lmdb_fail("cursor get", rc);
+    mdb_cursor_close(cur);
+    return ret < 0 ? ret : 0;
+}
+
+/* Deletes every entry whose key starts with prefix. */
+static int
+delete_prefix(upd_store_txn_t *txn, int db, struct keybuf *prefix)
+{
+    MDB_cursor *cur;
+    MDB_val key, val;
+    int rc;
+
+    if ((rc = mdb_cursor_open(txn->txn, txn->store->dbi[db], &cur)) != 0)
+        return lmdb_fail("cursor open", rc);
+    /* seek again after each delete rather than rely on where mdb_cursor_del leaves the cursor */
+    for (;;) {
+        key = key_val(prefix);
+        if ((rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE)) != 0)
+            break;
+        if (key.mv_size < prefix->len || memcmp(key.mv_data, prefix->buf, prefix->len) != 0)
+            break;
+        if ((rc = mdb_cursor_del(cur, 0)) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : lmdb_fail("delete", rc);
+}
+
+/* ---- open and close ---- */
+
+static int
+mkdir_p(const char *path, mode_t mode)
+{
+    char buf[4096];
+    size_t len = strlen(path);
+    if (len == 0 || len >= sizeof(buf))
+        return -1;
+    memcpy(buf, path, len + 1);
+    for (char *p = buf + 1; *p != '\0'; ++p) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, mode) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(buf, mode) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* Runs when a thread that used the store exits: its reader's transaction goes with it. */
+static void
+on_thread_exit(void *p)
+{
+    upd_store_txn_t *r = p;
+    upd_store_t *store = r->store;
+    pthread_mutex_lock(&store->readers_mutex);
+    if (r->prev != NULL)
+        r->prev->next = r->next;
+    else
+        store->readers = r->next;
+    if (r->next != NULL)
+        r->next->prev = r->prev;
+    pthread_mutex_unlock(&store->readers_mutex);
+    mdb_txn_abort(r->txn);
+    free(r);
+}
+
+/* Opens the sub-databases and checks (or, in a new environment, writes) the schema, in one transaction. */
+static int
+open_dbs(upd_store_t *store, bool read_only)
+{
+    MDB_txn *txn;
+    MDB_val key = {.mv_size = 6, .mv_data = "schema"}, val;
+    uint8_t schema[4];
+    int rc, ret = UPD_ESTORE;
+
+    /* a read transaction may open existing sub-databases; only creating them needs the write lock */
+    if ((rc = mdb_txn_begin(store->env, NULL, read_only ? MDB_RDONLY : 0, &txn)) != 0)
+        return lmdb_fail("begin", rc);
+    /* meta first: when the schema differs nothing else is opened, let alone created */
+    for (int i = 0; i != DB_COUNT; ++i) {
+        if ((rc = mdb_dbi_open(txn, db_names[i], read_only ? 0 : MDB_CREATE, &store->dbi[i])) != 0) {
+            ret = rc == MDB_NOTFOUND ? UPD_ENOTFOUND : lmdb_fail(db_names[i], rc);
+            goto Exit;
+        }
+        if (i != DB_META)
+            continue;
+        rc = mdb_get(txn, store->dbi[DB_META], &key, &val);
+        if (rc == 0) {
+            store->schema_found = val.mv_size == sizeof(schema) ? get_le32(val.mv_data) : 0;
+        } else if (rc == MDB_NOTFOUND && !read_only) {
+            put_le32(schema, UPD_STORE_SCHEMA);
+            val = (MDB_val){.mv_size = sizeof(schema), .mv_data = schema};
+            if ((rc = mdb_put(txn, store->dbi[DB_META], &key, &val, 0)) != 0) {
+                ret = lmdb_fail("schema", rc);
+                goto Exit;
+            }
+            store->schema_found = UPD_STORE_SCHEMA;
+        } else {
+            ret = rc == MDB_NOTFOUND ? UPD_ENOTFOUND : lmdb_fail("schema", rc);
+            goto Exit;
+        }
+        if (store->schema_found != UPD_STORE_SCHEMA) {
+            ret = UPD_ESCHEMA;
+            goto Exit;
+        }
+    }
+    /* committing keeps the handles (a read transaction included); they stay valid until the env is closed */
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+    ret = rc == 0 ? 0 : lmdb_fail("commit", rc);
+Exit:
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    return ret;
+}
+
+int
+upd_store_open(const char *data_dir, const upd_store_opts_t *opts, upd_store_t **out)
+{
+    char path[4096];
+    bool read_only = opts != NULL && opts->read_only;
+    size_t map_size = opts != NULL && opts->map_size != 0 ? opts->map_size : DEFAULT_MAP_SIZE;
+    upd_store_t *store;
+    int rc, ret;
+
+    *out = NULL;
+    if ((size_t)snprintf(path, sizeof(path), "%s/lmdb", data_dir) >= sizeof(path))
+        return UPD_EINVAL;
+    if (!read_only && mkdir_p(path, 0700) != 0) {
+        fprintf(stderr, "updraft: cannot create %s: %s\n", path, strerror(errno));
+        return UPD_EIO;
+    }
+    if ((store = calloc(1, sizeof(*store))) == NULL)
+        return UPD_ENOMEM;
+    pthread_mutex_init(&store->readers_mutex, NULL);
+
+    if ((rc = mdb_env_create(&store->env)) != 0) {
+        store->env = NULL;
+        ret = lmdb_fail("env create", rc);
+        goto Error;
+    }
+    if ((rc = mdb_env_set_maxdbs(store->env, MAX_DBS)) != 0 || (rc = mdb_env_set_maxreaders(store->env, MAX_READERS)) != 0 ||
+        (rc = mdb_env_set_mapsize(store->env, map_size)) != 0) {
+        ret = lmdb_fail("env settings", rc);
+        goto Error;
+    }
+    if ((rc = mdb_env_open(store->env, path, 0, 0600)) != 0) {
+        ret = read_only && rc == ENOENT ? UPD_ENOTFOUND : lmdb_fail(path, rc);
+        goto Error;
+    }
+    /* slots left by a process that died inside a read transaction would pin old pages forever */
+    int dead;
+    mdb_reader_check(store->env, &dead);
+    if ((ret = open_dbs(store, read_only)) != 0) {
+        if (ret == UPD_ESCHEMA) {
+            /* handed back so the caller can say which schema it found; it can do nothing else with it */
+            mdb_env_close(store->env);
+            store->env = NULL;
+            *out = store;
+            return ret;
+        }
+        goto Error;
+    }
+    if (pthread_key_create(&store->reader_key, on_thread_exit) != 0) {
+        fprintf(stderr, "updraft: lmdb: no thread-specific key left for the readers\n");
+        ret = UPD_ESTORE;
+        goto Error;
+    }
+    store->key_created = true;
+    *out = store;
+    return 0;
+
+Error:
+    upd_store_close(store);
+    return ret;
+}
+
+void
+upd_store_close(upd_store_t *store)
+{
+    if (store == NULL)
+        return;
+    /* the readers of threads still alive; their TLS slots die with the key (no destructor runs after the delete) */
+    if (store->key_created)
+        pthread_key_delete(store->reader_key);
+    while (store->readers != NULL) {
+        upd_store_txn_t *r = store->readers;
+        store->readers = r->next;
+        mdb_txn_abort(r->txn);
+        free(r);
+    }
+    if (store->env != NULL)
+        mdb_env_close(store->env);
+    pthread_mutex_destroy(&store->readers_mutex);
+    free(store);
+}
+
+uint32_t
+upd_store_schema_found(const upd_store_t *store)
+{
+    return store->schema_found;
+}
+
+/* ---- transactions ---- */
+
+int
+upd_store_read_begin(upd_store_t *store, upd_store_txn_t **out)
+{
+    upd_store_txn_t *r = pthread_getspecific(store->reader_key);
+    int rc;
+
+    if (r == NULL) {
+        /* this thread's first read: the only allocation a reader ever makes */
+        if ((r = calloc(1, sizeof(*r))) == NULL)
+            return UPD_ENOMEM;
+        r->store = store;
+        if ((rc = mdb_txn_begin(store->env, NULL, MDB_RDONLY, &r->txn)) != 0) {
+            free(r);
+            return lmdb_fail("read begin", rc);
+        }
+        if (pthread_setspecific(store->reader_key, r) != 0) {
+            mdb_txn_abort(r->txn);
+            free(r);
+            fprintf(stderr, "updraft: lmdb: cannot keep this thread's reader\n");
+            return UPD_ESTORE;
+        }
+        pthread_mutex_lock(&store->readers_mutex);
+        if ((r->next = store->readers) != NULL)
+            r->next->prev = r;
+        store->readers = r;
+        pthread_mutex_unlock(&store->readers_mutex);
+    } else {
+        /* LMDB binds one reader slot to a thread: a second read transaction here would fail inside LMDB anyway */
+        if (r->active) {
+            fprintf(stderr, "updraft: lmdb: a read transaction is already open on this thread\n");
+            return UPD_ESTORE;
+        }
+        if ((rc = mdb_txn_renew(r->txn)) != 0)
+            return lmdb_fail("read renew", rc);
+    }
+    r->active = true;
+    *out = r;
+    return 0;
+}
+
+int
+upd_store_write_begin(upd_store_t *store, upd_store_txn_t **out)
+{
+    upd_store_txn_t *w;
+    int rc;
+
+    if ((w = calloc(1, sizeof(*w))) == NULL)
+        return UPD_ENOMEM;
+    w->store = store;
+    w->write = true;
+    if ((rc = mdb_txn_begin(store->env, NULL, 0, &w->txn)) != 0) {
+        free(w);
+        return lmdb_fail("write begin", rc);
+    }
+    *out = w;
+    return 0;
+}
+
+int
+upd_store_commit(upd_store_txn_t *txn)
+{
+    if (!txn->write) {
+        upd_store_txn_end(txn);
+        return 0;
+    }
+    int rc = mdb_txn_commit(txn->txn); /* frees the MDB_txn, even when it fails */
+    free(txn);
+    return rc == 0 ? 0 : lmdb_fail("commit", rc);
+}
+
+void
+upd_store_txn_end(upd_store_txn_t *txn)
+{
+    if (txn->write) {
+        mdb_txn_abort(txn->txn);
+        free(txn);
+    } else if (txn->active) {
+        /* reset, not abort: the MDB_txn and its reader slot are kept for this thread's next read */
+        mdb_txn_reset(txn->txn);
+        txn->active = false;
+    }
+}
+
+/* ---- channel state ---- */
+
+/*
+ * The packed channel record, little-endian:
+ *   "UC" u16 format | u64 generation | u64 seed | u32 percent_bp | u8 flags (bit 0: paused)
+ *   | u8 len + stable | u8 len + rollout_version | u16 ncountries + 2 bytes each
+ */
+#define CHANNEL_FORMAT 1
+#define CHANNEL_FIXED 25
+#define CHANNEL_PAUSED 0x1
+#define CHANNEL_MAX (CHANNEL_FIXED + 2 * (1 + UPD_VERSION_MAX) + 2 + 2 * UPD_ROLLOUT_MAX_COUNTRIES)
+
+int
+upd_store_channel_get(upd_store_txn_t *txn, const char *app, const char *channel, upd_channel_t *out)
+{
+    KEYBUF(k);
+    MDB_val v;
+    int err;
+
+    if (!key_add_str(&k, app, UPD_ID_MAX) || !key_add_str(&k, channel, UPD_ID_MAX))
+        return UPD_ENOTFOUND;
+    if ((err = db_get(txn, DB_CHANNELS, &k, &v)) != 0)
+        return err;
+
+    const uint8_t *p = v.mv_data, *end = p + v.mv_size;
+    if (v.mv_size < CHANNEL_FIXED + 1 || p[0] != 'U' || p[1] != 'C' || get_le16(p + 2) != CHANNEL_FORMAT)
+        goto Corrupt;
+    out->generation = get_le64(p + 4);
+    out->rollout.seed = get_le64(p + 12);
+    out->rollout.percent_bp = get_le32(p + 20);
+    out->rollout.paused = (p[24] & CHANNEL_PAUSED) != 0;
+    p += CHANNEL_FIXED;
+    char *strs[2] = {out->stable, out->rollout_version};
+    for (int i = 0; i != 2; ++i) {
+        size_t len = *p++;
+        if (len > UPD_VERSION_MAX || (size_t)(end - p) < len + 1)
+            goto Corrupt;
+        memcpy(strs[i], p, len);
+        strs[i][len] = '\0';
+        p += len;
+    }
+    if (end - p < 2)
+        goto Corrupt;
+    size_t n = get_le16(p);
+    p += 2;
+    if (n > UPD_ROLLOUT_MAX_COUNTRIES || (size_t)(end - p) != 2 * n)
+        goto Corrupt;
+    /* points into the map even when empty, so callers may memcpy from it without a NULL check */
+    out->rollout.countries = (const char *)p;
+    out->rollout.ncountries = n;
+    return 0;
+
+Corrupt:
+    fprintf(stderr, "updraft: lmdb: channel record %.*s is corrupt\n", (int)k.len, k.buf);
+    return UPD_ESTORE;
+}
+
+int
+upd_store_channel_put(upd_store_txn_t *txn, const char *app, const char *channel, const upd_channel_t *ch)
+{
+    KEYBUF(k);
+    uint8_t rec[CHANNEL_MAX], *p = rec;
+
+    if (!key_add_str(&k, app, UPD_ID_MAX) || !key_add_str(&k, channel, UPD_ID_MAX))
+        return UPD_EINVAL;
+    if (ch->rollout.ncountries > UPD_ROLLOUT_MAX_COUNTRIES)
+        return UPD_ETOOBIG;
+    /* built in full before the put: ch->rollout.countries may point into a page the put rewrites */
+    p[0] = 'U';
+    p[1] = 'C';
+    put_le16(p + 2, CHANNEL_FORMAT);
+    put_le64(p + 4, ch->generation);
+    put_le64(p + 12, ch->rollout.seed);
+    put_le32(p + 20, ch->rollout.percent_bp);
+    p[24] = ch->rollout.paused ? CHANNEL_PAUSED : 0;
+    p += CHANNEL_FIXED;
+    const char *strs[2] = {ch->stable, ch->rollout_version};
+    for (int i = 0; i != 2; ++i) {
+        size_t len = strnlen(strs[i], UPD_VERSION_MAX + 1);
+        if (len > UPD_VERSION_MAX)
+            return UPD_ETOOBIG;
+        *p++ = (uint8_t)len;
+        memcpy(p, strs[i], len);
+        p += len;
+    }
+    put_le16(p, (uint16_t)ch->rollout.ncountries);
+    p += 2;
+    if (ch->rollout.ncountries != 0) {
+        memcpy(p, ch->rollout.countries, 2 * ch->rollout.ncountries);
+        p += 2 * ch->rollout.ncountries;
+    }
+    return db_put(txn, DB_CHANNELS, &k, rec, (size_t)(p - rec), 0);
+}
+
+struct name_walk {
+    size_t skip; /* the prefix's length */
+    size_t max;
+    int (*cb)(const char *name, void *arg);
+    void *arg;
+};
+
+/* Hands the key's last part to the callback as a NUL-terminated copy. */
+static int
+on_name(MDB_val *key, MDB_val *val, void *arg)
+{
+    struct name_walk *w = arg;
+    char name[UPD_CLIENT_ID_MAX + 1];
+    size_t len = key->mv_size - w->skip;
+    if (len > w->max || len >= sizeof(name))
+        return 0; /* not a key this store writes */
+    memcpy(name, (const char *)key->mv_data + w->skip, len);
+    name[len] = '\0';
+    return w->cb(name, w->arg) != 0;
+}
+
+int
+upd_store_channel_list(upd_store_txn_t *txn, const char *app, int (*cb)(const char *channel, void *arg), void *arg)
+{
+    KEYBUF(k);
+    if (!key_add_str(&k, app, UPD_ID_MAX))
+        return 0; /* no such app: nothing to list */
+    key_end_prefix(&k);
+    struct name_walk w = {.skip = k.len, .max = UPD_ID_MAX, .cb = cb, .arg = arg};
+    return walk_prefix(txn, DB_CHANNELS, &k, on_name, &w);
+}
+
+bool
+upd_store_pin_has(upd_store_txn_t *txn, const char *app, const char *channel, const char *client, size_t client_len)
+{
+    KEYBUF(k);
+    MDB_val v;
+    if (!key_add_str(&k, app, UPD_ID_MAX) || !key_add_str(&k, channel, UPD_ID_MAX) ||
+        !key_add(&k, client, client_len, UPD_CLIENT_ID_MAX))
+        return false;
+    return db_get(txn, DB_PINS, &k, &v) == 0;
+}
+
+int
+upd_store_pins_set(upd_store_txn_t *txn, const char *app, const char *channel, const char *const *clients, size_t n)
+{
+    KEYBUF(prefix);
+    int err;
+
+    if (!key_add_str(&prefix, app, UPD_ID_MAX) || !key_add_str(&prefix, channel, UPD_ID_MAX))
+        return UPD_EINVAL;
+    struct keybuf k = prefix;
+    key_end_prefix(&prefix);
+    if ((err = delete_prefix(txn, DB_PINS, &prefix)) != 0)
+        return err;
+    for (size_t i = 0; i != n; ++i) {
+        struct keybuf ck = k;
+        if (!key_add_str(&ck, clients[i], UPD_CLIENT_ID_MAX))
+            return UPD_EINVAL;
+        if ((err = db_put(txn, DB_PINS, &ck, "", 0, 0)) != 0)
+            return err;
+    }
+    return 0;
+}
+
+int
+upd_store_pins_list(upd_store_txn_t *txn, const char *app, const char *channel, int (*cb)(const char *client, void *arg),
+                    void *arg)
+{
+    KEYBUF(k);
+    if (!key_add_str(&k, app, UPD_ID_MAX) || !key_add_str(&k, channel, UPD_ID_MAX))
+        return 0;
+    key_end_prefix(&k);
+    struct name_walk w = {.skip = k.len, .max = UPD_CLIENT_ID_MAX, .cb = cb, .arg = arg};
+    return walk_prefix(txn, DB_PINS, &k, on_name, &w);
+}
+
+/* ---- apps ---- */
+
+int
+upd_store_app_create(upd_store_txn_t *txn, const char *app, const char *json)
+{
+    KEYBUF(k);
+    if (!key_add_str(&k, app, UPD_ID_MAX))
+        return UPD_EINVAL;
+    return db_put(txn, DB_APPS, &k, json, strlen(json), MDB_NOOVERWRITE);
+}
+
+int
+upd_store_app_get(upd_store_txn_t *txn, const char *app, const char **json, size_t *json_len)
+{
+    KEYBUF(k);
+    MDB_val v;
+    int err;
+    if (!key_add_str(&k, app, UPD_ID_MAX))
+        return UPD_ENOTFOUND;
+    if ((err = db_get(txn, DB_APPS, &k, &v)) != 0)
+        return err;
+    *json = v.mv_data;
+    *json_len = v.mv_size;
+    return 0;
+}
+
+/* ---- releases and their files ---- */
+
+static bool
+is_nupkg(upd_kind_t kind)
+{
+    return kind == UPD_KIND_NUPKG_FULL || kind == UPD_KIND_NUPKG_DELTA;
+}
+
+/* The raw digest behind the release's base64 (64 bytes: 88 characters ending in "=="). */
+static int
+decode_sha512(const char *b64, uint8_t out[64])
+{
+    uint8_t raw[UPD_SHA512_B64_LEN / 4 * 3];
+    /* EVP_DecodeBlock counts the padding as decoded zero bytes: 88 characters always give 66 */
+    if (strnlen(b64, UPD_SHA512_B64_LEN + 1) != UPD_SHA512_B64_LEN || b64[86] != '=' || b64[87] != '=' ||
+        EVP_DecodeBlock(raw, (const unsigned char *)b64, UPD_SHA512_B64_LEN) != (int)sizeof(raw))
+        return UPD_EINVAL;
+    memcpy(out, raw, 64);
+    return 0;
+}
+
+int
+upd_store_release_put(upd_store_txn_t *txn, const upd_release_t *rel)
+{
+    KEYBUF(rk);
+    MDB_val v;
+    size_t vlen = strnlen(rel->version, UPD_VERSION_MAX + 1);
+    int err;
+
+    if (!key_add_str(&rk, rel->app, UPD_ID_MAX) || !key_add(&rk, rel->version, vlen, UPD_VERSION_MAX))
+        return UPD_EINVAL;
+
+    /* every check before the first write, so a refused release leaves the transaction as it was */
+    if ((err = db_get(txn, DB_RELEASES, &rk, &v)) != UPD_ENOTFOUND)
+        return err == 0 ? UPD_EEXIST : err;
+    for (size_t i = 0; i != rel->nfiles; ++i) {
+        const upd_file_t *f = &rel->files[i];
+        KEYBUF(fk);
+        uint8_t digest[64];
+        if (!key_add_str(&fk, rel->app, UPD_ID_MAX) || !key_add(&fk, rel->version, vlen, UPD_VERSION_MAX) ||
+            !key_add_str(&fk, f->name, UPD_FILENAME_MAX) || decode_sha512(f->sha512, digest) != 0)
+            return UPD_EINVAL;
+        if (!is_nupkg(f->kind))
+            continue;
+        KEYBUF(nk);
+        key_add_str(&nk, rel->app, UPD_ID_MAX);
+        key_add_str(&nk, f->name, UPD_FILENAME_MAX);
+        if ((err = db_get(txn, DB_NUPKGS, &nk, &v)) == 0 && !(v.mv_size == vlen && memcmp(v.mv_data, rel->version, vlen) == 0))
+            return UPD_ECONFLICT;
+        if (err != 0 && err != UPD_ENOTFOUND)
+            return err;
+    }
+
+    json_t *j = upd_release_to_json(rel);
+    char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (text == NULL)
+        return UPD_ENOMEM;
+    err = db_put(txn, DB_RELEASES, &rk, text, strlen(text), MDB_NOOVERWRITE);
+    free(text);
+    if (err != 0)
+        return err;
+
+    for (size_t i = 0; i != rel->nfiles; ++i) {
+        const upd_file_t *f = &rel->files[i];
+        KEYBUF(fk);
+        upd_file_rec_t rec = {.size = f->size, .platform = (uint8_t)f->platform, .arch = (uint8_t)f->arch, .kind = (uint8_t)f->kind};
+        key_add_str(&fk, rel->app, UPD_ID_MAX);
+        key_add(&fk, rel->version, vlen, UPD_VERSION_MAX);
+        key_add_str(&fk, f->name, UPD_FILENAME_MAX);
+        decode_sha512(f->sha512, rec.sha512);
+        if ((err = db_put(txn, DB_FILES, &fk, &rec, sizeof(rec), 0)) != 0)
+            return err;
+        if (is_nupkg(f->kind)) {
+            KEYBUF(nk);
+            key_add_str(&nk, rel->app, UPD_ID_MAX);
+            key_add_str(&nk, f->name, UPD_FILENAME_MAX);
+            if ((err = db_put(txn, DB_NUPKGS, &nk, rel->version, vlen, 0)) != 0)
+                return err;
+        }
+    }
+    return 0;
+}
+
+static int
+release_parse(MDB_val *v, upd_release_t *out)
+{
+    json_error_t jerr;
+    json_t *j = json_loadb(v->mv_data, v->mv_size, 0, &jerr);
+    int err = j != NULL ? upd_release_from_json(j, out) : UPD_EINVAL;
+    json_decref(j);
+    if (err != 0) {
+        fprintf(stderr, "updraft: lmdb: a release record is corrupt\n");
+        return UPD_ESTORE;
+    }
+    return 0;
+}
+
+int
+upd_store_release_get(upd_store_txn_t *txn, const char *app, const char *version, upd_release_t *out)
+{
+    KEYBUF(k);
+    MDB_val v;
+    int err;
+    if (!key_add_str(&k, app, UPD_ID_MAX) || !key_add_str(&k, version, UPD_VERSION_MAX))
+        return UPD_ENOTFOUND;
+    if ((err = db_get(txn, DB_RELEASES, &k, &v)) != 0)
+        return err;
+    return release_parse(&v, out);
+}
+
+struct release_walk {
+    int (*cb)(const upd_release_t *rel, void *arg);
+    void *arg;
+};
+
+static int
+on_release(MDB_val *key, MDB_val *val, void *arg)
+{
+    struct release_walk *w = arg;
+    upd_release_t rel;
+    int err;
+    if ((err = release_parse(val, &rel)) != 0)
+        return err;
+    int stop = w->cb(&rel, w->arg) != 0;
+    upd_release_dispose(&rel);
+    return stop;
+}
+
+int
+upd_store_release_list(upd_store_txn_t *txn, const char *app, int (*cb)(const upd_release_t *rel, void *arg), void *arg)
+{
+    KEYBUF(k);
+    if (!key_add_str(&k, app, UPD_ID_MAX))
+        return 0;
+    key_end_prefix(&k);
+    struct release_walk w = {.cb = cb, .arg = arg};
+    return walk_prefix(txn, DB_RELEASES, &k, on_release, &w);
+}
+
+int
+upd_store_file_get(upd_store_txn_t *txn, const char *app, const char *version, const char *name, size_t name_len,
+                   upd_file_rec_t *out)
+{
+    KEYBUF(k);
+    MDB_val v;
+    int err;
+    if (!key_add_str(&k, app, UPD_ID_MAX) || !key_add_str(&k, version, UPD_VERSION_MAX) ||
+        !key_add(&k, name, name_len, UPD_FILENAME_MAX))
+        return UPD_ENOTFOUND;
+    if ((err = db_get(txn, DB_FILES, &k, &v)) != 0)
+        return err;
+    if (v.mv_size != sizeof(*out)) {
+        fprintf(stderr, "updraft: lmdb: file record %.*s is corrupt\n", (int)k.len, k.buf);
+        return UPD_ESTORE;
+    }
+    /* memcpy: LMDB aligns values to 2 bytes only */
+    memcpy(out, v.mv_data, sizeof(*out));
+    return 0;
+}
+
+int
+upd_store_nupkg_version(upd_store_txn_t *txn, const char *app, const char *name, size_t name_len, char version[UPD_VERSION_MAX + 1])
+{
+    KEYBUF(k);
+    MDB_val v;
+    int err;
+    if (!key_add_str(&k, app, UPD_ID_MAX) || !key_add(&k, name, name_len, UPD_FILENAME_MAX))
+        return UPD_ENOTFOUND;
+    if ((err = db_get(txn, DB_NUPKGS, &k, &v)) != 0)
+        return err;
+    if (v.mv_size == 0 || v.mv_size > UPD_VERSION_MAX) {
+        fprintf(stderr, "updraft: lmdb: nupkg record %.*s is corrupt\n", (int)k.len, k.buf);
+        return UPD_ESTORE;
+    }
+    memcpy(version, v.mv_data, v.mv_size);
+    version[v.mv_size] = '\0';
+    return 0;
+}
+
+/* ---- rendered feeds ---- */
+
+#define ETAG_LEN 8
+
+int
+upd_store_feed_put(upd_store_txn_t *txn, const char *app, const char *version, const char *variant, const char *body,
+                   size_t len)
+{
+    KEYBUF(k);
+    if (!key_add_str(&k, app, UPD_ID_MAX) || !key_add_str(&k, version, UPD_VERSION_MAX) ||
+        !key_add_str(&k, variant, VARIANT_MAX))
+        return UPD_EINVAL;
+    /* MDB_RESERVE: the etag and the body are written straight into the page, with no copy assembled first */
+    MDB_val key = key_val(&k), val = {.mv_size = ETAG_LEN + len};
+    int rc = mdb_put(txn->txn, txn->store->dbi[DB_FEEDS], &key, &val, MDB_RESERVE);
+    if (rc != 0)
+        return lmdb_fail("feed put", rc);
+    put_le64(val.mv_data, XXH3_64bits(body, len));
+    if (len != 0)
+        memcpy((uint8_t *)val.mv_data + ETAG_LEN, body, len);
+    return 0;
+}
+
+int
+upd_store_feed_clear(upd_store_txn_t *txn, const char *app, const char *version)
+{
+    KEYBUF(k);
+    if (!key_add_str(&k, app, UPD_ID_MAX) || !key_add_str(&k, version, UPD_VERSION_MAX))
+        return UPD_EINVAL;
+    key_end_prefix(&k);
+    return delete_prefix(txn, DB_FEEDS, &k);
+}
+
+int
+upd_store_feed_get(upd_store_txn_t *txn, const char *app, const char *version, const char *variant, size_t variant_len,
+                   const char **body, size_t *len, uint64_t *etag)
+{
+    KEYBUF(k);
+    MDB_val v;
+    int err;
+    if (!key_add_str(&k, app, UPD_ID_MAX) || !key_add_str(&k, version, UPD_VERSION_MAX) ||
+        !key_add(&k, variant, variant_len, VARIANT_MAX))
+        return UPD_ENOTFOUND;
+    if ((err = db_get(txn, DB_FEEDS, &k, &v)) != 0)
+        return err;
+    if (v.mv_size < ETAG_LEN) {
+        fprintf(stderr, "updraft: lmdb: feed record %.*s is corrupt\n", (int)k.len, k.buf);
+        return UPD_ESTORE;
+    }
+    *etag = get_le64(v.mv_data);
+    *body = (const char *)v.mv_data + ETAG_LEN;
+    *len = v.mv_size - ETAG_LEN;
+    return 0;
+}
+
+/* ---- clients seen ---- */
+
+static bool
+client_key(struct keybuf *k, const char *app, const char *channel, const char *version)
+{
+    return key_add_str(k, app, UPD_ID_MAX) && key_add_str(k, channel, UPD_ID_MAX) && key_add_str(k, version, UPD_VERSION_MAX);
+}
+
+bool
+upd_store_client_seen_has(upd_store_txn_t *txn, const char *app, const char *channel, const char *version, const char *client,
+                          size_t client_len)
+{
+    KEYBUF(k);
+    MDB_val v;
+    if (!client_key(&k, app, channel, version) || !key_add(&k, client, client_len, UPD_CLIENT_ID_MAX))
+        return false;
+    return db_get(txn, DB_CLIENTS, &k, &v) == 0;
+}
+
+int
+upd_store_clients_record(upd_store_t *store, const upd_client_seen_t *seen, size_t n)
+{
+    upd_store_txn_t *txn;
+    size_t malformed = 0;
+    int err;
+
+    if ((err = upd_store_write_begin(store, &txn)) != 0)
+        return err;
+    for (size_t i = 0; i != n; ++i) {
+        KEYBUF(k);
+        uint8_t at[8];
+        if (!client_key(&k, seen[i].app, seen[i].channel, seen[i].version) ||
+            !key_add_str(&k, seen[i].client, UPD_CLIENT_ID_MAX)) {
+            ++malformed; /* one bad entry must not cost the batch */
+            continue;
+        }
+        put_le64(at, (uint64_t)seen[i].at);
+        /* NOOVERWRITE keeps the first time a client was offered the version */
+        if ((err = db_put(txn, DB_CLIENTS, &k, at, sizeof(at), MDB_NOOVERWRITE)) != 0 && err != UPD_EEXIST) {
+            upd_store_txn_end(txn);
+            return err;
+        }
+    }
+    if (malformed != 0)
+        fprintf(stderr, "updraft: clients-seen: skipped %zu malformed entries\n", malformed);
+    return upd_store_commit(txn);
+}
+
+static int
+on_count(MDB_val *key, MDB_val *val, void *arg)
+{
+    ++*(uint64_t *)arg;
+    return 0;
+}
+
+int
+upd_store_clients_count(upd_store_txn_t *txn, const char *app, const char *channel, const char *version, uint64_t *count)
+{
+    KEYBUF(k);
+    *count = 0;
+    if (!client_key(&k, app, channel, version))
+        return 0;
+    key_end_prefix(&k);
+    return walk_prefix(txn, DB_CLIENTS, &k, on_count, count);
+}
+
+/* ---- API keys ---- */
+
+int
+upd_store_key_put(upd_store_txn_t *txn, const char *key_id, const char *json)
+{
+    KEYBUF(k);
+    if (!key_add_str(&k, key_id, KEY_ID_MAX))
+        return UPD_EINVAL;
+    return db_put(txn, DB_KEYS, &k, json, strlen(json), MDB_NOOVERWRITE);
+}
+
+int
+upd_store_key_get(upd_store_txn_t *txn, const char *key_id, const char **json, size_t *json_len)
+{
+    KEYBUF(k);
+    MDB_val v;
+    int err;
+    if (!key_add_str(&k, key_id, KEY_ID_MAX))
+        return UPD_ENOTFOUND;
+    if ((err = db_get(txn, DB_KEYS, &k, &v)) != 0)
+        return err;
+    *json = v.mv_data;
+    *json_len = v.mv_size;
+    return 0;
+}
