@@ -14,6 +14,8 @@
 #include "server/http.h"
 #include "server/log.h"
 
+static const char *const feed_names[UPD_FEED_COUNT] = {"electron-updater", "Squirrel.Mac", "Squirrel.Windows", "Tauri"};
+
 static const char *const content_types[UPD_FEED_COUNT] = {
     "text/yaml; charset=utf-8",  /* electron-updater */
     "application/json",          /* Squirrel.Mac */
@@ -138,6 +140,25 @@ send_no_content(h2o_req_t *req, int status)
     h2o_send_inline(req, "", 0);
 }
 
+/* Personalised answers are private; the others may be cached by edges for a short while, tagged so a
+ * release can purge them, and vary on the identity headers since the same URL answers differently
+ * once a client id comes with it. */
+static void
+add_cache_headers(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r, bool personal)
+{
+    if (personal) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("private, no-cache"));
+        return;
+    }
+    char *cc = h2o_mem_alloc_pool(&req->pool, 48);
+    int cc_len = snprintf(cc, 48, "public, max-age=%" PRIu64, o->conf->feed_max_age);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, cc, cc_len);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VARY, NULL, H2O_STRLIT("X-Updraft-Client, X-User-Staging-Id"));
+    char *tags = h2o_mem_alloc_pool(&req->pool, 2 * UPD_ID_MAX + 16);
+    int tags_len = snprintf(tags, 2 * UPD_ID_MAX + 16, "app:%s chan:%s/%s", r->app, r->app, r->channel);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("surrogate-key"), 0, NULL, tags, tags_len);
+}
+
 void
 upd_feed_handle(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r)
 {
@@ -203,7 +224,7 @@ upd_feed_handle(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r)
     uint64_t etag_bits;
     if (key_len < 0 || upd_store_feed_get(txn, r->app, version, key, (size_t)key_len, &body, &len, &etag_bits) != 0) {
         upd_store_txn_end(txn);
-        upd_http_send_text(req, 404, "release %s of %s has no %s update for %s/%s", version, r->app, upd_route_labels[r->fmt] + 5,
+        upd_http_send_text(req, 404, "release %s of %s has no %s update for %s/%s", version, r->app, feed_names[r->fmt],
                            upd_platform_name(r->platform), r->arch < 0 ? "x64" : upd_arch_name((upd_arch_t)r->arch));
         return;
     }
@@ -216,8 +237,7 @@ upd_feed_handle(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r)
     if ((r->fmt == UPD_FEED_SQUIRREL_MAC || r->fmt == UPD_FEED_TAURI) &&
         upd_version_cmp_str(version, strlen(version), r->current, strlen(r->current)) <= 0) {
         upd_store_txn_end(txn);
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
-                       personal ? "private, no-cache" : "public, max-age=60", personal ? 17 : 19);
+        add_cache_headers(o, req, r, personal);
         send_no_content(req, 204);
         return;
     }
@@ -225,18 +245,7 @@ upd_feed_handle(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r)
     char *etag = h2o_mem_alloc_pool(&req->pool, 20);
     int etag_len = snprintf(etag, 20, "\"%016" PRIx64 "\"", etag_bits);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, etag, etag_len);
-    if (personal) {
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("private, no-cache"));
-    } else {
-        char *cc = h2o_mem_alloc_pool(&req->pool, 48);
-        int cc_len = snprintf(cc, 48, "public, max-age=%" PRIu64, o->conf->feed_max_age);
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, cc, cc_len);
-        /* the same URL answers differently once a client id comes with it */
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VARY, NULL, H2O_STRLIT("X-Updraft-Client, X-User-Staging-Id"));
-        char *tags = h2o_mem_alloc_pool(&req->pool, 2 * UPD_ID_MAX + 16);
-        int tags_len = snprintf(tags, 2 * UPD_ID_MAX + 16, "app:%s chan:%s/%s", r->app, r->app, r->channel);
-        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("surrogate-key"), 0, NULL, tags, tags_len);
-    }
+    add_cache_headers(o, req, r, personal);
     if (etag_matches(req, etag, etag_len)) {
         upd_store_txn_end(txn);
         send_no_content(req, 304);

@@ -43,6 +43,7 @@ static int signal_pipe[2] = {-1, -1};
 static volatile sig_atomic_t stop_requested;
 static FILE *access_log;
 static uint64_t request_seq;
+static size_t requests_in_flight; /* paired exactly: +1 in on_req, -1 when the request's pool is cleared */
 static char request_id_prefix[9];
 
 h2o_context_t *
@@ -174,11 +175,20 @@ guard_http1(const upd_http_opts_t *opts, h2o_req_t *req)
     return -1;
 }
 
+static void
+on_request_done(void *unused)
+{
+    --requests_in_flight;
+}
+
 static int
 on_req(h2o_handler_t *_self, h2o_req_t *req)
 {
     upd_handler_t *self = (upd_handler_t *)_self;
     const upd_http_opts_t *opts = self->opts;
+
+    ++requests_in_flight;
+    h2o_mem_alloc_shared(&req->pool, 1, on_request_done);
 
     char *rid = h2o_mem_alloc_pool(&req->pool, 32);
     int rid_len = snprintf(rid, 32, "%s-%" PRIu64, request_id_prefix, ++request_seq);
@@ -379,10 +389,12 @@ setup_tls(const upd_conf_t *conf)
     return 0;
 }
 
+/* h2o 2.2.5 has no shutdown hook for HTTP/1, so idle keep-alive connections would linger until their
+ * timeout: wait for the requests, not the connections, and drop what is idle (as nginx does). */
 static bool
-has_connections(void)
+has_work(void)
 {
-    return !h2o_linklist_is_empty(&ctx.http1._conns) || !h2o_linklist_is_empty(&ctx.http2._conns);
+    return requests_in_flight != 0;
 }
 
 int
@@ -466,10 +478,13 @@ upd_http_run(const upd_http_opts_t *opts)
     }
     h2o_context_request_shutdown(&ctx);
     uint64_t deadline = h2o_now(ctx.loop) + conf->shutdown_timeout_ms;
-    while (has_connections() && h2o_now(ctx.loop) < deadline)
+    while (has_work() && h2o_now(ctx.loop) < deadline)
         h2o_evloop_run(ctx.loop, 50);
-    if (has_connections())
-        upd_log_warn("shutdown: connections still open after %" PRIu64 " ms; closing them", conf->shutdown_timeout_ms);
+    if (has_work())
+        upd_log_warn("shutdown: %zu requests still open after %" PRIu64 " ms; closing them", requests_in_flight,
+                     conf->shutdown_timeout_ms);
+    /* one more turn so that responses finished in the last callback are flushed to their sockets */
+    h2o_evloop_run(ctx.loop, 0);
     if (access_log != NULL && access_log != stdout)
         fclose(access_log);
     else if (access_log != NULL)
