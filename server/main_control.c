@@ -40,6 +40,12 @@ open_store(const upd_conf_t *conf, upd_store_t **store)
                       UPD_STORE_SCHEMA);
     else if (r != 0)
         upd_log_error("cannot open the store in %s: %s", conf->data_dir, upd_strerror(r));
+    if (r != 0 && *store != NULL) {
+        /* on a schema mismatch the store still hands back a closed handle that says which schema it found */
+        upd_log_error("%s/lmdb has schema %u", conf->data_dir, upd_store_schema_found(*store));
+        upd_store_close(*store);
+        *store = NULL;
+    }
     return r == 0 ? 0 : -1;
 }
 
@@ -68,7 +74,7 @@ keys_create(upd_conf_t *conf, int argc, char **argv)
         fprintf(stderr, "updraft-control: keys create needs --role admin|release|build and --name NAME (1-64 bytes)\n");
         return 2;
     }
-    upd_store_t *store;
+    upd_store_t *store = NULL;
     if (open_store(conf, &store) != 0)
         return 1;
     char key[128];

@@ -84,9 +84,9 @@ main(int argc, char **argv)
     }
     upd_store_opts_t sopts = {.map_size = (size_t)conf.lmdb_map_mib << 20};
     if ((r = upd_store_open(conf.data_dir, &sopts, &origin.store)) != 0) {
-        if (r == UPD_ESCHEMA)
-            upd_log_error("%s/lmdb has another schema version than this build (%u): migrate or use another --data", conf.data_dir,
-                          UPD_STORE_SCHEMA);
+        if (r == UPD_ESCHEMA && origin.store != NULL)
+            upd_log_error("%s/lmdb has schema %u, this build needs %u: migrate it or use another --data", conf.data_dir,
+                          upd_store_schema_found(origin.store), UPD_STORE_SCHEMA);
         else
             upd_log_error("cannot open the store in %s: %s", conf.data_dir, upd_strerror(r));
         goto Exit;

@@ -329,6 +329,14 @@ upd_store_open(const char *data_dir, const upd_store_opts_t *opts, upd_store_t *
         fprintf(stderr, "updraft: cannot create %s: %s\n", path, strerror(errno));
         return UPD_EIO;
     }
+    if (read_only) {
+        /* mdb_env_open would create data.mdb in an existing, empty directory */
+        char data[sizeof(path) + 16];
+        struct stat st;
+        snprintf(data, sizeof(data), "%s/data.mdb", path);
+        if (stat(data, &st) != 0)
+            return UPD_ENOTFOUND;
+    }
     if ((store = calloc(1, sizeof(*store))) == NULL)
         return UPD_ENOMEM;
     pthread_mutex_init(&store->readers_mutex, NULL);

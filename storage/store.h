@@ -44,7 +44,8 @@ typedef struct st_upd_store_opts_t {
 
 /**
  * Opens (creating when absent and not read_only) DIR/lmdb and its sub-databases, and checks the schema.
- * @return 0; UPD_ESCHEMA when the environment has another schema version (the log says which);
+ * @return 0; UPD_ESCHEMA when the environment has another schema version: *out is then still set to a
+ *         closed handle that answers upd_store_schema_found() and must be passed to upd_store_close();
  *         UPD_EIO when the directory cannot be created; UPD_ESTORE on another LMDB error
  */
 int upd_store_open(const char *data_dir, const upd_store_opts_t *opts, upd_store_t **out);
