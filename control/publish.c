@@ -21,6 +21,7 @@
 #include "domain/render.h"
 #include "domain/version.h"
 #include "server/log.h"
+#include "storage/localdir.h"
 
 #define MAX_PINNED 10000
 
@@ -72,13 +73,11 @@ verify_file(upd_control_t *c, const upd_release_t *rel, size_t i, upd_file_t *f,
 {
     char rel_path[UPD_ID_MAX + UPD_VERSION_MAX + UPD_FILENAME_MAX + 16], msg[1024];
     snprintf(rel_path, sizeof(rel_path), "%s/%s/%s", rel->app, rel->version, f->name);
-    int fd = openat(c->storage_fd, rel_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    int fd = upd_localdir_open(c->storage_fd, rel->app, rel->version, f->name, &st);
+    if (fd < 0) {
         snprintf(msg, sizeof(msg), "files[%zu] %s: not in storage at %s (%s)", i, f->name, rel_path,
-                 fd < 0 ? strerror(errno) : "not a regular file");
-        if (fd >= 0)
-            close(fd);
+                 errno == ELOOP ? "a symbolic link" : errno == EISDIR ? "not a regular file" : strerror(errno));
         return fail(out, 422, "file_missing", msg);
     }
     if ((uint64_t)st.st_size != f->size) {
@@ -117,9 +116,12 @@ verify_file(upd_control_t *c, const upd_release_t *rel, size_t i, upd_file_t *f,
     for (int k = 0; k < 20; ++k)
         sprintf(f->sha1 + k * 2, "%02x", d1[k]);
     /* FILE.blockmap beside FILE: electron-updater's differential download */
-    char bm_path[sizeof(rel_path) + 16];
-    snprintf(bm_path, sizeof(bm_path), "%s.blockmap", rel_path);
-    f->blockmap_size = fstatat(c->storage_fd, bm_path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) ? st.st_size : -1;
+    char bm_name[UPD_FILENAME_MAX + 16];
+    snprintf(bm_name, sizeof(bm_name), "%s.blockmap", f->name);
+    int bm = upd_localdir_open(c->storage_fd, rel->app, rel->version, bm_name, &st);
+    f->blockmap_size = bm >= 0 ? st.st_size : -1;
+    if (bm >= 0)
+        close(bm);
     return 0;
 }
 

@@ -19,6 +19,7 @@
 #include "handlers/origin.h"
 #include "server/http.h"
 #include "server/log.h"
+#include "storage/localdir.h"
 
 #define CHUNK_SIZE (256 * 1024)
 #define BOUNDARY "UPDRAFT-b7d1f0c9a3e5"
@@ -271,24 +272,6 @@ content_type_of(const char *name)
     return "application/octet-stream";
 }
 
-/* Opens STORAGE/APP/VERSION/FILE relative to the store's directory, refusing symlinks at the last
- * step; the parts were validated by the router, so none is "..", empty or contains a slash. */
-static int
-open_in_store(upd_origin_t *o, const char *app, const char *version, const char *file, struct stat *st)
-{
-    char rel[UPD_ID_MAX + UPD_VERSION_MAX + UPD_FILENAME_MAX + 8];
-    snprintf(rel, sizeof(rel), "%s/%s/%s", app, version, file);
-    int fd = openat(o->storage_fd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return -1;
-    if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
-        close(fd);
-        errno = EISDIR;
-        return -1;
-    }
-    return fd;
-}
-
 static void
 serve(upd_origin_t *o, h2o_req_t *req, const char *app, const char *version, const char *file)
 {
@@ -312,7 +295,7 @@ serve(upd_origin_t *o, h2o_req_t *req, const char *app, const char *version, con
     }
 
     struct stat st;
-    int fd = open_in_store(o, app, version, file, &st);
+    int fd = upd_localdir_open(o->storage_fd, app, version, file, &st);
     if (fd < 0) {
         upd_log_error("%s: artifact %s/%s/%s: %s", upd_http_request_id(req), app, version, file, strerror(errno));
         upd_http_send_text(req, errno == ENOENT ? 404 : 500, "artifact %s is not in storage", file);
