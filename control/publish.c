@@ -237,6 +237,8 @@ collect_release(const upd_release_t *rel, void *arg)
     if (strcmp(rel->channel, lc->channel) != 0)
         return 0;
     json_t *j = upd_release_to_json(rel);
+    if (json_object_get(j, "notes") == NULL)
+        json_object_set_new(j, "notes", json_null()); /* the API shows every field, stored or not */
     uint64_t n = 0;
     upd_store_clients_count(lc->txn, rel->app, rel->channel, rel->version, &n);
     json_object_set_new(j, "clients_offered", json_integer((json_int_t)n));
