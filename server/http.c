@@ -485,6 +485,9 @@ upd_http_run(const upd_http_opts_t *opts)
                      conf->shutdown_timeout_ms);
     /* one more turn so that responses finished in the last callback are flushed to their sockets */
     h2o_evloop_run(ctx.loop, 0);
+    h2o_socket_read_stop(sigsock);
+    h2o_socket_close(sigsock);
+    h2o_evloop_run(ctx.loop, 0); /* let the closes complete */
     if (access_log != NULL && access_log != stdout)
         fclose(access_log);
     else if (access_log != NULL)

@@ -98,8 +98,10 @@ main(int argc, char **argv)
     int rest, ret = 1;
     upd_log_init("updraft-control");
     int r = upd_program_configure(&control_program, argc, argv, &conf, &check, &rest);
-    if (r != 0)
+    if (r != 0) {
+        upd_conf_dispose(control_decls, &conf);
         return r == 2 ? 0 : 1;
+    }
     if (rest != argc) {
         if (rest + 1 < argc && strcmp(argv[rest], "keys") == 0 && strcmp(argv[rest + 1], "create") == 0)
             ret = keys_create(&conf, argc - rest - 2, argv + rest + 2);

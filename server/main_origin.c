@@ -44,8 +44,10 @@ main(int argc, char **argv)
     int rest, ret = 1;
     upd_log_init("updraft-origin");
     int r = upd_program_configure(&origin_program, argc, argv, &conf, &check, &rest);
-    if (r != 0)
+    if (r != 0) {
+        upd_conf_dispose(origin_decls, &conf);
         return r == 2 ? 0 : 1;
+    }
     if (rest != argc) {
         fprintf(stderr, "updraft-origin: unexpected argument %s (see --help)\n", argv[rest]);
         return 1;
