@@ -1,0 +1,574 @@
+"""Integration test harness: starts the real Updraft programs on loopback and talks to them.
+
+    env = harness.Env("test_feeds")          # fresh temp dir with data/ and storage/
+    self.addCleanup(env.stop_all)            # or: with harness.Env(...) as env:
+    origin = env.start_origin()              # listens on 127.0.0.1:0, port read from stdout
+    control = env.start_control(public_url=origin.url)
+    key = env.create_key()
+    env.api("POST", "/v1/apps", {"id": "acme", "name": "Acme"}, key=key)
+
+Every program listens on port 0 and reports the bound port on stdout ("PROG: listening on
+http://127.0.0.1:PORT"), which is race-free. A program that exits early or is not ready within
+10 s fails the test at once with its log. stop() sends SIGTERM and fails on any exit code but 0.
+
+The temp dirs are removed when the process exits if no test failed while they were in use;
+otherwise they are kept, and their paths and the programs' logs are printed (STYLE.md section 8).
+Set UPDRAFT_KEEP_TMP=1 to keep them always.
+
+Binaries come from $UPDRAFT_BUILD_DIR (default /work/main/build), the repository from
+$UPDRAFT_SOURCE_DIR (default: two levels above this file).
+"""
+import atexit
+import base64
+import hashlib
+import http.client
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.parse
+
+SOURCE_DIR = os.environ.get("UPDRAFT_SOURCE_DIR") or os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD_DIR = os.environ.get("UPDRAFT_BUILD_DIR") or "/work/main/build"
+READY_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
+
+_LISTENING = re.compile(r"listening on (https?)://(\[[^\]]+\]|[^\s:/]+):(\d+)")
+
+# ---------------------------------------------------------------------------------------------
+# failure tracking: any failure or error reported to unittest marks the Envs alive at that time
+
+_failures = 0
+_envs = []
+
+
+def _count(orig):
+    def wrapper(self, *args, **kwargs):
+        global _failures
+        _failures += 1
+        return orig(self, *args, **kwargs)
+    return wrapper
+
+
+unittest.TestResult.addFailure = _count(unittest.TestResult.addFailure)
+unittest.TestResult.addError = _count(unittest.TestResult.addError)
+unittest.TestResult.addUnexpectedSuccess = _count(unittest.TestResult.addUnexpectedSuccess)
+_orig_add_subtest = unittest.TestResult.addSubTest
+
+
+def _add_subtest(self, test, subtest, err):
+    global _failures
+    if err is not None and not issubclass(err[0], unittest.SkipTest):
+        _failures += 1
+    return _orig_add_subtest(self, test, subtest, err)
+
+
+unittest.TestResult.addSubTest = _add_subtest
+
+
+def _at_exit():
+    kept = []
+    for env in _envs:
+        env._mark()
+        if env.failed or os.environ.get("UPDRAFT_KEEP_TMP"):
+            kept.append(env)
+        else:
+            shutil.rmtree(env.dir, ignore_errors=True)
+    for env in kept:
+        if env.failed:
+            env.dump_logs()
+        sys.stderr.write("harness: kept %s\n" % env.dir)
+    if _envs and not kept:
+        sys.stderr.write("harness: %d temp dir(s) removed\n" % len(_envs))
+    sys.stderr.flush()
+
+
+atexit.register(_at_exit)
+
+
+def binary(name):
+    """Path of a built program (updraft-origin, updraft-control, updraft)."""
+    path = os.path.join(BUILD_DIR, name)
+    if not os.access(path, os.X_OK):
+        raise AssertionError("%s is not built (UPDRAFT_BUILD_DIR=%s)" % (path, BUILD_DIR))
+    return path
+
+
+def sha512_b64(data):
+    return base64.b64encode(hashlib.sha512(data).digest()).decode()
+
+
+def make_mmdb(path, *args):
+    """Writes the test GeoIP database (tests/support/make-test-mmdb.pl): 81.2.69.0/24 GB,
+    203.0.113.0/24 FR, 198.51.100.0/24 DE, 2001:db8:1::/48 US, 192.0.2.0/24 registered SE."""
+    script = os.path.join(SOURCE_DIR, "tests", "support", "make-test-mmdb.pl")
+    r = subprocess.run(["perl", script, path] + list(args), capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise AssertionError("make-test-mmdb.pl failed (%d): %s" % (r.returncode, r.stderr))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class Proc:
+    """One running program. .url/.port: first http listener; .https_url/.https_port: first TLS one;
+    .listeners: [(scheme, host, port)]; .log: stderr file; .stdout: stdout lines so far."""
+
+    def __init__(self, env, name, argv, listeners):
+        self.env = env
+        self.name = name
+        self.argv = argv
+        self.log = os.path.join(env.dir, "%s.log" % name)
+        self.stdout_path = os.path.join(env.dir, "%s.stdout" % name)
+        self.stdout = []
+        self.listeners = []
+        self.url = self.port = self.https_url = self.https_port = None
+        self.stopped = False
+        self._lock = threading.Condition()
+        self._eof = False
+        with open(self.log, "ab") as err:
+            err.write(("+ %s\n" % " ".join(argv)).encode())
+            err.flush()
+            self.popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                          stderr=err, cwd=env.dir, start_new_session=True)
+        self._reader = threading.Thread(target=self._read_stdout, daemon=True)
+        self._reader.start()
+        self._wait_ready(listeners)
+
+    def _read_stdout(self):
+        with open(self.stdout_path, "ab") as out:
+            for raw in self.popen.stdout:
+                out.write(raw)
+                out.flush()
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                with self._lock:
+                    self.stdout.append(line)
+                    m = _LISTENING.search(line)
+                    if m:
+                        self.listeners.append((m.group(1), m.group(2), int(m.group(3))))
+                    self._lock.notify_all()
+        with self._lock:
+            self._eof = True
+            self._lock.notify_all()
+
+    def _wait_ready(self, expected):
+        deadline = time.monotonic() + READY_TIMEOUT
+        with self._lock:
+            while len(self.listeners) < expected:
+                left = deadline - time.monotonic()
+                if self._eof or self.popen.poll() is not None:
+                    break
+                if left <= 0:
+                    break
+                self._lock.wait(min(left, 0.1))
+            ready = len(self.listeners) >= expected
+        if not ready:
+            rc = self.popen.poll()
+            if rc is None:
+                self.kill()
+                why = "not ready within %.0f s (%d of %d listeners reported)" % (
+                    READY_TIMEOUT, len(self.listeners), expected)
+            else:
+                self.stopped = True
+                self._close_stdout()
+                why = "exited early with status %d" % rc
+            raise AssertionError("%s %s\n%s" % (self.name, why, self.describe()))
+        for scheme, host, port in self.listeners:
+            url = "%s://%s:%d" % (scheme, host, port)
+            if scheme == "http" and self.url is None:
+                self.url, self.port = url, port
+            if scheme == "https" and self.https_url is None:
+                self.https_url, self.https_port = url, port
+
+    def describe(self):
+        return "--- %s: %s\n--- stdout:\n%s\n--- log %s:\n%s--- end of %s" % (
+            self.name, " ".join(self.argv), "\n".join(self.stdout), self.log, _tail(self.log), self.name)
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    def stop(self):
+        """SIGTERM; asserts exit status 0 within 10 s."""
+        if self.stopped:
+            return
+        self.stopped = True
+        rc = self.popen.poll()
+        if rc is not None:
+            raise AssertionError("%s had already exited with status %d before SIGTERM\n%s"
+                                 % (self.name, rc, self.describe()))
+        self.popen.send_signal(signal.SIGTERM)
+        try:
+            rc = self.popen.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self._kill_group()
+            self._close_stdout()
+            raise AssertionError("%s did not exit within %.0f s of SIGTERM\n%s"
+                                 % (self.name, STOP_TIMEOUT, self.describe()))
+        self._close_stdout()
+        if rc != 0:
+            raise AssertionError("%s exited with status %d after SIGTERM\n%s" % (self.name, rc, self.describe()))
+
+    def kill(self):
+        self.stopped = True
+        self._kill_group()
+        self._close_stdout()
+
+    def _close_stdout(self):
+        self._reader.join(5)
+        if not self._reader.is_alive():
+            self.popen.stdout.close()
+
+    def _kill_group(self):
+        if self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.popen.wait(10)
+
+
+def _tail(path, limit=20000):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - limit))
+            text = f.read().decode("utf-8", "replace")
+    except OSError as e:
+        return "(%s)\n" % e
+    if size > limit:
+        text = "[... %d bytes cut ...]\n" % (size - limit) + text
+    return text if text.endswith("\n") or not text else text + "\n"
+
+
+def _has_opt(args, opt):
+    return any(a == opt or a.startswith(opt + "=") for a in args)
+
+
+class Env:
+    """A fresh temp dir (data/, storage/) and the programs started in it."""
+
+    def __init__(self, test_name="updraft"):
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", test_name)
+        self.dir = tempfile.mkdtemp(prefix="updraft-%s-" % safe)
+        self.data = os.path.join(self.dir, "data")
+        self.storage = os.path.join(self.dir, "storage")
+        os.makedirs(self.data)
+        os.makedirs(self.storage)
+        self.procs = []
+        self.origin = None    # the first origin started
+        self.control = None   # the first control started
+        self.failed = False
+        self._failures_at_start = _failures
+        self._done = False
+        self._counter = {}
+        _envs.append(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and not issubclass(exc_type, unittest.SkipTest):
+            self.failed = True
+        self.stop_all()
+        return False
+
+    def _mark(self):
+        if not self._done and _failures > self._failures_at_start:
+            self.failed = True
+
+    def _name(self, base):
+        n = self._counter.get(base, 0) + 1
+        self._counter[base] = n
+        return base if n == 1 else "%s-%d" % (base, n)
+
+    def _start(self, prog, extra, listeners):
+        extra = [str(a) for a in extra]
+        name = self._name(prog)
+        args = []
+        if not _has_opt(extra, "--listen") and not _has_opt(extra, "--config") and "--check" not in extra:
+            args += ["--listen", "127.0.0.1:0"]
+        if not _has_opt(extra, "--data"):
+            args += ["--data", self.data]
+        if not _has_opt(extra, "--storage"):
+            args += ["--storage", self.storage]
+        if not _has_opt(extra, "--access-log"):
+            args += ["--access-log", os.path.join(self.dir, "%s.access.log" % name)]
+        if listeners is None:
+            listeners = sum(1 for a in extra if a == "--listen" or a.startswith("--listen=")) or 1
+        try:
+            proc = Proc(self, name, [binary(prog)] + args + extra, listeners)
+        except AssertionError:
+            self.failed = True
+            raise
+        self.procs.append(proc)
+        return proc
+
+    def start_origin(self, *extra_args, listeners=None):
+        """Starts updraft-origin on 127.0.0.1:0 (unless --listen/--config is given) with this
+        env's data and storage dirs; waits for `listeners` "listening on" lines (default: number
+        of --listen args, or 1)."""
+        proc = self._start("updraft-origin", extra_args, listeners)
+        if self.origin is None:
+            self.origin = proc
+        return proc
+
+    def start_control(self, *extra_args, public_url=None, listeners=None):
+        """Starts updraft-control; public_url defaults to the first origin's URL if one runs
+        (False: no --public-url, the control's configured default applies)."""
+        extra = list(extra_args)
+        if public_url is None and self.origin is not None and not _has_opt(extra, "--public-url"):
+            public_url = self.origin.url
+        if public_url:
+            extra += ["--public-url", public_url]
+        proc = self._start("updraft-control", extra, listeners)
+        if self.control is None:
+            self.control = proc
+        return proc
+
+    def run(self, prog, *args, env=None, input=None, timeout=60):
+        """Runs a program to completion: CompletedProcess with text stdout/stderr."""
+        e = dict(os.environ)
+        if env:
+            e.update(env)
+        return subprocess.run([binary(prog)] + [str(a) for a in args], capture_output=True, text=True,
+                              input=input, env=e, timeout=timeout, cwd=self.dir)
+
+    def create_key(self, role="admin", name="test"):
+        r = self.run("updraft-control", "keys", "create", "--data", self.data, "--role", role, "--name", name)
+        lines = r.stdout.splitlines()
+        if r.returncode != 0 or len(lines) != 1 or not lines[0].strip():
+            raise AssertionError("keys create failed (status %d)\nstdout: %r\nstderr: %s"
+                                 % (r.returncode, r.stdout, r.stderr))
+        return lines[0].strip()
+
+    def put_artifact(self, app, version, name, data):
+        """Writes STORAGE/APP/VERSION/NAME; returns dict(name, size, sha512 base64)."""
+        d = os.path.join(self.storage, app, version)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
+        return dict(name=name, size=len(data), sha512=sha512_b64(data))
+
+    # --- HTTP ---------------------------------------------------------------------------------
+
+    def _base(self, base, default):
+        if base is None:
+            if default is None:
+                raise AssertionError("no program started to send the request to")
+            base = default.url
+        elif isinstance(base, Proc):
+            base = base.url
+        return base
+
+    def http(self, method, path, headers=None, body=None, base=None, timeout=30):
+        """One request on a new connection: (status, headers lower-case with repeated ones
+        joined by ", ", body bytes). base defaults to the first origin's http URL."""
+        base = self._base(base, self.origin)
+        u = urllib.parse.urlsplit(base)
+        if u.scheme == "https":
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            conn = http.client.HTTPSConnection(u.hostname, u.port, timeout=timeout, context=ctx)
+        else:
+            conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+            headers = dict(headers or {})
+            headers.setdefault("Content-Type", "application/json")
+        elif isinstance(body, str):
+            body = body.encode()
+        try:
+            conn.request(method, u.path.rstrip("/") + path if u.path not in ("", "/") else path,
+                         body=body, headers=headers or {})
+            resp = conn.getresponse()
+            data = resp.read()
+            hdrs = {}
+            for k, v in resp.getheaders():
+                k = k.lower()
+                hdrs[k] = hdrs[k] + ", " + v if k in hdrs else v
+            return resp.status, hdrs, data
+        finally:
+            conn.close()
+
+    def api(self, method, path, body=None, key=None, headers=None):
+        """A control API request: (status, parsed JSON or None)."""
+        status, _, data = self.api_raw(method, path, body=body, key=key, headers=headers)
+        try:
+            return status, json.loads(data) if data else None
+        except ValueError:
+            return status, None
+
+    def api_raw(self, method, path, body=None, key=None, headers=None):
+        h = dict(headers or {})
+        if key is not None:
+            h["Authorization"] = "Bearer " + key
+        if body is not None and not isinstance(body, (bytes, str)):
+            body = json.dumps(body).encode()
+            h.setdefault("Content-Type", "application/json")
+        return self.http(method, path, headers=h, body=body, base=self._base(None, self.control))
+
+    def raw(self, port, data, timeout=3):
+        """Sends bytes to 127.0.0.1:port and reads until the peer closes or `timeout` s pass
+        without data."""
+        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        try:
+            s.sendall(data)
+            chunks = []
+            while True:
+                r, _, _ = select.select([s], [], [], timeout)
+                if not r:
+                    break
+                try:
+                    chunk = s.recv(65536)
+                except ConnectionResetError:
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            return b"".join(chunks)
+        finally:
+            s.close()
+
+    def register_release(self, key, app, version, files, channel="latest", rollout=None, notes=None):
+        """POST /v1/apps/APP/releases; rollout: None (100%), a percent, or a dict."""
+        body = {"version": version, "channel": channel, "files": files}
+        if notes is not None:
+            body["notes"] = notes
+        if rollout is not None:
+            body["rollout"] = rollout if isinstance(rollout, dict) else {"percent": rollout}
+        return self.api("POST", "/v1/apps/%s/releases" % app, body, key=key)
+
+    # --- teardown -----------------------------------------------------------------------------
+
+    def stop_all(self):
+        """Stops every program (SIGTERM, exit 0 asserted); raises after stopping them all."""
+        self._mark()
+        errors = []
+        for proc in reversed(self.procs):
+            try:
+                proc.stop()
+            except AssertionError as e:
+                errors.append(str(e))
+        self._done = True
+        if errors:
+            self.failed = True
+            raise AssertionError("\n".join(errors))
+
+    def dump_logs(self):
+        out = ["harness: test dir %s" % self.dir]
+        for proc in self.procs:
+            out.append(proc.describe())
+        sys.stderr.write("\n".join(out) + "\n")
+
+
+# --- small parsers shared by the feed tests ------------------------------------------------------
+
+def _yaml_scalar(v):
+    v = v.strip()
+    if v.startswith("'") and v.endswith("'") and len(v) >= 2:
+        return v[1:-1].replace("''", "'")
+    if v.startswith('"') and v.endswith('"') and len(v) >= 2:
+        return json.loads(v)
+    if re.fullmatch(r"-?[0-9]+", v):
+        return int(v)
+    if v in ("null", "~", ""):
+        return None
+    return v
+
+
+def parse_yaml(text):
+    """Parses the YAML subset electron-builder's latest*.yml uses: a top-level mapping of scalars,
+    block literals (|, |-) and one level of sequences of flat mappings. Strict: anything else raises."""
+    lines = text.split("\n")
+    out = {}
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.strip() == "" or line in ("---", "...") or line.lstrip().startswith("#"):
+            i += 1
+            continue
+        m = re.fullmatch(r"([A-Za-z0-9_]+):(?: (.*))?", line)
+        if not m:
+            raise ValueError("unexpected YAML line %d: %r" % (i + 1, line))
+        key, value = m.group(1), (m.group(2) or "").strip()
+        if key in out:
+            raise ValueError("duplicate key %r" % key)
+        i += 1
+        if value in ("|", "|-", "|+"):
+            block = []
+            while i < len(lines) and (lines[i].startswith(" ") or lines[i] == ""):
+                block.append(lines[i])
+                i += 1
+            while block and block[-1] == "" and i >= len(lines):
+                block.pop()
+            indent = min((len(b) - len(b.lstrip(" ")) for b in block if b.strip()), default=0)
+            s = "\n".join(b[indent:] for b in block)
+            if value == "|-":
+                s = s.rstrip("\n")
+            else:
+                s = s.rstrip("\n") + "\n"
+            out[key] = s
+        elif value == "":
+            items = []
+            while i < len(lines):
+                m2 = re.fullmatch(r"( *)- (.*)", lines[i])
+                if not m2:
+                    break
+                dash = len(m2.group(1))
+                item = {}
+                rest = [m2.group(2)]
+                i += 1
+                while i < len(lines) and lines[i].startswith(" " * (dash + 1)) and lines[i].strip() \
+                        and not re.fullmatch(r" *- .*", lines[i][dash:]):
+                    rest.append(lines[i].strip())
+                    i += 1
+                for kv in rest:
+                    m3 = re.fullmatch(r"([A-Za-z0-9_]+): (.*)", kv)
+                    if not m3:
+                        raise ValueError("unexpected YAML sequence line %r" % kv)
+                    item[m3.group(1)] = _yaml_scalar(m3.group(2))
+                items.append(item)
+            out[key] = items
+        else:
+            out[key] = _yaml_scalar(value)
+    return out
+
+
+RELEASES_LINE = re.compile(r"^([0-9a-fA-F]{40})\s+(\S+)\s+(\d+)(#\d+%)?$")
+
+
+def parse_releases(text):
+    """Squirrel.Windows RELEASES: [(sha1, filename, size, "#NN%" or None)]; raises on a bad line."""
+    out = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if not line.strip():
+            continue
+        m = RELEASES_LINE.match(line)
+        if not m:
+            raise ValueError("bad RELEASES line %r" % line)
+        out.append((m.group(1), m.group(2), int(m.group(3)), m.group(4)))
+    return out
+
+
+def metric_sum(text, name):
+    """Sum of every sample of a Prometheus metric family (all label sets); None when absent."""
+    total = None
+    for line in text.splitlines():
+        m = re.match(r"^%s(\{[^}]*\})?\s+([0-9.eE+-]+)" % re.escape(name), line)
+        if m:
+            total = (total or 0) + float(m.group(2))
+    return total
