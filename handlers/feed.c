@@ -229,10 +229,6 @@ upd_feed_handle(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r)
         return;
     }
 
-    if (personal && !upd_store_client_seen_has(txn, r->app, r->channel, version, client, client_len) &&
-        !upd_seen_push(o->seen, r->app, r->channel, version, client, client_len))
-        upd_metrics_add(o->metrics, UPD_COUNTER_CLIENTS_DROPPED, 1);
-
     /* Squirrel.Mac installs whatever it is given, even the version it runs: never offer current or older */
     if ((r->fmt == UPD_FEED_SQUIRREL_MAC || r->fmt == UPD_FEED_TAURI) &&
         upd_version_cmp_str(version, strlen(version), r->current, strlen(r->current)) <= 0) {
@@ -241,6 +237,11 @@ upd_feed_handle(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r)
         send_no_content(req, 204);
         return;
     }
+
+    /* offered: counted once per client and version (a 204 above offered nothing) */
+    if (personal && !upd_store_client_seen_has(txn, r->app, r->channel, version, client, client_len) &&
+        !upd_seen_push(o->seen, r->app, r->channel, version, client, client_len))
+        upd_metrics_add(o->metrics, UPD_COUNTER_CLIENTS_DROPPED, 1);
 
     char *etag = h2o_mem_alloc_pool(&req->pool, 20);
     int etag_len = snprintf(etag, 20, "\"%016" PRIx64 "\"", etag_bits);
