@@ -140,28 +140,6 @@ strong_match(const h2o_iovec_t *v, const char *etag)
     return v->len == el && memcmp(v->base, etag, el) == 0;
 }
 
-static bool
-inm_matches(const h2o_iovec_t *inm, const char *etag)
-{
-    size_t el = strlen(etag);
-    const char *p = inm->base, *end = inm->base + inm->len;
-    while (p < end) {
-        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-            ++p;
-        const char *s = p;
-        while (p < end && *p != ',')
-            ++p;
-        const char *e = p;
-        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-            --e;
-        if (e - s >= 2 && s[0] == 'W' && s[1] == '/')
-            s += 2;
-        if (((size_t)(e - s) == el && memcmp(s, etag, el) == 0) || (e - s == 1 && *s == '*'))
-            return true;
-    }
-    return false;
-}
-
 void
 upd_artifact_send(upd_origin_t *o, h2o_req_t *req, int fd, uint64_t size, const char *etag, const char *content_type)
 {
@@ -180,8 +158,7 @@ upd_artifact_send(upd_origin_t *o, h2o_req_t *req, int fd, uint64_t size, const 
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("public, max-age=31536000, immutable"));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCEPT_RANGES, NULL, H2O_STRLIT("bytes"));
 
-    const h2o_iovec_t *inm = upd_http_header(req, H2O_STRLIT("if-none-match"));
-    if (inm != NULL && inm_matches(inm, etag)) {
+    if (upd_http_if_none_match(req, etag, strlen(etag))) {
         req->res.status = 304;
         req->res.reason = "Not Modified";
         h2o_send_inline(req, "", 0);

@@ -104,33 +104,6 @@ client_country(upd_origin_t *o, h2o_req_t *req, char country[3])
     return upd_geo_country(o->geo, (struct sockaddr *)&ss, country) == 0 ? country : NULL;
 }
 
-static bool
-etag_matches(h2o_req_t *req, const char *etag, size_t etag_len)
-{
-    const h2o_iovec_t *inm = upd_http_header(req, H2O_STRLIT("if-none-match"));
-    if (inm == NULL)
-        return false;
-    /* a list of entity tags; weak comparison (RFC 9110 §13.1.2) */
-    const char *p = inm->base, *end = inm->base + inm->len;
-    while (p < end) {
-        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-            ++p;
-        const char *s = p;
-        while (p < end && *p != ',')
-            ++p;
-        const char *e = p;
-        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-            --e;
-        if (e - s >= 2 && s[0] == 'W' && s[1] == '/')
-            s += 2;
-        if ((size_t)(e - s) == etag_len && memcmp(s, etag, etag_len) == 0)
-            return true;
-        if (e - s == 1 && *s == '*')
-            return true;
-    }
-    return false;
-}
-
 static void
 send_no_content(h2o_req_t *req, int status)
 {
@@ -247,7 +220,7 @@ upd_feed_handle(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r)
     int etag_len = snprintf(etag, 20, "\"%016" PRIx64 "\"", etag_bits);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, etag, etag_len);
     add_cache_headers(o, req, r, personal);
-    if (etag_matches(req, etag, etag_len)) {
+    if (upd_http_if_none_match(req, etag, (size_t)etag_len)) {
         upd_store_txn_end(txn);
         send_no_content(req, 304);
         return;

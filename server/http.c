@@ -144,6 +144,30 @@ upd_http_header(const h2o_req_t *req, const char *name, size_t name_len)
     return NULL;
 }
 
+bool
+upd_http_if_none_match(const h2o_req_t *req, const char *etag, size_t etag_len)
+{
+    const h2o_iovec_t *inm = upd_http_header(req, H2O_STRLIT("if-none-match"));
+    if (inm == NULL)
+        return false;
+    const char *p = inm->base, *end = inm->base + inm->len;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            ++p;
+        const char *s = p;
+        while (p < end && *p != ',')
+            ++p;
+        const char *e = p;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+            --e;
+        if (e - s >= 2 && s[0] == 'W' && s[1] == '/')
+            s += 2;
+        if (((size_t)(e - s) == etag_len && memcmp(s, etag, etag_len) == 0) || (e - s == 1 && *s == '*'))
+            return true;
+    }
+    return false;
+}
+
 /* Runs the framing guard on an HTTP/1.x request: h2o keeps the raw head at the start of the
  * socket's input buffer until the response completes (see server/framing.h). */
 static int

@@ -56,6 +56,12 @@ const char *upd_http_request_id(h2o_req_t *req);
 /** The peer address of the connection. @return its length, 0 on failure */
 socklen_t upd_http_peer(h2o_req_t *req, struct sockaddr_storage *ss);
 
+/**
+ * Whether If-None-Match lists this entity tag (weak comparison, RFC 9110 §13.1.2) or is "*".
+ * @param etag  with its quotes
+ */
+bool upd_http_if_none_match(const h2o_req_t *req, const char *etag, size_t etag_len);
+
 /** Finds a request header by lower-case name. @return NULL when absent */
 const h2o_iovec_t *upd_http_header(const h2o_req_t *req, const char *name, size_t name_len);
 

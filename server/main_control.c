@@ -26,29 +26,6 @@ static const upd_program_t control_program = {
                           "  keys create --role admin|release|build --name NAME   print a new API key (shown once)\n",
 };
 
-static int
-open_store(const upd_conf_t *conf, upd_store_t **store)
-{
-    if (upd_mkdirs(conf->data_dir) != 0) {
-        upd_log_error("cannot create %s: %s", conf->data_dir, strerror(errno));
-        return -1;
-    }
-    upd_store_opts_t sopts = {.map_size = (size_t)conf->lmdb_map_mib << 20};
-    int r = upd_store_open(conf->data_dir, &sopts, store);
-    if (r == UPD_ESCHEMA)
-        upd_log_error("%s/lmdb has another schema version than this build (%u): migrate or use another --data", conf->data_dir,
-                      UPD_STORE_SCHEMA);
-    else if (r != 0)
-        upd_log_error("cannot open the store in %s: %s", conf->data_dir, upd_strerror(r));
-    if (r != 0 && *store != NULL) {
-        /* on a schema mismatch the store still hands back a closed handle that says which schema it found */
-        upd_log_error("%s/lmdb has schema %u", conf->data_dir, upd_store_schema_found(*store));
-        upd_store_close(*store);
-        *store = NULL;
-    }
-    return r == 0 ? 0 : -1;
-}
-
 /* updraft-control [flags] keys create --role ROLE --name NAME */
 static int
 keys_create(upd_conf_t *conf, int argc, char **argv)
@@ -75,7 +52,7 @@ keys_create(upd_conf_t *conf, int argc, char **argv)
         return 2;
     }
     upd_store_t *store = NULL;
-    if (open_store(conf, &store) != 0)
+    if (upd_program_open_store(conf, &store) != 0)
         return 1;
     char key[128];
     int r = upd_keys_create(store, (upd_role_t)role, name, key, sizeof(key));
@@ -98,10 +75,8 @@ main(int argc, char **argv)
     int rest, ret = 1;
     upd_log_init("updraft-control");
     int r = upd_program_configure(&control_program, argc, argv, &conf, &check, &rest);
-    if (r != 0) {
-        upd_conf_dispose(control_decls, &conf);
+    if (r != 0)
         return r == 2 ? 0 : 1;
-    }
     if (rest != argc) {
         if (rest + 1 < argc && strcmp(argv[rest], "keys") == 0 && strcmp(argv[rest + 1], "create") == 0)
             ret = keys_create(&conf, argc - rest - 2, argv + rest + 2);
@@ -122,18 +97,8 @@ main(int argc, char **argv)
         ret = 0;
         goto Exit;
     }
-    if (conf.storage_dir[0] == '\0') {
-        free(conf.storage_dir);
-        if (asprintf(&conf.storage_dir, "%s/storage", conf.data_dir) < 0)
-            abort();
-    }
-    if (open_store(&conf, &control.store) != 0)
+    if (upd_program_open_store(&conf, &control.store) != 0 || (control.storage_fd = upd_program_open_storage(&conf)) < 0)
         goto Exit;
-    if (upd_mkdirs(conf.storage_dir) != 0 ||
-        (control.storage_fd = open(conf.storage_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-        upd_log_error("storage_dir %s: %s", conf.storage_dir, strerror(errno));
-        goto Exit;
-    }
     control.conf = &conf;
     control.metrics = upd_metrics_create("control", upd_control_route_names, UPD_CONTROL_ROUTE_COUNT);
     upd_http_opts_t opts = {

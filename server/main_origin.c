@@ -44,10 +44,8 @@ main(int argc, char **argv)
     int rest, ret = 1;
     upd_log_init("updraft-origin");
     int r = upd_program_configure(&origin_program, argc, argv, &conf, &check, &rest);
-    if (r != 0) {
-        upd_conf_dispose(origin_decls, &conf);
+    if (r != 0)
         return r == 2 ? 0 : 1;
-    }
     if (rest != argc) {
         fprintf(stderr, "updraft-origin: unexpected argument %s (see --help)\n", argv[rest]);
         return 1;
@@ -71,28 +69,8 @@ main(int argc, char **argv)
         goto Exit;
     }
 
-    if (conf.storage_dir[0] == '\0') {
-        free(conf.storage_dir);
-        if (asprintf(&conf.storage_dir, "%s/storage", conf.data_dir) < 0)
-            abort();
-    }
-    if (upd_mkdirs(conf.data_dir) != 0 || upd_mkdirs(conf.storage_dir) != 0) {
-        upd_log_error("cannot create %s or %s: %s", conf.data_dir, conf.storage_dir, strerror(errno));
+    if (upd_program_open_store(&conf, &origin.store) != 0 || (origin.storage_fd = upd_program_open_storage(&conf)) < 0)
         goto Exit;
-    }
-    if ((origin.storage_fd = open(conf.storage_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-        upd_log_error("storage_dir %s: %s", conf.storage_dir, strerror(errno));
-        goto Exit;
-    }
-    upd_store_opts_t sopts = {.map_size = (size_t)conf.lmdb_map_mib << 20};
-    if ((r = upd_store_open(conf.data_dir, &sopts, &origin.store)) != 0) {
-        if (r == UPD_ESCHEMA && origin.store != NULL)
-            upd_log_error("%s/lmdb has schema %u, this build needs %u: migrate it or use another --data", conf.data_dir,
-                          upd_store_schema_found(origin.store), UPD_STORE_SCHEMA);
-        else
-            upd_log_error("cannot open the store in %s: %s", conf.data_dir, upd_strerror(r));
-        goto Exit;
-    }
     origin.metrics = upd_metrics_create("origin", upd_route_labels, UPD_ROUTE_LABEL_COUNT);
     origin.seen = upd_seen_start(origin.store, conf.clients_queue, on_seen_commit, origin.metrics);
 

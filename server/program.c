@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include "domain/err.h"
 #include "server/log.h"
 
 int
@@ -27,8 +30,58 @@ upd_mkdirs(const char *path)
     return mkdir(buf, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }
 
+static int configure(const upd_program_t *prog, int argc, char **argv, upd_conf_t *conf, bool *check, int *rest);
+
 int
 upd_program_configure(const upd_program_t *prog, int argc, char **argv, upd_conf_t *conf, bool *check, int *rest)
+{
+    int r = configure(prog, argc, argv, conf, check, rest);
+    if (r != 0)
+        upd_conf_dispose(prog->decls, conf);
+    return r;
+}
+
+int
+upd_program_open_store(const upd_conf_t *conf, upd_store_t **store)
+{
+    *store = NULL;
+    if (upd_mkdirs(conf->data_dir) != 0) {
+        upd_log_error("cannot create %s: %s", conf->data_dir, strerror(errno));
+        return -1;
+    }
+    upd_store_opts_t sopts = {.map_size = (size_t)conf->lmdb_map_mib << 20};
+    int r = upd_store_open(conf->data_dir, &sopts, store);
+    if (r == 0)
+        return 0;
+    if (r == UPD_ESCHEMA && *store != NULL) {
+        /* on a schema mismatch the store hands back a closed handle that says which schema it found */
+        upd_log_error("%s/lmdb has schema %u, this build needs %u: migrate it or use another --data", conf->data_dir,
+                      upd_store_schema_found(*store), UPD_STORE_SCHEMA);
+    } else {
+        upd_log_error("cannot open the store in %s: %s", conf->data_dir, upd_strerror(r));
+    }
+    if (*store != NULL)
+        upd_store_close(*store);
+    *store = NULL;
+    return -1;
+}
+
+int
+upd_program_open_storage(upd_conf_t *conf)
+{
+    if (conf->storage_dir[0] == '\0') {
+        free(conf->storage_dir);
+        if (asprintf(&conf->storage_dir, "%s/storage", conf->data_dir) < 0)
+            abort();
+    }
+    int fd = -1;
+    if (upd_mkdirs(conf->storage_dir) != 0 || (fd = open(conf->storage_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        upd_log_error("storage_dir %s: %s", conf->storage_dir, strerror(errno));
+    return fd;
+}
+
+static int
+configure(const upd_program_t *prog, int argc, char **argv, upd_conf_t *conf, bool *check, int *rest)
 {
     char err[512];
     const char *config_file = NULL;

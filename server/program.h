@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include "server/config.h"
+#include "storage/store.h"
 
 /* Start-up shared by both servers: defaults, --config FILE, then flag overrides, then --check. */
 
@@ -16,9 +17,22 @@ typedef struct st_upd_program_t {
  * Fills conf from the defaults, the --config file and the flags.
  * @param[out] check  set when --check was given (validate and exit)
  * @param[out] rest   index of the first non-flag argument (a subcommand), argc when none
- * @return 0; 1 when start-up must stop with an error (printed); 2 after --help (printed)
+ * @return 0; 1 when start-up must stop with an error (printed); 2 after --help (printed). On 1 and 2 conf
+ *         has been disposed of already.
  */
 int upd_program_configure(const upd_program_t *prog, int argc, char **argv, upd_conf_t *conf, bool *check, int *rest);
+
+/**
+ * Opens the LMDB store in conf->data_dir (creating the directory), logging why when it cannot.
+ * @return 0, or -1 with *store NULL
+ */
+int upd_program_open_store(const upd_conf_t *conf, upd_store_t **store);
+
+/**
+ * Resolves storage_dir (default DATA_DIR/storage), creates it and opens it as a directory.
+ * @return the descriptor, or -1 (logged)
+ */
+int upd_program_open_storage(upd_conf_t *conf);
 
 /** Creates a directory and its parents (mode 0700 for new ones). @return 0 or -1 with errno */
 int upd_mkdirs(const char *path);
