@@ -140,6 +140,12 @@ strong_match(const h2o_iovec_t *v, const char *etag)
     return v->len == el && memcmp(v->base, etag, el) == 0;
 }
 
+static void
+add_immutable(h2o_req_t *req)
+{
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("public, max-age=31536000, immutable"));
+}
+
 void
 upd_artifact_send(upd_origin_t *o, h2o_req_t *req, int fd, uint64_t size, const char *etag, const char *content_type)
 {
@@ -155,10 +161,10 @@ upd_artifact_send(upd_origin_t *o, h2o_req_t *req, int fd, uint64_t size, const 
 
     bool head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, etag, strlen(etag));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("public, max-age=31536000, immutable"));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCEPT_RANGES, NULL, H2O_STRLIT("bytes"));
 
     if (upd_http_if_none_match(req, etag, strlen(etag))) {
+        add_immutable(req);
         req->res.status = 304;
         req->res.reason = "Not Modified";
         h2o_send_inline(req, "", 0);
@@ -192,6 +198,8 @@ upd_artifact_send(upd_origin_t *o, h2o_req_t *req, int fd, uint64_t size, const 
         }
     }
 
+    /* the bytes behind a URL never change; a 416 is about the request, not the bytes, and is not marked */
+    add_immutable(req);
     req->res.status = status;
     req->res.reason = upd_http_reason(status);
     if (status == 206 && gen->nparts == 1) {

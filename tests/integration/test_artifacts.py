@@ -287,6 +287,7 @@ class Artifacts(unittest.TestCase):
             status, headers, _ = self.raw_get(self.art(), [("Range", spec)])
             self.assertEqual(status, 416, spec)
             self.assertEqual(headers["content-range"], "bytes */%d" % BIG_SIZE, spec)
+            self.assertNotIn("immutable", headers.get("cache-control", ""), "a 416 must not be cached as immutable")
 
     def test_malformed_or_foreign_unit_range_is_ignored_with_the_whole_file(self):
         for spec in ("bytes=abc", "items=0-10", "bytes=10-5", "bytes=", "bytes=--1"):
