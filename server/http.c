@@ -42,6 +42,8 @@ static SSL_CTX *ssl_ctx;
 static int signal_pipe[2] = {-1, -1};
 static volatile sig_atomic_t stop_requested;
 static FILE *access_log;
+static h2o_timeout_t flush_timeout;
+static h2o_timeout_entry_t flush_entry;
 static uint64_t request_seq;
 static size_t requests_in_flight; /* paired exactly: +1 in on_req, -1 when the request's pool is cleared */
 static char request_id_prefix[9];
@@ -285,6 +287,13 @@ log_access(h2o_logger_t *_self, h2o_req_t *req)
 }
 
 static void
+on_flush_timeout(h2o_timeout_entry_t *entry)
+{
+    fflush(access_log);
+    h2o_timeout_link(ctx.loop, &flush_timeout, entry);
+}
+
+static void
 on_accept(h2o_socket_t *sock, const char *err)
 {
     if (err != NULL)
@@ -462,12 +471,18 @@ upd_http_run(const upd_http_opts_t *opts)
             upd_log_error("log.access %s: %s", conf->access_log, strerror(errno));
             return 1;
         }
-        setvbuf(access_log, NULL, _IOLBF, 0);
+        /* fully buffered, flushed once a second: a write per request would cost more than the request */
+        setvbuf(access_log, NULL, _IOFBF, 64 * 1024);
     }
 
     h2o_context_init(&ctx, h2o_evloop_create(), &globalconf);
     if (setup_tls(conf) != 0)
         return 1;
+    if (access_log != NULL) {
+        h2o_timeout_init(ctx.loop, &flush_timeout, 1000);
+        flush_entry.cb = on_flush_timeout;
+        h2o_timeout_link(ctx.loop, &flush_timeout, &flush_entry);
+    }
     if (conf->listen.size == 0) {
         upd_log_error("no listener: set listen in the config file or pass --listen");
         return 1;
@@ -512,10 +527,14 @@ upd_http_run(const upd_http_opts_t *opts)
     h2o_socket_read_stop(sigsock);
     h2o_socket_close(sigsock);
     h2o_evloop_run(ctx.loop, 0); /* let the closes complete */
-    if (access_log != NULL && access_log != stdout)
-        fclose(access_log);
-    else if (access_log != NULL)
-        fflush(access_log);
+    if (access_log != NULL) {
+        h2o_timeout_unlink(&flush_entry);
+        h2o_timeout_dispose(ctx.loop, &flush_timeout);
+        if (access_log != stdout)
+            fclose(access_log);
+        else
+            fflush(access_log);
+    }
     upd_log_info("stopped");
     return 0;
 }
