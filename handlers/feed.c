@@ -185,8 +185,15 @@ upd_feed_handle(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r)
         }
     }
     if (version[0] == '\0') {
+        /* only a partial rollout so far, and this client is not in it: Squirrel.Mac and Tauri understand
+         * "no update"; electron-updater and Squirrel.Windows need a file, and none may be given yet */
         upd_store_txn_end(txn);
-        upd_http_send_text(req, 404, "channel %s of %s has no fully released version yet", r->channel, r->app);
+        if (r->fmt == UPD_FEED_SQUIRREL_MAC || r->fmt == UPD_FEED_TAURI) {
+            add_cache_headers(o, req, r, personal);
+            send_no_content(req, 204);
+        } else {
+            upd_http_send_text(req, 404, "channel %s of %s has no fully released version yet", r->channel, r->app);
+        }
         return;
     }
 

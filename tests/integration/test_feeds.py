@@ -55,7 +55,7 @@ class FeedsTest(unittest.TestCase):
         cls.key = env.create_key()
         cls.bytes = {}    # (app, version, name) -> bytes
         cls.released = {}  # (app, version) -> release JSON as registered
-        for app in ("acme", "stage", "floor", "etag", "bare"):
+        for app in ("acme", "stage", "floor", "etag", "bare", "first"):
             status, body = env.api("POST", "/v1/apps", {"id": app, "name": app.title()}, key=cls.key)
             assert status == 201, (status, body)
         # acme: two fully released versions; the exe and the mac zip of 1.1.0 have blockmaps
@@ -76,6 +76,8 @@ class FeedsTest(unittest.TestCase):
         cls.register("floor", "1.0.0", release_files("1.0.0", delta=False))
         cls.register("floor", "1.1.0", release_files("1.1.0"), rollout=25.5)
         cls.register("etag", "1.0.0", release_files("1.0.0", delta=False))
+        # first: the channel's very first release is a 10% rollout (nothing fully released yet)
+        cls.register("first", "1.0.0", release_files("1.0.0"), rollout=10)
         # bare: only a Windows exe (no installer for mac or linux, no nupkg, no signature)
         cls.register("bare", "1.0.0", [("Bare-Setup-1.0.0.exe", "windows", "x64", {})])
 
@@ -360,6 +362,24 @@ class FeedsTest(unittest.TestCase):
         self.assertEqual(version("", {"X-Updraft-Client": self.out_id, "x-user-staging-id": PINNED}), "1.0.0")
 
     # --- caching -----------------------------------------------------------------------------------
+
+    def test_a_first_release_in_partial_rollout_gives_others_no_update(self):
+        outside = None
+        for i in range(200):
+            cid = "first-%d" % i
+            status, _, body = self.env.http("GET", "/update/first/darwin/x64/0.9.0?client_id=%s" % cid)
+            if status == 204:
+                self.assertEqual(body, b"")
+                outside = cid
+                break
+            self.assertEqual(status, 200, body)
+        self.assertIsNotNone(outside, "no client outside a 10% rollout among 200")
+        status, _, _ = self.env.http("GET", "/update/first/tauri/linux/x86_64/0.9.0", headers={"X-Updraft-Client": outside})
+        self.assertEqual(status, 204, "Tauri outside the rollout: no update, not an error")
+        status, _, _ = self.env.http("GET", "/update/first/latest.yml", headers={"X-Updraft-Client": outside})
+        self.assertEqual(status, 404, "electron-updater outside the rollout has no file it may be given")
+        doc, _ = self.yml("/update/first/latest.yml")
+        self.assertEqual((doc["version"], doc["stagingPercentage"]), ("1.0.0", 10))
 
     def test_etag_revalidation_answers_304_until_the_answer_changes(self):
         hdrs, body = self.get("/update/etag/latest.yml")
