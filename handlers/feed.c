@@ -123,13 +123,12 @@ add_cache_headers(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r, bool pe
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("private, no-cache"));
         return;
     }
-    char *cc = h2o_mem_alloc_pool(&req->pool, 48);
-    int cc_len = snprintf(cc, 48, "public, max-age=%" PRIu64, o->conf->feed_max_age);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, cc, cc_len);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, o->feed_cache_control, o->feed_cache_control_len);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VARY, NULL, H2O_STRLIT("X-Updraft-Client, X-User-Staging-Id"));
-    char *tags = h2o_mem_alloc_pool(&req->pool, 2 * UPD_ID_MAX + 16);
-    int tags_len = snprintf(tags, 2 * UPD_ID_MAX + 16, "app:%s chan:%s/%s", r->app, r->app, r->channel);
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("surrogate-key"), 0, NULL, tags, tags_len);
+    h2o_iovec_t tags = h2o_concat(&req->pool, h2o_iovec_init(H2O_STRLIT("app:")), h2o_iovec_init(r->app, strlen(r->app)),
+                                  h2o_iovec_init(H2O_STRLIT(" chan:")), h2o_iovec_init(r->app, strlen(r->app)),
+                                  h2o_iovec_init(H2O_STRLIT("/")), h2o_iovec_init(r->channel, strlen(r->channel)));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("surrogate-key"), 0, NULL, tags.base, tags.len);
 }
 
 void
@@ -223,8 +222,13 @@ upd_feed_handle(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r)
         !upd_seen_push(o->seen, r->app, r->channel, version, client, client_len))
         upd_metrics_add(o->metrics, UPD_COUNTER_CLIENTS_DROPPED, 1);
 
-    char *etag = h2o_mem_alloc_pool(&req->pool, 20);
-    int etag_len = snprintf(etag, 20, "\"%016" PRIx64 "\"", etag_bits);
+    /* "%016x" in quotes, without printf on the hot path */
+    static const char hex[] = "0123456789abcdef";
+    const int etag_len = 18;
+    char *etag = h2o_mem_alloc_pool(&req->pool, etag_len);
+    etag[0] = etag[17] = '"';
+    for (int i = 0; i < 16; ++i)
+        etag[1 + i] = hex[(etag_bits >> (60 - 4 * i)) & 15];
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, etag, etag_len);
     add_cache_headers(o, req, r, personal);
     if (upd_http_if_none_match(req, etag, (size_t)etag_len)) {

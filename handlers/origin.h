@@ -20,6 +20,8 @@ typedef struct st_upd_origin_t {
     int storage_fd;         /* the local-directory object store, opened once */
     upd_metrics_t *metrics;
     upd_seen_t *seen;
+    char feed_cache_control[48]; /* "public, max-age=N", formatted once at start-up */
+    size_t feed_cache_control_len;
 } upd_origin_t;
 
 /** The origin's request entry point (upd_http_opts_t.on_req). */

@@ -216,9 +216,17 @@ on_req(h2o_handler_t *_self, h2o_req_t *req)
     ++requests_in_flight;
     h2o_mem_alloc_shared(&req->pool, 1, on_request_done);
 
-    char *rid = h2o_mem_alloc_pool(&req->pool, 32);
-    int rid_len = snprintf(rid, 32, "%s-%" PRIu64, request_id_prefix, ++request_seq);
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, rid, rid_len);
+    /* PREFIX-SEQ, formatted by hand: this runs on every request */
+    char *rid = h2o_mem_alloc_pool(&req->pool, 32), digits[20];
+    int nd = 0;
+    for (uint64_t seq = ++request_seq; seq != 0 || nd == 0; seq /= 10)
+        digits[nd++] = (char)('0' + seq % 10);
+    memcpy(rid, request_id_prefix, 8);
+    rid[8] = '-';
+    for (int i = 0; i < nd; ++i)
+        rid[9 + i] = digits[nd - 1 - i];
+    rid[9 + nd] = '\0';
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, rid, 9 + nd);
 
     if (req->version < 0x200 && guard_http1(opts, req) != 0)
         return 0;

@@ -71,6 +71,8 @@ main(int argc, char **argv)
 
     if (upd_program_open_store(&conf, &origin.store) != 0 || (origin.storage_fd = upd_program_open_storage(&conf)) < 0)
         goto Exit;
+    origin.feed_cache_control_len = (size_t)snprintf(origin.feed_cache_control, sizeof(origin.feed_cache_control),
+                                                     "public, max-age=%llu", (unsigned long long)conf.feed_max_age);
     origin.metrics = upd_metrics_create("origin", upd_route_labels, UPD_ROUTE_LABEL_COUNT);
     origin.seen = upd_seen_start(origin.store, conf.clients_queue, on_seen_commit, origin.metrics);
 
