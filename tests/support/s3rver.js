@@ -1,0 +1,87 @@
+#!/usr/bin/env node
+// Runs @20minutes/s3rver 5.0.0, a stand-in S3 that verifies SigV4 signatures (header and presigned),
+// with one key pair of our choosing, for the integration tests.
+//
+//   node tests/support/s3rver.js --port 0 --dir DIR --access-key K --secret-key S
+//
+// Prints "s3rver listening on http://127.0.0.1:PORT" once it accepts connections (port 0: the
+// kernel picks, the line says which), logs one line per request on stdout, and exits 0 on SIGTERM
+// or SIGINT after closing the listener. Exit status 2 on bad usage, 1 if it cannot start.
+//
+// Why the keys are set this way: s3rver has no option for credentials. It keeps a registry of
+// access keys (lib/models/account.js) seeded with the well-known pair S3RVER/S3RVER; requests
+// signed with a key not in it get 403 InvalidAccessKeyId, and with a wrong secret 403
+// SignatureDoesNotMatch unless allowMismatchedSignatures is set. So the seeded pair is revoked and
+// ours registered, and allowMismatchedSignatures is pinned to false. s3rver does not check the
+// payload hash and serves unsigned requests anonymously (STACK-NOTES.md).
+"use strict";
+
+const fs = require("fs");
+
+const S3rver = require("@20minutes/s3rver");
+const AWSAccount = require("@20minutes/s3rver/lib/models/account");
+
+function usage(why) {
+    process.stderr.write(`s3rver.js: ${why}\nusage: node s3rver.js --port PORT --dir DIR --access-key K --secret-key S\n`);
+    process.exit(2);
+}
+
+const args = {};
+const argv = process.argv.slice(2);
+for (let i = 0; i < argv.length; i += 2) {
+    const name = argv[i];
+    if (!["--port", "--dir", "--access-key", "--secret-key"].includes(name) || argv[i + 1] === undefined) {
+        usage(`unknown option or missing value: ${name}`);
+    }
+    args[name.slice(2)] = argv[i + 1];
+}
+for (const name of ["port", "dir", "access-key", "secret-key"]) {
+    if (args[name] === undefined) usage(`--${name} is required`);
+}
+const port = Number(args.port);
+if (!Number.isInteger(port) || port < 0 || port > 65535) usage("--port is 0 to 65535");
+
+AWSAccount.DUMMY_ACCOUNT.revokeAccessKey("S3RVER");
+AWSAccount.DUMMY_ACCOUNT.createKeyPair(args["access-key"], args["secret-key"]);
+
+fs.mkdirSync(args.dir, { recursive: true });
+const server = new S3rver({
+    address: "127.0.0.1",
+    port,
+    directory: args.dir,
+    silent: false,
+    allowMismatchedSignatures: false,
+    // path-style only: the tests address 127.0.0.1, never BUCKET.host
+    vhostBuckets: false,
+    resetOnClose: false,
+});
+
+let stopping = false;
+function stop() {
+    if (stopping) return;
+    stopping = true;
+    // close() waits for open connections; a client that keeps one open must not keep us alive
+    setTimeout(() => {
+        process.stderr.write("s3rver.js: connections still open 5 s after the signal\n");
+        process.exit(1);
+    }, 5000).unref();
+    server.close().then(
+        () => process.exit(0),
+        (err) => {
+            process.stderr.write(`s3rver.js: close: ${err.message}\n`);
+            process.exit(1);
+        }
+    );
+}
+process.on("SIGTERM", stop);
+process.on("SIGINT", stop);
+
+server.run().then(
+    (address) => {
+        process.stdout.write(`s3rver listening on http://127.0.0.1:${address.port}\n`);
+    },
+    (err) => {
+        process.stderr.write(`s3rver.js: cannot start: ${err.message}\n`);
+        process.exit(1);
+    }
+);
