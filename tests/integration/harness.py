@@ -239,6 +239,20 @@ class Proc:
             self.popen.wait(10)
 
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "SUMMARY: UndefinedBehaviorSanitizer")
+
+
+def assert_survived(env, proc):
+    """After abuse: proc still answers /healthz, stops with exit status 0 and logged no sanitizer report."""
+    status, _, body = env.http("GET", "/healthz", base=proc.url)
+    assert status == 200, "%s no longer answers /healthz: %d %r" % (proc.name, status, body)
+    proc.stop()  # asserts exit status 0 (ASan reports and leaks make it non-zero)
+    with open(proc.log, "r", errors="replace") as f:
+        log = f.read()
+    for mark in SANITIZER_MARKS:
+        assert mark not in log, "sanitizer report in the log of %s: %s" % (proc.name, mark)
+
+
 def _tail(path, limit=20000):
     try:
         with open(path, "rb") as f:
