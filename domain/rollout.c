@@ -27,16 +27,22 @@ upd_rollout_geo_allowed(const upd_rollout_t *r, const char *country)
 }
 
 upd_decision_t
-upd_rollout_decide(const upd_rollout_t *r, const char *client_id, size_t len, bool pinned, const char *country)
+upd_rollout_decide_bucket(const upd_rollout_t *r, uint32_t bucket, bool pinned, const char *country)
 {
     /* r->paused is deliberately not read: pausing freezes the percentage, it does not change who is in. */
     if (pinned)
         return UPD_DECISION_PINNED;
-    if (upd_rollout_bucket(client_id, len, r->seed) >= r->percent_bp)
+    if (bucket >= r->percent_bp)
         return UPD_DECISION_OUT_PERCENT;
     if (!upd_rollout_geo_allowed(r, country))
         return UPD_DECISION_OUT_GEO;
     return UPD_DECISION_IN;
+}
+
+upd_decision_t
+upd_rollout_decide(const upd_rollout_t *r, const char *client_id, size_t len, bool pinned, const char *country)
+{
+    return upd_rollout_decide_bucket(r, upd_rollout_bucket(client_id, len, r->seed), pinned, country);
 }
 
 bool

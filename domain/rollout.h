@@ -44,6 +44,12 @@ uint32_t upd_rollout_bucket(const char *client_id, size_t len, uint64_t seed);
 bool upd_rollout_geo_allowed(const upd_rollout_t *r, const char *country);
 
 /**
+ * Decides for a client whose bucket is already known (upd_rollout_bucket), so a caller that needed
+ * the bucket first (to skip a geo lookup that cannot change the answer) does not hash the id twice.
+ */
+upd_decision_t upd_rollout_decide_bucket(const upd_rollout_t *r, uint32_t bucket, bool pinned, const char *country);
+
+/**
  * Decides for one client. pinned says whether the client is on the rollout's pinned list (the
  * caller looks that up, since the list lives in the store).
  */

@@ -168,10 +168,10 @@ upd_feed_handle(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r)
         if (personal) {
             char cbuf[3];
             const char *country = NULL;
-            bool in_bucket = upd_rollout_bucket(client, client_len, ch.rollout.seed) < ch.rollout.percent_bp;
-            if (in_bucket && ch.rollout.ncountries != 0)
+            uint32_t bucket = upd_rollout_bucket(client, client_len, ch.rollout.seed);
+            if (bucket < ch.rollout.percent_bp && ch.rollout.ncountries != 0)
                 country = client_country(o, req, cbuf); /* the geo lookup only when it can change the answer */
-            upd_decision_t d = upd_rollout_decide(&ch.rollout, client, client_len, false, country);
+            upd_decision_t d = upd_rollout_decide_bucket(&ch.rollout, bucket, false, country);
             if (!upd_decision_is_eligible(d) && upd_store_pin_has(txn, r->app, r->channel, client, client_len))
                 d = UPD_DECISION_PINNED;
             upd_metrics_decision(o->metrics, d);

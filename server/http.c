@@ -530,11 +530,10 @@ upd_http_run(const upd_http_opts_t *opts)
     if (has_work())
         upd_log_warn("shutdown: %zu requests still open after %" PRIu64 " ms; closing them", requests_in_flight,
                      conf->shutdown_timeout_ms);
-    /* one more turn so that responses finished in the last callback are flushed to their sockets */
-    h2o_evloop_run(ctx.loop, 0);
     h2o_socket_read_stop(sigsock);
     h2o_socket_close(sigsock);
-    h2o_evloop_run(ctx.loop, 0); /* let the closes complete */
+    /* one more turn: flushes responses finished in the last callback and completes the close */
+    h2o_evloop_run(ctx.loop, 0);
     if (access_log != NULL) {
         h2o_timeout_unlink(&flush_entry);
         h2o_timeout_dispose(ctx.loop, &flush_timeout);

@@ -302,6 +302,21 @@ assert_percent_refused(const char *s, size_t len)
 #define REFUSED(lit) assert_percent_refused((lit), sizeof(lit) - 1)
 
 static void
+test_deciding_from_a_known_bucket_matches_deciding_from_the_id(void **state)
+{
+    static const char countries[] = "DEFR";
+    upd_rollout_t r = {.seed = 42, .percent_bp = 2550, .countries = countries, .ncountries = 2};
+    static const char *const where[] = {NULL, "DE", "GB"};
+    for (size_t i = 0; i != NIDS; ++i) {
+        const char *country = where[i % 3];
+        bool pinned = i % 97 == 0;
+        uint32_t bucket = upd_rollout_bucket(ids[i], ID_LEN, r.seed);
+        assert_int_equal(upd_rollout_decide_bucket(&r, bucket, pinned, country),
+                         upd_rollout_decide(&r, ids[i], ID_LEN, pinned, country));
+    }
+}
+
+static void
 test_percent_parses_up_to_two_decimals_into_basis_points(void **state)
 {
     assert_percent("25", 2500);
@@ -364,6 +379,7 @@ main(void)
         cmocka_unit_test(test_country_list_refuses_unknown_country),
         cmocka_unit_test(test_decision_reports_percent_before_geo),
         cmocka_unit_test(test_decision_eligibility_and_names),
+        cmocka_unit_test(test_deciding_from_a_known_bucket_matches_deciding_from_the_id),
         cmocka_unit_test(test_percent_parses_up_to_two_decimals_into_basis_points),
         cmocka_unit_test(test_percent_refuses_out_of_range_and_junk),
     };
