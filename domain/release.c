@@ -68,9 +68,12 @@ upd_kind_name(upd_kind_t k)
 void
 upd_release_dispose(upd_release_t *rel)
 {
-    if (rel->files != NULL)
-        for (size_t i = 0; i != rel->nfiles; ++i)
+    if (rel->files != NULL) {
+        for (size_t i = 0; i != rel->nfiles; ++i) {
             free(rel->files[i].signature);
+            free(rel->files[i].blocks);
+        }
+    }
     free(rel->files);
     free(rel->notes);
     memset(rel, 0, sizeof(*rel));
@@ -264,7 +267,68 @@ Error:
     return err;
 }
 
+uint64_t
+upd_blocks_count(uint64_t size, uint32_t block_size)
+{
+    if (block_size == 0 || size <= block_size)
+        return 0;
+    return (size + block_size - 1) / block_size;
+}
+
 /* ---- storage form ---- */
+
+static json_t *
+hex_string(const uint8_t *p, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    char *s = malloc(n * 2 + 1);
+    if (s == NULL)
+        return NULL;
+    for (size_t i = 0; i != n; ++i) {
+        s[i * 2] = digits[p[i] >> 4];
+        s[i * 2 + 1] = digits[p[i] & 15];
+    }
+    json_t *j = json_stringn(s, n * 2);
+    free(s);
+    return j;
+}
+
+static int
+hex_value(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* Reads "block_size" and "blocks" (lower-case hex) of a stored file; both absent means no blocks. */
+static int
+blocks_from_json(json_t *jf, upd_file_t *f)
+{
+    json_t *bs = json_object_get(jf, "block_size"), *bl = json_object_get(jf, "blocks");
+    if (bs == NULL && bl == NULL)
+        return 0;
+    if (!json_is_integer(bs) || json_integer_value(bs) < UPD_BLOCK_SIZE_MIN || json_integer_value(bs) > UPD_BLOCK_SIZE_MAX ||
+        !json_is_string(bl))
+        return UPD_EINVAL;
+    f->block_size = (uint32_t)json_integer_value(bs);
+    uint64_t n = upd_blocks_count(f->size, f->block_size);
+    const char *hex = json_string_value(bl);
+    if (n == 0 || n > UPD_BLOCKS_MAX || json_string_length(bl) != n * UPD_BLOCK_DIGEST_LEN * 2)
+        return UPD_EINVAL;
+    if ((f->blocks = malloc(n * UPD_BLOCK_DIGEST_LEN)) == NULL)
+        abort();
+    f->nblocks = (uint32_t)n;
+    for (size_t i = 0; i != n * UPD_BLOCK_DIGEST_LEN; ++i) {
+        int hi = hex_value(hex[i * 2]), lo = hex_value(hex[i * 2 + 1]);
+        if (hi < 0 || lo < 0)
+            return UPD_EINVAL;
+        f->blocks[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
 
 json_t *
 upd_release_to_json(const upd_release_t *rel)
@@ -279,6 +343,9 @@ upd_release_to_json(const upd_release_t *rel)
                                "size", (json_int_t)f->size, "sha512", f->sha512, "sha1", f->sha1, "blockmap_size",
                                (json_int_t)f->blockmap_size);
         if (jf == NULL || (f->signature != NULL && json_object_set_new(jf, "signature", json_string(f->signature)) != 0) ||
+            (f->blockmap_sha512[0] != '\0' && json_object_set_new(jf, "blockmap_sha512", json_string(f->blockmap_sha512)) != 0) ||
+            (f->nblocks != 0 && (json_object_set_new(jf, "block_size", json_integer(f->block_size)) != 0 ||
+                                 json_object_set_new(jf, "blocks", hex_string(f->blocks, (size_t)f->nblocks * UPD_BLOCK_DIGEST_LEN)) != 0)) ||
             json_array_append_new(files, jf) != 0) {
             json_decref(jf);
             goto Error;
@@ -363,6 +430,11 @@ upd_release_from_json(json_t *json, upd_release_t *out)
         if (!json_is_integer(v = json_object_get(jf, "blockmap_size")) || json_integer_value(v) < -1)
             goto Error;
         f->blockmap_size = json_integer_value(v);
+        if ((v = json_object_get(jf, "blockmap_sha512")) != NULL &&
+            copy_string(jf, "blockmap_sha512", f->blockmap_sha512, sizeof(f->blockmap_sha512)) != 0)
+            goto Error;
+        if (blocks_from_json(jf, f) != 0)
+            goto Error;
         if ((v = json_object_get(jf, "signature")) != NULL) {
             if (!json_is_string(v))
                 goto Error;

@@ -34,6 +34,10 @@ typedef enum {
 #define UPD_SIGNATURE_MAX 4096 /* minisign .sig text */
 #define UPD_NOTES_MAX 65536
 #define UPD_RELEASE_MAX_FILES 64
+#define UPD_BLOCK_DIGEST_LEN 16 /* XXH3-128, canonical form */
+#define UPD_BLOCK_SIZE_MIN (64u * 1024)
+#define UPD_BLOCK_SIZE_MAX (256u * 1024 * 1024)
+#define UPD_BLOCKS_MAX (1u << 20) /* digests per file: 16 MiB of them at most */
 
 typedef struct st_upd_file_t {
     char name[UPD_FILENAME_MAX + 1];
@@ -44,7 +48,17 @@ typedef struct st_upd_file_t {
     char sha512[UPD_SHA512_B64_LEN + 1]; /* standard base64 with padding, as electron-builder writes it */
     char sha1[UPD_SHA1_HEX_LEN + 1];     /* lower-case hex; "" until computed from the stored bytes */
     int64_t blockmap_size;               /* size of NAME.blockmap in storage, or -1 when there is none */
+    char blockmap_sha512[UPD_SHA512_B64_LEN + 1]; /* sha512 of NAME.blockmap (base64), "" when there is none */
     char *signature;                     /* Tauri minisign signature text, or NULL; owned by the file */
+    /*
+     * Per-block digests for verifying the bytes as they stream from object storage: XXH3-128 of each
+     * block_size bytes (the last block shorter), canonical (big-endian) form, 16 bytes each. Computed at
+     * registration for files over the block size; 0 blocks (NULL) for smaller files, which the origin
+     * verifies whole with the sha512 before serving any of it.
+     */
+    uint32_t block_size;
+    uint32_t nblocks;
+    uint8_t *blocks; /* nblocks * UPD_BLOCK_DIGEST_LEN bytes, owned */
 } upd_file_t;
 
 typedef struct st_upd_release_t {
@@ -65,6 +79,12 @@ upd_kind_t upd_kind_from_name(const char *name);
 /** Parses a kind name ("exe", "msi", "dmg", "zip", "appimage", "deb", "rpm", "nupkg-full", "nupkg-delta", "tar.gz"); -1 when unknown */
 int upd_kind_parse(const char *s);
 const char *upd_kind_name(upd_kind_t k);
+
+/**
+ * Number of blocks of a file of `size` bytes cut in `block_size` pieces (the last one shorter):
+ * 0 when the file is not over one block, which then has no block digests.
+ */
+uint64_t upd_blocks_count(uint64_t size, uint32_t block_size);
 
 /** Frees what the release owns (notes, files and their signatures) and zeroes it. */
 void upd_release_dispose(upd_release_t *rel);

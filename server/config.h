@@ -16,6 +16,16 @@ typedef struct st_upd_strlist_t {
     size_t size;
 } upd_strlist_t;
 
+/* One S3-compatible backend (object_store.r2, object_store.s3). */
+typedef struct st_upd_conf_backend_t {
+    char *endpoint;   /* "https://ACCOUNT.r2.cloudflarestorage.com", "https://s3.eu-west-1.amazonaws.com", "http://127.0.0.1:9000" */
+    char *region;     /* "auto" for R2, "eu-west-1" for the S3 mirror */
+    char *bucket;
+    char *addressing; /* "path" (ENDPOINT/BUCKET/KEY) or "virtual" (BUCKET.HOST/KEY) */
+    char *access_key; /* the environment's UPDRAFT_<NAME>_ACCESS_KEY_ID wins when set */
+    char *secret_key; /* the environment's UPDRAFT_<NAME>_SECRET_ACCESS_KEY wins when set; never logged */
+} upd_conf_backend_t;
+
 typedef struct st_upd_conf_t {
     /* both programs */
     upd_strlist_t listen; /* "ADDR:PORT" or "https://ADDR:PORT"; [::1]:PORT for IPv6 */
@@ -30,7 +40,18 @@ typedef struct st_upd_conf_t {
     uint64_t idle_timeout_ms;
     uint64_t shutdown_timeout_ms;
     uint64_t lmdb_map_mib;
+    /* object storage: "local" (storage_dir) or "s3" (R2 first, the S3 mirror when R2 fails) */
+    char *object_store;
+    upd_conf_backend_t r2, s3;
+    uint64_t backend_connect_timeout_ms;
+    uint64_t backend_first_byte_timeout_ms;
+    uint64_t backend_stall_timeout_ms;
+    uint64_t backend_breaker_failures;
+    uint64_t backend_breaker_open_ms;
     /* updraft-origin */
+    char *cache_dir;        /* verified artifacts; "" means DATA_DIR/cache */
+    uint64_t cache_max_mib; /* size cap, least recently used evicted first */
+    uint64_t cache_fill_lead_mib; /* how far a fill may run ahead of its fastest reader */
     char *geoip_database;
     upd_strlist_t trusted_proxies;
     uint64_t feed_max_age;
@@ -38,6 +59,7 @@ typedef struct st_upd_conf_t {
     uint64_t clients_queue;
     /* updraft-control */
     char *public_url;
+    uint64_t block_size; /* per-block digests for files over this size */
 } upd_conf_t;
 
 typedef enum { UPD_CONF_STRING, UPD_CONF_UINT, UPD_CONF_BOOL, UPD_CONF_STRLIST } upd_conf_type_t;

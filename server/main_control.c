@@ -14,6 +14,8 @@
 
 static const upd_conf_decl_t control_decls[] = {
     UPD_CONF_COMMON_DECLS("127.0.0.1:8081", "1048576"),
+    UPD_CONF_OBJECT_STORE_DECLS,
+    {"integrity.block_size", UPD_CONF_UINT, offsetof(upd_conf_t, block_size), UPD_BLOCK_SIZE_MIN, UPD_BLOCK_SIZE_MAX, "1048576", NULL},
     {"public_url", UPD_CONF_STRING, offsetof(upd_conf_t, public_url), 0, 0, "http://127.0.0.1:8080", "--public-url"},
     UPD_CONF_END,
 };

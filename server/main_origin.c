@@ -14,6 +14,10 @@
 
 static const upd_conf_decl_t origin_decls[] = {
     UPD_CONF_COMMON_DECLS("127.0.0.1:8080", "1024"),
+    UPD_CONF_OBJECT_STORE_DECLS,
+    {"cache.dir", UPD_CONF_STRING, offsetof(upd_conf_t, cache_dir), 0, 0, "", "--cache"},
+    {"cache.max_mib", UPD_CONF_UINT, offsetof(upd_conf_t, cache_max_mib), 1, 1ull << 30, "10240", NULL},
+    {"cache.fill_lead_mib", UPD_CONF_UINT, offsetof(upd_conf_t, cache_fill_lead_mib), 1, 65536, "16", NULL},
     {"geoip.database", UPD_CONF_STRING, offsetof(upd_conf_t, geoip_database), 0, 0, "", "--geoip"},
     {"trusted_proxies", UPD_CONF_STRLIST, offsetof(upd_conf_t, trusted_proxies), 0, 0, "", "--trusted-proxy"},
     {"feeds.public_max_age", UPD_CONF_UINT, offsetof(upd_conf_t, feed_max_age), 0, 86400, "60", NULL},

@@ -30,6 +30,37 @@ upd_mkdirs(const char *path)
     return mkdir(buf, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }
 
+int
+upd_program_object_store(const char *prog, const upd_conf_t *conf, upd_s3_backend_t backends[UPD_BACKENDS], size_t *n)
+{
+    *n = 0;
+    if (strcmp(conf->object_store, "local") == 0)
+        return 0;
+    if (strcmp(conf->object_store, "s3") != 0) {
+        fprintf(stderr, "%s: object_store.kind: expected local or s3, not \"%s\"\n", prog, conf->object_store);
+        return -1;
+    }
+    const struct {
+        const char *name, *env_key, *env_secret;
+        const upd_conf_backend_t *c;
+    } list[UPD_BACKENDS] = {
+        {"r2", "UPDRAFT_R2_ACCESS_KEY_ID", "UPDRAFT_R2_SECRET_ACCESS_KEY", &conf->r2},
+        {"s3", "UPDRAFT_S3_ACCESS_KEY_ID", "UPDRAFT_S3_SECRET_ACCESS_KEY", &conf->s3},
+    };
+    for (size_t i = 0; i < UPD_BACKENDS; ++i) {
+        const char *key = getenv(list[i].env_key), *secret = getenv(list[i].env_secret);
+        char err[256];
+        if (upd_s3_backend_init(&backends[i], list[i].name, list[i].c->endpoint, list[i].c->region, list[i].c->bucket,
+                                list[i].c->addressing, key != NULL && key[0] ? key : list[i].c->access_key,
+                                secret != NULL && secret[0] ? secret : list[i].c->secret_key, err, sizeof(err)) != 0) {
+            fprintf(stderr, "%s: %s\n", prog, err);
+            return -1;
+        }
+    }
+    *n = UPD_BACKENDS;
+    return 0;
+}
+
 static int configure(const upd_program_t *prog, int argc, char **argv, upd_conf_t *conf, bool *check, int *rest);
 
 int

@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include "server/config.h"
+#include "storage/s3.h"
 #include "storage/store.h"
 
 /* Start-up shared by both servers: defaults, --config FILE, then flag overrides, then --check. */
@@ -33,6 +34,18 @@ int upd_program_open_store(const upd_conf_t *conf, upd_store_t **store);
  * @return the descriptor, or -1 (logged)
  */
 int upd_program_open_storage(upd_conf_t *conf);
+
+/** Backends of object_store.kind s3, in the order they are tried: R2 first, then the S3 mirror. */
+#define UPD_BACKENDS 2
+
+/**
+ * Reads object_store.kind and, for "s3", both backends from the configuration, the credentials
+ * from the environment when set there (UPDRAFT_R2_ACCESS_KEY_ID, UPDRAFT_R2_SECRET_ACCESS_KEY,
+ * UPDRAFT_S3_ACCESS_KEY_ID, UPDRAFT_S3_SECRET_ACCESS_KEY), else from the file.
+ * @param[out] n  0 for "local", UPD_BACKENDS for "s3"
+ * @return 0, or -1 with the reason printed (never a secret)
+ */
+int upd_program_object_store(const char *prog, const upd_conf_t *conf, upd_s3_backend_t backends[UPD_BACKENDS], size_t *n);
 
 /** Creates a directory and its parents (mode 0700 for new ones). @return 0 or -1 with errno */
 int upd_mkdirs(const char *path);

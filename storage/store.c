@@ -33,10 +33,10 @@
 /* API key ids (hex) */
 #define KEY_ID_MAX 128
 
-enum { DB_META, DB_APPS, DB_CHANNELS, DB_PINS, DB_RELEASES, DB_FILES, DB_NUPKGS, DB_FEEDS, DB_CLIENTS, DB_KEYS, DB_COUNT };
+enum { DB_META, DB_APPS, DB_CHANNELS, DB_PINS, DB_RELEASES, DB_FILES, DB_NUPKGS, DB_FEEDS, DB_CLIENTS, DB_KEYS, DB_BLOCKS, DB_COUNT };
 
 static const char *const db_names[DB_COUNT] = {"meta",  "apps",   "channels", "pins",    "releases",
-                                               "files", "nupkgs", "feeds",    "clients", "keys"};
+                                               "files", "nupkgs", "feeds",    "clients", "keys", "blocks"};
 
 struct st_upd_store_txn_t {
     upd_store_t *store;
@@ -763,6 +763,33 @@ upd_store_release_put(upd_store_txn_t *txn, const upd_release_t *rel)
         decode_sha512(f->sha512, rec.sha512);
         if ((err = db_put(txn, DB_FILES, &fk, &rec, sizeof(rec), 0)) != 0)
             return err;
+        if (f->nblocks != 0) {
+            /* little-endian block size, then the digests */
+            size_t len = 4 + (size_t)f->nblocks * UPD_BLOCK_DIGEST_LEN;
+            uint8_t *packed = malloc(len);
+            if (packed == NULL)
+                return UPD_ENOMEM;
+            put_le32(packed, f->block_size);
+            memcpy(packed + 4, f->blocks, len - 4);
+            err = db_put(txn, DB_BLOCKS, &fk, packed, len, 0);
+            free(packed);
+            if (err != 0)
+                return err;
+        }
+        if (f->blockmap_size >= 0 && f->blockmap_sha512[0] != '\0') {
+            /* NAME.blockmap gets a record of its own, so it is served and verified like any file */
+            KEYBUF(bk);
+            char bm_name[UPD_FILENAME_MAX + 16];
+            snprintf(bm_name, sizeof(bm_name), "%s.blockmap", f->name);
+            upd_file_rec_t bm = {.size = (uint64_t)f->blockmap_size, .platform = rec.platform, .arch = rec.arch,
+                                 .kind = UPD_KIND_UNKNOWN, .flags = UPD_FILE_REC_BLOCKMAP};
+            key_add_str(&bk, rel->app, UPD_ID_MAX);
+            key_add(&bk, rel->version, vlen, UPD_VERSION_MAX);
+            if (!key_add_str(&bk, bm_name, UPD_FILENAME_MAX + 9) || decode_sha512(f->blockmap_sha512, bm.sha512) != 0)
+                return UPD_EINVAL;
+            if ((err = db_put(txn, DB_FILES, &bk, &bm, sizeof(bm), 0)) != 0)
+                return err;
+        }
         if (is_nupkg(f->kind)) {
             KEYBUF(nk);
             key_add_str(&nk, rel->app, UPD_ID_MAX);
@@ -771,6 +798,26 @@ upd_store_release_put(upd_store_txn_t *txn, const upd_release_t *rel)
                 return err;
         }
     }
+    return 0;
+}
+
+int
+upd_store_blocks_get(upd_store_txn_t *txn, const char *app, const char *version, const char *name, size_t name_len,
+                     uint32_t *block_size, const uint8_t **digests, size_t *n)
+{
+    KEYBUF(k);
+    MDB_val v;
+    int err;
+    if (!key_add_str(&k, app, UPD_ID_MAX) || !key_add_str(&k, version, UPD_VERSION_MAX) ||
+        !key_add(&k, name, name_len, UPD_FILENAME_MAX))
+        return UPD_ENOTFOUND;
+    if ((err = db_get(txn, DB_BLOCKS, &k, &v)) != 0)
+        return err;
+    if (v.mv_size < 4 + UPD_BLOCK_DIGEST_LEN || (v.mv_size - 4) % UPD_BLOCK_DIGEST_LEN != 0)
+        return UPD_ESTORE;
+    *block_size = get_le32(v.mv_data);
+    *digests = (const uint8_t *)v.mv_data + 4;
+    *n = (v.mv_size - 4) / UPD_BLOCK_DIGEST_LEN;
     return 0;
 }
 

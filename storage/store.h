@@ -23,6 +23,7 @@
  *   feeds     APP/VERSION/VARIANT -> uint64 etag (XXH3 of the body, little-endian) + body
  *   clients   APP/CHANNEL/VERSION/CLIENT -> int64 unix time first offered (clients seen)
  *   keys      KEY_ID -> JSON {"id","name","role","hash","created"}
+ *   blocks    APP/VERSION/NAME -> uint32 block size (little-endian) + XXH3-128 digest of each block
  *
  * '/' separates key parts: no id, version or file name may contain it.
  *
@@ -32,7 +33,7 @@
  * (one writer at a time, across processes) and are visible to readers once committed.
  */
 
-#define UPD_STORE_SCHEMA 1
+#define UPD_STORE_SCHEMA 2 /* 2: blocks, and a files record for each NAME.blockmap */
 
 typedef struct st_upd_store_t upd_store_t;
 typedef struct st_upd_store_txn_t upd_store_txn_t;
@@ -118,8 +119,18 @@ int upd_store_release_list(upd_store_txn_t *txn, const char *app, int (*cb)(cons
 typedef struct st_upd_file_rec_t {
     uint64_t size;
     uint8_t sha512[64]; /* raw digest */
-    uint8_t platform, arch, kind, reserved;
+    uint8_t platform, arch, kind, flags; /* flags: UPD_FILE_REC_* */
 } upd_file_rec_t;
+
+#define UPD_FILE_REC_BLOCKMAP 1 /* NAME.blockmap of a registered NAME, not a release file of its own */
+
+/**
+ * The per-block digests of a file over its release's block size.
+ * @param[out] digests  n * UPD_BLOCK_DIGEST_LEN bytes, pointing into the txn
+ * @return 0, UPD_ENOTFOUND (a file without blocks: verify it whole), UPD_ESTORE (a corrupt record)
+ */
+int upd_store_blocks_get(upd_store_txn_t *txn, const char *app, const char *version, const char *name, size_t name_len,
+                         uint32_t *block_size, const uint8_t **digests, size_t *n);
 
 /** Looks up one file of a release. @return 0 or UPD_ENOTFOUND */
 int upd_store_file_get(upd_store_txn_t *txn, const char *app, const char *version, const char *name, size_t name_len,

@@ -267,6 +267,13 @@ def _tail(path, limit=20000):
     return text if text.endswith("\n") or not text else text + "\n"
 
 
+S3_ACCESS_KEY = "UPDRAFTTESTKEY"
+S3_SECRET_KEY = "updraft/test+secret=0123456789abcdef"
+S3_BUCKET = "updraft-artifacts"
+S3RVER_JS = os.path.join(SOURCE_DIR, "tests", "support", "s3rver.js")
+S3RVER_PKG = os.path.join(SOURCE_DIR, "tests", "node_modules", "@20minutes", "s3rver", "package.json")
+
+
 def _has_opt(args, opt):
     return any(a == opt or a.startswith(opt + "=") for a in args)
 
@@ -375,6 +382,76 @@ class Env:
         with open(os.path.join(d, name), "wb") as f:
             f.write(data)
         return dict(name=name, size=len(data), sha512=sha512_b64(data))
+
+    # --- object storage (s3rver standing in for R2 and S3) ------------------------------------
+
+    def start_s3rver(self, name, access_key=S3_ACCESS_KEY, secret_key=S3_SECRET_KEY, bucket=S3_BUCKET, port=0, data_dir=None):
+        """Starts tests/support/s3rver.js (@20minutes/s3rver 5, which verifies SigV4) with one key
+        pair and one bucket; its objects live in data_dir (default DIR/NAME). Returns the Proc, with
+        .s3dir set. Restarting on the same port and dir brings the same objects back."""
+        if not os.path.exists(S3RVER_PKG):
+            raise AssertionError("tests/node_modules has no @20minutes/s3rver: run `cd tests && npm ci`")
+        data_dir = data_dir or os.path.join(self.dir, name)
+        try:
+            proc = Proc(self, self._name(name), [
+                "node", S3RVER_JS, "--port", str(port), "--dir", data_dir, "--access-key", access_key,
+                "--secret-key", secret_key, "--bucket", bucket], 1)
+        except AssertionError:
+            self.failed = True
+            raise
+        proc.s3dir = data_dir
+        proc.bucket = bucket
+        self.procs.append(proc)
+        return proc
+
+    def s3_stats(self, s3):
+        """{"GET /bucket/key": count} of the requests an s3rver has answered."""
+        return json.loads(self.http("GET", "/__updraft/stats", base=s3)[2])
+
+    def s3_count(self, s3, method, key, bucket=S3_BUCKET):
+        return self.s3_stats(s3).get("%s /%s/%s" % (method, bucket, key), 0)
+
+    def s3_fault(self, s3, status):
+        """Makes an s3rver answer every request with `status` (0: normal again)."""
+        st, _, body = self.http("PUT", "/__updraft/faults?status=%d" % status, base=s3)
+        if st != 200:
+            raise AssertionError("s3rver faults: %d %r" % (st, body))
+
+    def s3_object_path(self, s3, key, bucket=S3_BUCKET):
+        """Where s3rver keeps an object's bytes (flip one to corrupt its copy)."""
+        return os.path.join(s3.s3dir, bucket, *key.split("/")) + "._S3rver_object"
+
+    def s3_put(self, s3, key, data, bucket=S3_BUCKET, access_key=S3_ACCESS_KEY, secret_key=S3_SECRET_KEY):
+        """PUTs an object, signed by curl's own SigV4 (independent of Updraft's signer)."""
+        r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT", "--data-binary", "@-",
+                            "--aws-sigv4", "aws:amz:auto:s3", "--user", "%s:%s" % (access_key, secret_key),
+                            "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+                            "%s/%s/%s" % (s3.url, bucket, urllib.parse.quote(key, safe="/~"))],
+                           input=data, capture_output=True, timeout=60)
+        if r.stdout.strip() != b"200":
+            raise AssertionError("PUT %s to %s: %r %r" % (key, s3.name, r.stdout, r.stderr))
+
+    def s3_get(self, s3, key, bucket=S3_BUCKET, access_key=S3_ACCESS_KEY, secret_key=S3_SECRET_KEY):
+        """GETs an object signed by curl's SigV4: (status, bytes)."""
+        r = subprocess.run(["curl", "-sS", "-o", "-", "-w", "\n%{http_code}", "--aws-sigv4", "aws:amz:auto:s3",
+                            "--user", "%s:%s" % (access_key, secret_key), "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+                            "%s/%s/%s" % (s3.url, bucket, urllib.parse.quote(key, safe="/~"))],
+                           capture_output=True, timeout=60)
+        body, _, status = r.stdout.rpartition(b"\n")
+        return int(status), body
+
+    def object_store_config(self, r2, s3, extra="", listen="127.0.0.1:0", r2_secret=S3_SECRET_KEY, name="object-store"):
+        """Writes a YAML config selecting object_store.kind s3 with these two s3rvers as R2 and S3;
+        `extra` is appended as is. Returns its path (pass it with --config)."""
+        path = os.path.join(self.dir, "%s.yaml" % self._name(name))
+        with open(path, "w") as f:
+            f.write("listen: [\"%s\"]\nobject_store:\n  kind: s3\n" % listen)
+            for label, proc, secret in (("r2", r2, r2_secret), ("s3", s3, S3_SECRET_KEY)):
+                f.write("  %s:\n    endpoint: %s\n    region: %s\n    bucket: %s\n    access_key: %s\n"
+                        "    secret_key: \"%s\"\n" % (label, proc.url, "auto" if label == "r2" else "eu-west-1",
+                                                    proc.bucket, S3_ACCESS_KEY, secret))
+            f.write(extra)
+        return path
 
     # --- HTTP ---------------------------------------------------------------------------------
 

@@ -2,7 +2,13 @@
 // Runs @20minutes/s3rver 5.0.0, a stand-in S3 that verifies SigV4 signatures (header and presigned),
 // with one key pair of our choosing, for the integration tests.
 //
-//   node tests/support/s3rver.js --port 0 --dir DIR --access-key K --secret-key S
+//   node tests/support/s3rver.js --port 0 --dir DIR --access-key K --secret-key S [--bucket NAME]
+//
+// --bucket creates that bucket at start-up. Two test-only routes sit in front of S3's:
+//   GET /__updraft/stats                 {"GET /bucket/key": count, ...} of every S3 request so far
+//   PUT /__updraft/faults?status=500     answer every S3 request with that status and an S3 error
+//                                        document (InternalError) until PUT /__updraft/faults?status=0
+// so tests can count backend GETs at the server and make a backend fail without stopping it.
 //
 // Prints "s3rver listening on http://127.0.0.1:PORT" once it accepts connections (port 0: the
 // kernel picks, the line says which), logs one line per request on stdout, and exits 0 on SIGTERM
@@ -30,7 +36,7 @@ const args = {};
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i += 2) {
     const name = argv[i];
-    if (!["--port", "--dir", "--access-key", "--secret-key"].includes(name) || argv[i + 1] === undefined) {
+    if (!["--port", "--dir", "--access-key", "--secret-key", "--bucket"].includes(name) || argv[i + 1] === undefined) {
         usage(`unknown option or missing value: ${name}`);
     }
     args[name.slice(2)] = argv[i + 1];
@@ -54,6 +60,39 @@ const server = new S3rver({
     // path-style only: the tests address 127.0.0.1, never BUCKET.host
     vhostBuckets: false,
     resetOnClose: false,
+    configureBuckets: args.bucket !== undefined ? [{ name: args.bucket }] : [],
+});
+
+const counts = {};
+let faultStatus = 0;
+// Koa composes its middleware when the server starts listening: this one runs before s3rver's own
+server.middleware.unshift(async (ctx, next) => {
+    if (ctx.path === "/__updraft/stats") {
+        ctx.type = "application/json";
+        ctx.body = JSON.stringify(counts);
+        return;
+    }
+    if (ctx.path === "/__updraft/faults" && ctx.method === "PUT") {
+        const status = Number(ctx.query.status || "0");
+        if (!Number.isInteger(status) || (status !== 0 && (status < 400 || status > 599))) {
+            ctx.status = 400;
+            ctx.body = "status is 0 or 400-599\n";
+            return;
+        }
+        faultStatus = status;
+        ctx.body = `faults: status ${status}\n`;
+        return;
+    }
+    const key = `${ctx.method} ${ctx.path}`;
+    counts[key] = (counts[key] || 0) + 1;
+    if (faultStatus !== 0) {
+        ctx.status = faultStatus;
+        ctx.type = "application/xml";
+        ctx.body = '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code>' +
+            "<Message>injected by the test</Message></Error>";
+        return;
+    }
+    await next();
 });
 
 let stopping = false;
