@@ -30,6 +30,12 @@ upd_strerror(int err)
         return "already exists";
     case UPD_EAUTH:
         return "missing or wrong credentials";
+    case UPD_EBACKEND:
+        return "object storage failed";
+    case UPD_EUNAVAILABLE:
+        return "object storage unavailable (circuit open)";
+    case UPD_EINTEGRITY:
+        return "object storage bytes failed verification";
     case UPD_EFORBIDDEN:
         return "forbidden for this role";
     default:

@@ -17,7 +17,10 @@ enum {
     UPD_ENOMEM = -30009,    /* an allocation failed */
     UPD_EEXIST = -30010,    /* the object to create already exists */
     UPD_EAUTH = -30011,     /* missing or wrong credentials */
-    UPD_EFORBIDDEN = -30012 /* credentials valid, role too weak */
+    UPD_EFORBIDDEN = -30012, /* credentials valid, role too weak */
+    UPD_EBACKEND = -30013,   /* every object-storage backend tried failed (answered as 502) */
+    UPD_EUNAVAILABLE = -30014, /* no backend may be tried now: every circuit breaker is open (503) */
+    UPD_EINTEGRITY = -30015  /* bytes from object storage failed verification on every backend */
 };
 
 /**

@@ -19,18 +19,30 @@
 #include "handlers/origin.h"
 #include "server/http.h"
 #include "server/log.h"
+#include "storage/cache.h"
 #include "storage/localdir.h"
 
 #define CHUNK_SIZE (256 * 1024)
 #define BOUNDARY "UPDRAFT-b7d1f0c9a3e5"
 
+#define MAX_VECS 64
+#define MAP_SEND_MAX (1024 * 1024) /* bytes of a memory-mapped object per send: fairness between connections */
+
 typedef struct st_artifact_gen_t {
     h2o_generator_t super;
     h2o_req_t *req;
-    int fd;
+    upd_origin_t *o;
+    int fd;                /* the local-directory store's file, or -1 */
+    upd_cache_obj_t *obj;  /* the cached object (or its fill in progress), or NULL */
+    upd_cache_waiter_t waiter;
+    bool started;          /* the response head went out */
+    bool head;
+    int status;
+    char *backend_note;    /* the access log's backend= field */
     uint64_t size;
+    const char *etag;
     const char *content_type;
-    upd_range_t *parts; /* NULL: the whole file */
+    upd_range_t *parts; /* NULL: the whole file or a single range */
     size_t nparts, cur;
     uint64_t off, left; /* within the current part */
     bool part_started;
@@ -44,6 +56,11 @@ on_gen_dispose(void *_gen)
     if (gen->fd >= 0) {
         close(gen->fd);
         gen->fd = -1;
+    }
+    if (gen->obj != NULL) {
+        upd_cache_obj_unwait(&gen->waiter);
+        upd_cache_obj_release(gen->obj);
+        gen->obj = NULL;
     }
 }
 
@@ -69,18 +86,49 @@ multipart_length(const artifact_gen_t *gen)
 }
 
 static void
+note_backend(artifact_gen_t *gen)
+{
+    if (gen->obj != NULL && gen->backend_note != NULL)
+        snprintf(gen->backend_note, 64, "%s", upd_cache_obj_path(gen->obj));
+}
+
+static void on_fill_progress(upd_cache_waiter_t *w);
+
+/*
+ * Sends the next piece. Bytes come from the memory map of a complete cached object (no copy), or
+ * are pread() into the pool buffer (the local-directory store, a fill in progress). During a fill
+ * only verified bytes are read; when the next byte is not there yet the generator waits for the fill.
+ */
+static void
 do_proceed(h2o_generator_t *_gen, h2o_req_t *req)
 {
     artifact_gen_t *gen = (artifact_gen_t *)_gen;
-    size_t used = 0;
+    const uint8_t *map = NULL;
+    uint64_t avail = UINT64_MAX;
+    if (gen->obj != NULL) {
+        int err = upd_cache_obj_result(gen->obj);
+        if (err != 0) {
+            /* the fill failed after this response began: cut it rather than complete it with bytes nobody verified */
+            note_backend(gen);
+            upd_log_error("%s: artifact fill failed at byte %" PRIu64 " (%s): closing the response", upd_http_request_id(req),
+                          gen->off, upd_strerror(err));
+            h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
+            return;
+        }
+        if ((map = upd_cache_obj_map(gen->obj)) == NULL)
+            avail = upd_cache_obj_available(gen->obj);
+    }
+    h2o_iovec_t vecs[MAX_VECS];
+    size_t nv = 0, used = 0, total = 0;
     bool final = false;
 
-    while (used < CHUNK_SIZE) {
+    while (nv + 2 <= MAX_VECS && used < CHUNK_SIZE && total < MAP_SEND_MAX) {
         if (gen->parts != NULL && !gen->part_started) {
             if (gen->cur == gen->nparts) {
                 if (CHUNK_SIZE - used < sizeof(closing))
                     break;
                 memcpy(gen->buf + used, closing, sizeof(closing) - 1);
+                vecs[nv++] = h2o_iovec_init(gen->buf + used, sizeof(closing) - 1);
                 used += sizeof(closing) - 1;
                 final = true;
                 break;
@@ -90,28 +138,44 @@ do_proceed(h2o_generator_t *_gen, h2o_req_t *req)
             if ((size_t)hl > CHUNK_SIZE - used)
                 break;
             memcpy(gen->buf + used, hdr, hl);
+            vecs[nv++] = h2o_iovec_init(gen->buf + used, hl);
             used += hl;
+            total += hl;
             gen->off = gen->parts[gen->cur].start;
             gen->left = gen->parts[gen->cur].len;
             gen->part_started = true;
         }
-        size_t want = CHUNK_SIZE - used;
-        if (want > gen->left)
-            want = (size_t)gen->left;
-        if (want > 0) {
-            ssize_t n;
-            while ((n = pread(gen->fd, gen->buf + used, want, (off_t)gen->off)) == -1 && errno == EINTR)
-                ;
-            if (n <= 0) {
-                /* the file shrank or the disk failed under us: cut the response rather than send short bytes */
-                upd_log_error("%s: artifact read failed at offset %" PRIu64 ": %s", upd_http_request_id(req), gen->off,
-                              n == 0 ? "unexpected end of file" : strerror(errno));
-                h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
-                return;
+        if (gen->left > 0) {
+            size_t n;
+            if (map != NULL) {
+                n = (size_t)(gen->left < MAP_SEND_MAX - total ? gen->left : MAP_SEND_MAX - total);
+                vecs[nv++] = h2o_iovec_init((char *)map + gen->off, n);
+            } else {
+                if (gen->off >= avail)
+                    break; /* not verified yet */
+                size_t want = CHUNK_SIZE - used;
+                if (want > gen->left)
+                    want = (size_t)gen->left;
+                if (want > avail - gen->off)
+                    want = (size_t)(avail - gen->off);
+                int fd = gen->obj != NULL ? upd_cache_obj_fd(gen->obj) : gen->fd;
+                ssize_t r;
+                while ((r = pread(fd, gen->buf + used, want, (off_t)gen->off)) == -1 && errno == EINTR)
+                    ;
+                if (r <= 0) {
+                    /* the file shrank or the disk failed under us: cut the response rather than send short bytes */
+                    upd_log_error("%s: artifact read failed at offset %" PRIu64 ": %s", upd_http_request_id(req), gen->off,
+                                  r == 0 ? "unexpected end of file" : strerror(errno));
+                    h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
+                    return;
+                }
+                n = (size_t)r;
+                vecs[nv++] = h2o_iovec_init(gen->buf + used, n);
+                used += n;
             }
-            used += (size_t)n;
-            gen->off += (uint64_t)n;
-            gen->left -= (uint64_t)n;
+            total += n;
+            gen->off += n;
+            gen->left -= n;
         }
         if (gen->left == 0) {
             if (gen->parts == NULL) {
@@ -122,15 +186,23 @@ do_proceed(h2o_generator_t *_gen, h2o_req_t *req)
             ++gen->cur;
         }
     }
-    h2o_iovec_t vec = h2o_iovec_init(gen->buf, used);
+    if (nv == 0 && !final) {
+        /* nothing verified beyond what was sent: wait for the fill */
+        upd_cache_obj_wait(gen->obj, &gen->waiter);
+        return;
+    }
+    if (gen->obj != NULL) {
+        upd_cache_obj_progress(gen->obj, gen->off);
+        note_backend(gen);
+    }
     /* after a final send HTTP/2 may free the request and this generator at once: touch nothing after */
-    h2o_send(req, &vec, 1, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+    h2o_send(req, vecs, nv, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
 }
 
 static void
 do_stop(h2o_generator_t *_gen, h2o_req_t *req)
 {
-    /* the fd is closed when the pool is cleared */
+    /* the fd is closed and the cached object released when the pool is cleared */
 }
 
 static bool
@@ -146,8 +218,13 @@ add_immutable(h2o_req_t *req)
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("public, max-age=31536000, immutable"));
 }
 
-void
-upd_artifact_send(upd_origin_t *o, h2o_req_t *req, int fd, uint64_t size, const char *etag, const char *content_type)
+/*
+ * Decides the answer from the request and the file's size and ETag alone: 304, 416 and HEAD are
+ * answered here (no bytes needed, so no fetch either). @return the generator, its status and parts
+ * set, for start_response(); NULL when the request was answered
+ */
+static artifact_gen_t *
+plan(upd_origin_t *o, h2o_req_t *req, uint64_t size, const char *etag, const char *content_type)
 {
     /* linked to the pool: released, and the fd closed, when the request ends however it ends */
     artifact_gen_t *gen = h2o_mem_alloc_shared(&req->pool, sizeof(*gen), on_gen_dispose);
@@ -155,23 +232,23 @@ upd_artifact_send(upd_origin_t *o, h2o_req_t *req, int fd, uint64_t size, const 
     gen->super.proceed = do_proceed;
     gen->super.stop = do_stop;
     gen->req = req;
-    gen->fd = fd;
+    gen->o = o;
+    gen->fd = -1;
     gen->size = size;
+    gen->etag = etag;
     gen->content_type = content_type;
-
-    bool head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, etag, strlen(etag));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCEPT_RANGES, NULL, H2O_STRLIT("bytes"));
+    gen->waiter.cb = on_fill_progress;
+    gen->head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+    gen->status = 200;
 
     if (upd_http_if_none_match(req, etag, strlen(etag))) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, etag, strlen(etag));
         add_immutable(req);
         req->res.status = 304;
         req->res.reason = "Not Modified";
         h2o_send_inline(req, "", 0);
-        return;
+        return NULL;
     }
-
-    int status = 200;
     const h2o_iovec_t *range = upd_http_header(req, H2O_STRLIT("range"));
     if (range != NULL) {
         /* If-Range: honour Range only when the validator is our strong ETag (dates never match: we send none) */
@@ -181,49 +258,60 @@ upd_artifact_send(upd_origin_t *o, h2o_req_t *req, int fd, uint64_t size, const 
             size_t n = 0;
             switch (upd_range_parse(range->base, range->len, size, parts, UPD_RANGE_MAX_PARTS, &n)) {
             case UPD_RANGE_PARTIAL:
-                status = 206;
+                gen->status = 206;
                 gen->parts = parts;
                 gen->nparts = n;
                 break;
             case UPD_RANGE_UNSATISFIABLE: {
                 char *cr = h2o_mem_alloc_pool(&req->pool, 40);
                 int crl = snprintf(cr, 40, "bytes */%" PRIu64, size);
+                h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, etag, strlen(etag));
+                h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCEPT_RANGES, NULL, H2O_STRLIT("bytes"));
                 h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_RANGE, NULL, cr, crl);
                 upd_http_send_text(req, 416, "range not satisfiable for %" PRIu64 " bytes", size);
-                return;
+                return NULL;
             }
             case UPD_RANGE_WHOLE:
                 break;
             }
         }
     }
+    return gen;
+}
 
-    /* the bytes behind a URL never change; a 416 is about the request, not the bytes, and is not marked */
+/* Adds the head and sends the first piece (HEAD and empty bodies end here). */
+static void
+start(artifact_gen_t *gen)
+{
+    h2o_req_t *req = gen->req;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, gen->etag, strlen(gen->etag));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCEPT_RANGES, NULL, H2O_STRLIT("bytes"));
+    /* the bytes behind a URL never change */
     add_immutable(req);
-    req->res.status = status;
-    req->res.reason = upd_http_reason(status);
-    if (status == 206 && gen->nparts == 1) {
+    req->res.status = gen->status;
+    req->res.reason = upd_http_reason(gen->status);
+    if (gen->status == 206 && gen->nparts == 1) {
         char *cr = h2o_mem_alloc_pool(&req->pool, 64);
         int crl = snprintf(cr, 64, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, gen->parts[0].start,
-                           gen->parts[0].start + gen->parts[0].len - 1, size);
+                           gen->parts[0].start + gen->parts[0].len - 1, gen->size);
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_RANGE, NULL, cr, crl);
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, gen->content_type, strlen(gen->content_type));
         gen->off = gen->parts[0].start;
         gen->left = gen->parts[0].len;
         gen->parts = NULL; /* stream it like a whole file */
         req->res.content_length = gen->left;
-    } else if (status == 206) {
+    } else if (gen->status == 206) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                        H2O_STRLIT("multipart/byteranges; boundary=" BOUNDARY));
         req->res.content_length = multipart_length(gen);
     } else {
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, gen->content_type, strlen(gen->content_type));
         gen->off = 0;
-        gen->left = size;
-        req->res.content_length = size;
+        gen->left = gen->size;
+        req->res.content_length = gen->size;
     }
-
-    if (head || req->res.content_length == 0) {
+    gen->started = true;
+    if (gen->head || req->res.content_length == 0) {
         static h2o_generator_t none = {NULL, NULL};
         h2o_start_response(req, &none);
         h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
@@ -233,6 +321,50 @@ upd_artifact_send(upd_origin_t *o, h2o_req_t *req, int fd, uint64_t size, const 
     gen->buf = h2o_mem_alloc_pool(&req->pool, gen->parts != NULL ? CHUNK_SIZE : bufsz);
     h2o_start_response(req, &gen->super);
     do_proceed(&gen->super, req);
+}
+
+void
+upd_artifact_send(upd_origin_t *o, h2o_req_t *req, int fd, uint64_t size, const char *etag, const char *content_type)
+{
+    artifact_gen_t *gen = plan(o, req, size, etag, content_type);
+    if (gen == NULL) {
+        close(fd);
+        return;
+    }
+    gen->fd = fd;
+    start(gen);
+}
+
+/* A miss answers once the fill has verified bytes, ended, or failed: a failure before the first byte is a clean error. */
+static void
+start_when_ready(artifact_gen_t *gen)
+{
+    h2o_req_t *req = gen->req;
+    int err = upd_cache_obj_result(gen->obj);
+    if (err != 0) {
+        note_backend(gen);
+        int status = err == UPD_ENOTFOUND ? 404 : err == UPD_EUNAVAILABLE ? 503 : 502;
+        upd_log_warn("%s: artifact unavailable: %s", upd_http_request_id(req), upd_strerror(err));
+        if (status == 503)
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("5"));
+        upd_http_send_text(req, status, "artifact unavailable: %s", upd_strerror(err));
+        return;
+    }
+    if (!upd_cache_obj_complete(gen->obj) && upd_cache_obj_available(gen->obj) == 0) {
+        upd_cache_obj_wait(gen->obj, &gen->waiter);
+        return;
+    }
+    start(gen);
+}
+
+static void
+on_fill_progress(upd_cache_waiter_t *w)
+{
+    artifact_gen_t *gen = H2O_STRUCT_FROM_MEMBER(artifact_gen_t, waiter, w);
+    if (!gen->started)
+        start_when_ready(gen);
+    else
+        do_proceed(&gen->super, gen->req);
 }
 
 static const char *
@@ -258,6 +390,56 @@ content_type_of(const char *name)
 }
 
 static void
+format_etag(char *etag, const uint8_t *sha512)
+{
+    /* a strong validator every origin computes alike: the first 128 bits of the sha512 */
+    char *p = etag;
+    *p++ = '"';
+    for (int i = 0; i < 16; ++i)
+        p += sprintf(p, "%02x", sha512[i]);
+    *p++ = '"';
+    *p = '\0';
+}
+
+/* Object storage: the verified disk cache, filled from R2 or the S3 mirror on a miss. */
+static void
+serve_cached(upd_origin_t *o, h2o_req_t *req, upd_store_txn_t *txn, const char *app, const char *version, const char *file,
+             const upd_file_rec_t *rec)
+{
+    char *etag = h2o_mem_alloc_pool(&req->pool, 48);
+    format_etag(etag, rec->sha512);
+    artifact_gen_t *gen = plan(o, req, rec->size, etag, content_type_of(file));
+    if (gen == NULL || gen->head) {
+        /* 304, 416 and HEAD need no bytes, so no fetch */
+        upd_store_txn_end(txn);
+        if (gen != NULL)
+            start(gen);
+        return;
+    }
+    char key[UPD_ID_MAX + UPD_VERSION_MAX + UPD_FILENAME_MAX + 16];
+    snprintf(key, sizeof(key), "%s/%s/%s", app, version, file);
+    upd_fetch_spec_t spec = {.key = key, .size = rec->size, .sha512 = rec->sha512};
+    int err = upd_store_blocks_get(txn, app, version, file, strlen(file), &spec.block_size, &spec.blocks, &spec.nblocks);
+    if (err != 0 && err != UPD_ENOTFOUND) {
+        upd_store_txn_end(txn);
+        upd_origin_store_error(o, req, err);
+        return;
+    }
+    upd_cache_lookup_t how;
+    gen->obj = upd_cache_get(o->cache, &spec, &how); /* copies the digests: the transaction may end */
+    upd_store_txn_end(txn);
+    if (gen->obj == NULL) {
+        upd_http_send_text(req, 503, "out of memory");
+        return;
+    }
+    static const char *const how_names[] = {"hit", "miss", "joined"};
+    strcpy(upd_http_log_field(req, "cache", 8), how_names[how]);
+    if (how != UPD_CACHE_HIT)
+        gen->backend_note = upd_http_log_field(req, "backend", 64);
+    start_when_ready(gen);
+}
+
+static void
 serve(upd_origin_t *o, h2o_req_t *req, const char *app, const char *version, const char *file)
 {
     upd_store_txn_t *txn;
@@ -269,8 +451,12 @@ serve(upd_origin_t *o, h2o_req_t *req, const char *app, const char *version, con
     upd_file_rec_t rec;
     bool registered = upd_store_file_get(txn, app, version, file, strlen(file), &rec) == 0, blockmap = false;
     size_t fl = strlen(file);
-    if (!registered && fl > 9 && strcmp(file + fl - 9, ".blockmap") == 0) {
-        /* FILE.blockmap is served when FILE belongs to the release (electron-updater derives its URL) */
+    if (registered && o->cache != NULL) {
+        serve_cached(o, req, txn, app, version, file, &rec);
+        return;
+    }
+    if (!registered && o->cache == NULL && fl > 9 && strcmp(file + fl - 9, ".blockmap") == 0) {
+        /* FILE.blockmap of a release registered without its digest: served from the local store as it is */
         blockmap = upd_store_file_get(txn, app, version, file, fl - 9, &rec) == 0;
     }
     upd_store_txn_end(txn);
@@ -295,13 +481,7 @@ serve(upd_origin_t *o, h2o_req_t *req, const char *app, const char *version, con
             upd_http_send_text(req, 500, "artifact %s does not match its release record", file);
             return;
         }
-        /* a strong validator every origin computes alike: the first 128 bits of the sha512 */
-        char *p = etag;
-        *p++ = '"';
-        for (int i = 0; i < 16; ++i)
-            p += sprintf(p, "%02x", rec.sha512[i]);
-        *p++ = '"';
-        *p = '\0';
+        format_etag(etag, rec.sha512);
     } else {
         snprintf(etag, 48, "\"bm-%llx-%llx\"", (unsigned long long)st.st_size, (unsigned long long)st.st_mtime);
     }

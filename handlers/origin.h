@@ -6,7 +6,10 @@
 #include "server/cidr.h"
 #include "server/config.h"
 #include "server/metrics.h"
+#include "storage/cache.h"
+#include "storage/fetch.h"
 #include "storage/geo.h"
+#include "storage/s3_loop.h"
 #include "storage/seen.h"
 #include "storage/store.h"
 
@@ -17,7 +20,13 @@ typedef struct st_upd_origin_t {
     upd_geo_t *geo;         /* NULL when no database is configured: country lists then allow nobody unknown */
     upd_cidr_t *trusted;    /* proxies whose X-Forwarded-For is believed */
     size_t ntrusted;
-    int storage_fd;         /* the local-directory object store, opened once */
+    int storage_fd;         /* the local-directory object store, opened once (object_store.kind local) */
+    /* object_store.kind s3: the backends, their client on the loop, and the verified disk cache (else NULL) */
+    upd_s3_backend_t backends[2];
+    size_t nbackends;
+    upd_s3_loop_t *s3;
+    upd_backends_t *fetchers;
+    upd_cache_t *cache;
     upd_metrics_t *metrics;
     upd_seen_t *seen;
     char feed_cache_control[48]; /* "public, max-age=N", formatted once at start-up */

@@ -241,6 +241,18 @@ on_req(h2o_handler_t *_self, h2o_req_t *req)
     return 0;
 }
 
+char *
+upd_http_log_field(h2o_req_t *req, const char *key, size_t cap)
+{
+    char *buf = h2o_mem_alloc_pool(&req->pool, cap);
+    buf[0] = '\0';
+    /* req->env is h2o's per-request key/value list (unused by the handlers we run): the logger reads it back */
+    h2o_vector_reserve(&req->pool, &req->env, req->env.size + 2);
+    req->env.entries[req->env.size++] = h2o_iovec_init(key, strlen(key));
+    req->env.entries[req->env.size++] = h2o_iovec_init(buf, cap);
+    return buf;
+}
+
 /* key=value access log, one line per request; the path is quoted with \" \\ and \xNN escapes. */
 static void
 log_access(h2o_logger_t *_self, h2o_req_t *req)
@@ -288,10 +300,17 @@ log_access(h2o_logger_t *_self, h2o_req_t *req)
     gmtime_r(&now, &tm);
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
     const char *proto = req->version >= 0x200 ? "h2" : (req->version == 0x101 ? "http/1.1" : "http/1.0");
-    fprintf(access_log, "ts=%s id=%s remote=%s proto=%s%s method=%.*s path=\"%s\" route=%s status=%d bytes=%zu dur_us=%" PRId64 "\n",
+    fprintf(access_log, "ts=%s id=%s remote=%s proto=%s%s method=%.*s path=\"%s\" route=%s status=%d bytes=%zu dur_us=%" PRId64,
             ts, upd_http_request_id(req), peer, proto, req->scheme == &H2O_URL_SCHEME_HTTPS ? "+tls" : "",
             (int)(req->input.method.len > 16 ? 16 : req->input.method.len), req->input.method.base, path, opts->route_names[route],
             req->res.status, req->bytes_sent, dur_us);
+    for (size_t i = 0; i + 1 < req->env.size; i += 2) {
+        const h2o_iovec_t *k = &req->env.entries[i], *v = &req->env.entries[i + 1];
+        size_t vl = strnlen(v->base, v->len);
+        if (vl != 0)
+            fprintf(access_log, " %.*s=%.*s", (int)k->len, k->base, (int)vl, v->base);
+    }
+    fputc('\n', access_log);
 }
 
 static void
@@ -486,6 +505,8 @@ upd_http_run(const upd_http_opts_t *opts)
     h2o_context_init(&ctx, h2o_evloop_create(), &globalconf);
     if (setup_tls(conf) != 0)
         return 1;
+    if (opts->on_loop_start != NULL && opts->on_loop_start(opts->app, &ctx) != 0)
+        return 1;
     if (access_log != NULL) {
         h2o_timeout_init(ctx.loop, &flush_timeout, 1000);
         flush_entry.cb = on_flush_timeout;
@@ -514,7 +535,7 @@ upd_http_run(const upd_http_opts_t *opts)
     sigaction(SIGINT, &sa, NULL);
 
     while (!stop_requested)
-        h2o_evloop_run(ctx.loop, INT32_MAX);
+        h2o_evloop_run(ctx.loop, opts->next_wait != NULL ? opts->next_wait(opts->app) : INT32_MAX);
 
     /* graceful shutdown: stop accepting, ask h2o to wind down (HTTP/2 GOAWAY, no more keep-alive),
      * and let in-flight responses finish within the bound */
@@ -525,8 +546,10 @@ upd_http_run(const upd_http_opts_t *opts)
     }
     h2o_context_request_shutdown(&ctx);
     uint64_t deadline = h2o_now(ctx.loop) + conf->shutdown_timeout_ms;
-    while (has_work() && h2o_now(ctx.loop) < deadline)
-        h2o_evloop_run(ctx.loop, 50);
+    while (has_work() && h2o_now(ctx.loop) < deadline) {
+        int32_t wait = opts->next_wait != NULL ? opts->next_wait(opts->app) : 50;
+        h2o_evloop_run(ctx.loop, wait < 50 ? wait : 50);
+    }
     if (has_work())
         upd_log_warn("shutdown: %zu requests still open after %" PRIu64 " ms; closing them", requests_in_flight,
                      conf->shutdown_timeout_ms);
@@ -534,6 +557,8 @@ upd_http_run(const upd_http_opts_t *opts)
     h2o_socket_close(sigsock);
     /* one more turn: flushes responses finished in the last callback and completes the close */
     h2o_evloop_run(ctx.loop, 0);
+    if (opts->on_loop_stop != NULL)
+        opts->on_loop_stop(opts->app);
     if (access_log != NULL) {
         h2o_timeout_unlink(&flush_entry);
         h2o_timeout_dispose(ctx.loop, &flush_timeout);

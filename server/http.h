@@ -25,6 +25,11 @@ typedef struct st_upd_http_opts_t {
     /* Public origin routes take no request body at all; the control API takes Content-Length bodies. */
     bool allow_bodies;
     upd_metrics_t *metrics;
+    /* Optional: called once the loop exists, before listening (@return 0, or -1 to stop start-up), and after it stopped. */
+    int (*on_loop_start)(void *app, h2o_context_t *ctx);
+    void (*on_loop_stop)(void *app);
+    /* Optional: the longest the loop may sleep (a timer of the app's, e.g. libcurl's), INT32_MAX for none. */
+    int32_t (*next_wait)(void *app);
 } upd_http_opts_t;
 
 /**
@@ -61,6 +66,13 @@ socklen_t upd_http_peer(h2o_req_t *req, struct sockaddr_storage *ss);
  * @param etag  with its quotes
  */
 bool upd_http_if_none_match(const h2o_req_t *req, const char *etag, size_t etag_len);
+
+/**
+ * A field of this request's access-log line ("KEY=VALUE", after the standard ones), filled by the
+ * handler while the request runs: returns a NUL-terminated buffer of cap bytes in the request's
+ * pool, empty (and left out of the line) until written. key must be a static string.
+ */
+char *upd_http_log_field(h2o_req_t *req, const char *key, size_t cap);
 
 /** Finds a request header by lower-case name. @return NULL when absent */
 const h2o_iovec_t *upd_http_header(const h2o_req_t *req, const char *name, size_t name_len);

@@ -30,8 +30,58 @@ static const upd_program_t origin_program = {
     "updraft-origin",
     origin_decls,
     UPD_CONF_COMMON_USAGE "  --geoip FILE         MaxMind country database (.mmdb) for geo-targeted rollouts\n"
-                          "  --trusted-proxy CIDR believe X-Forwarded-For from these peers, repeatable\n",
+                          "  --trusted-proxy CIDR believe X-Forwarded-For from these peers, repeatable\n"
+                          "  --cache DIR          verified artifacts from object storage (default DATA/cache)\n",
 };
+
+/* object storage lives on the loop: created once it exists, torn down after it stopped */
+static int
+on_loop_start(void *app, h2o_context_t *ctx)
+{
+    upd_origin_t *o = app;
+    if (o->nbackends == 0)
+        return 0;
+    const upd_conf_t *conf = o->conf;
+    upd_s3_loop_conf_t lc = {
+        .connect_timeout_ms = (uint32_t)conf->backend_connect_timeout_ms,
+        .first_byte_timeout_ms = (uint32_t)conf->backend_first_byte_timeout_ms,
+        .stall_timeout_ms = (uint32_t)conf->backend_stall_timeout_ms,
+    };
+    if ((o->s3 = upd_s3_loop_create(ctx->loop, &ctx->zero_timeout, &lc)) == NULL ||
+        (o->fetchers = upd_backends_create(o->s3, o->backends, o->nbackends, (uint32_t)conf->backend_breaker_failures,
+                                           (uint32_t)conf->backend_breaker_open_ms)) == NULL) {
+        upd_log_error("cannot start the object-storage client");
+        return -1;
+    }
+    if (upd_mkdirs(conf->cache_dir) != 0) {
+        upd_log_error("cache.dir %s: %s", conf->cache_dir, strerror(errno));
+        return -1;
+    }
+    if ((o->cache = upd_cache_open(conf->cache_dir, conf->cache_max_mib << 20, conf->cache_fill_lead_mib << 20, o->fetchers, ctx->loop,
+                                   &ctx->zero_timeout)) == NULL)
+        return -1;
+    upd_log_info("object storage: %s (%s) first, then %s (%s); cache %s", o->backends[0].name, o->backends[0].host,
+                 o->backends[1].name, o->backends[1].host, conf->cache_dir);
+    return 0;
+}
+
+static void
+on_loop_stop(void *app)
+{
+    upd_origin_t *o = app;
+    upd_cache_close(o->cache);
+    o->cache = NULL;
+    upd_backends_destroy(o->fetchers);
+    o->fetchers = NULL;
+    upd_s3_loop_destroy(o->s3);
+    o->s3 = NULL;
+}
+
+static int32_t
+next_wait(void *app)
+{
+    return upd_s3_loop_next_wait(((upd_origin_t *)app)->s3);
+}
 
 static void
 on_seen_commit(size_t n, void *arg)
@@ -67,6 +117,13 @@ main(int argc, char **argv)
         fprintf(stderr, "updraft-origin: geoip.database %s: %s\n", conf.geoip_database, upd_strerror(r));
         goto Exit;
     }
+    if (upd_program_object_store("updraft-origin", &conf, origin.backends, &origin.nbackends) != 0)
+        goto Exit;
+    if (conf.cache_dir[0] == '\0') {
+        free(conf.cache_dir);
+        if (asprintf(&conf.cache_dir, "%s/cache", conf.data_dir) < 0)
+            abort();
+    }
     if (check) {
         printf("updraft-origin: configuration ok\n");
         ret = 0;
@@ -90,6 +147,9 @@ main(int argc, char **argv)
         .app = &origin,
         .allow_bodies = false,
         .metrics = origin.metrics,
+        .on_loop_start = on_loop_start,
+        .on_loop_stop = on_loop_stop,
+        .next_wait = next_wait,
     };
     ret = upd_http_run(&opts);
 

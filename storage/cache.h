@@ -1,0 +1,74 @@
+#ifndef UPD_CACHE_H
+#define UPD_CACHE_H
+
+#include <h2o.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "storage/fetch.h"
+
+/*
+ * The origin's disk cache of verified artifacts, filled from object storage.
+ *
+ * Objects are named by their sha512 (DIR/<128 hex>), so one copy serves every release that ships the
+ * same bytes and a name can never hold other bytes. A miss starts one fill: verified bytes go to a
+ * temporary file (DIR/.fill-*), readers of that object, however many, stream from it as it grows,
+ * and the whole file is fsync'ed and renamed into place once its sha512 matched. A crash leaves
+ * only temporary files, removed at start-up; the index is rebuilt from the names on disk. A fill
+ * runs at most `lead` bytes ahead of its fastest reader (backpressure toward the backend) and at
+ * full speed once no reader is left. The total size (fills included) stays under the cap by
+ * evicting the least recently used objects; an object over the cap is streamed but not kept.
+ * Complete objects are memory-mapped once, so hits are served without copying.
+ *
+ * Everything runs on the loop thread.
+ */
+
+typedef struct st_upd_cache_t upd_cache_t;
+typedef struct st_upd_cache_obj_t upd_cache_obj_t;
+
+/**
+ * Opens DIR (creating it), removes leftover temporary files and indexes the objects found.
+ * @return NULL with the reason logged
+ */
+upd_cache_t *upd_cache_open(const char *dir, uint64_t max_bytes, uint64_t lead_bytes, upd_backends_t *backends, h2o_loop_t *loop,
+                            h2o_timeout_t *zero_timeout);
+/** Cancels fills and frees the index (the files stay). */
+void upd_cache_close(upd_cache_t *c);
+void upd_cache_metrics(const upd_cache_t *c, FILE *fp);
+
+typedef enum { UPD_CACHE_HIT, UPD_CACHE_MISS, UPD_CACHE_JOINED } upd_cache_lookup_t;
+
+/**
+ * Finds an object by the file's registered sha512 or starts filling it. Takes a reference.
+ * @param spec  the object key and what verifies it (copied)
+ * @param[out] how  hit, miss (this call started the fill) or joined (a fill was under way)
+ * @return the object (check upd_cache_obj_result: a fill can fail at once); NULL only when out of memory
+ */
+upd_cache_obj_t *upd_cache_get(upd_cache_t *c, const upd_fetch_spec_t *spec, upd_cache_lookup_t *how);
+void upd_cache_obj_release(upd_cache_obj_t *o);
+
+/** Bytes [0, n) are verified and readable. */
+uint64_t upd_cache_obj_available(const upd_cache_obj_t *o);
+bool upd_cache_obj_complete(const upd_cache_obj_t *o);
+/** 0 while filling or complete; the fill's error (UPD_EBACKEND, UPD_EUNAVAILABLE, UPD_ENOTFOUND, UPD_EINTEGRITY, UPD_EIO) after a failure. */
+int upd_cache_obj_result(const upd_cache_obj_t *o);
+/** Backends used by the fill ("r2", "r2>s3"), "" for an object found on disk. */
+const char *upd_cache_obj_path(const upd_cache_obj_t *o);
+/** The descriptor to pread the available bytes from. */
+int upd_cache_obj_fd(const upd_cache_obj_t *o);
+/** The whole object mapped in memory once complete (NULL before, or for an empty object). */
+const uint8_t *upd_cache_obj_map(upd_cache_obj_t *o);
+/** A reader has sent everything before `off`: lets the fill run up to `lead` beyond the fastest reader. */
+void upd_cache_obj_progress(upd_cache_obj_t *o, uint64_t off);
+
+/** Called (from a loop callback, never from inside the fill) when more bytes are available or the fill ended. */
+typedef struct st_upd_cache_waiter_t {
+    h2o_linklist_t link;
+    void (*cb)(struct st_upd_cache_waiter_t *w);
+} upd_cache_waiter_t;
+
+/** Waits once for progress: the callback fires after the next change (then wait again if needed). */
+void upd_cache_obj_wait(upd_cache_obj_t *o, upd_cache_waiter_t *w);
+void upd_cache_obj_unwait(upd_cache_waiter_t *w);
+
+#endif
