@@ -57,6 +57,8 @@ static const char usage_releases[] =
     "\n"
     "Registers a release whose files are already uploaded to storage under APP/VERSION/NAME.\n"
     "The control plane checks each file's size and sha512 against storage and registers nothing on a mismatch.\n"
+    "With object storage (R2 and the S3 mirror), it also uploads each staged file to both backends, or checks the\n"
+    "copies already there.\n"
     "\n"
     "  --file FILE       send FILE's JSON as the release (see PROTOCOLS.md); no other option goes with it\n"
     "  --version V       the release's SemVer 2.0 version (1.2.3, 1.3.0-beta.2)\n"
@@ -67,7 +69,7 @@ static const char usage_releases[] =
     "                    a file of the release: its name in storage, the platform (windows, mac, linux), the arch\n"
     "                    (x64, arm64, ia32, universal) and the local copy to take size and sha512 from; repeatable\n"
     "\n"
-    "Prints the registered files and the channel's resulting state.\n";
+    "Prints the registered files, what was uploaded or verified on each backend, and the channel's resulting state.\n";
 
 static const char usage_rollout[] =
     "Usage: updraft rollout set APP CHANNEL PERCENT\n"

@@ -161,6 +161,27 @@ print_files(FILE *out, const json_t *files)
     }
 }
 
+/* What registration did on each object-storage backend: "r2: uploaded Acme-1.2.0.exe (1048576 bytes)". None locally. */
+static void
+print_backends(FILE *out, const json_t *backends)
+{
+    const char *name;
+    json_t *list;
+    /* jansson keeps the order of the answer: the server lists the backends in the order it wrote to them */
+    json_object_foreach((json_t *)backends, name, list)
+    {
+        size_t i;
+        json_t *item;
+        json_array_foreach(list, i, item)
+        {
+            fprintf(out, "%s: %s %s", name, str_or(item, "action", "?"), str_or(item, "file", "?"));
+            if (json_is_integer(json_object_get(item, "bytes")))
+                fprintf(out, " (%" JSON_INTEGER_FORMAT " bytes)", json_integer_value(json_object_get(item, "bytes")));
+            fputc('\n', out);
+        }
+    }
+}
+
 /* Readable output; returns false when the answer does not have the shape the command expects. */
 static bool
 print_answer(const upd_cli_args_t *a, const json_t *body, const json_t *answer)
@@ -183,6 +204,7 @@ print_answer(const upd_cli_args_t *a, const json_t *body, const json_t *answer)
         printf("registered %s %s on channel %s, files:\n", str_or(channel, "app", "?"),
                str_or(release, "version", str_or(body, "version", "?")), str_or(channel, "channel", str_or(body, "channel", "?")));
         print_files(stdout, files);
+        print_backends(stdout, json_object_get(answer, "backends"));
         printf("\n");
         upd_cli_print_channel(stdout, channel);
         return true;

@@ -3,25 +3,19 @@
  * its rendered feed bodies and download links, and the channel record (with a new generation) land
  * together or not at all. Feed bodies are rendered here, once, so the origin serialises nothing.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 #include "control/control.h"
 #include "domain/err.h"
 #include "domain/render.h"
 #include "domain/version.h"
 #include "server/log.h"
-#include "storage/localdir.h"
 
 #define MAX_PINNED 10000
 
@@ -62,66 +56,6 @@ percent_to_bp(json_t *v, uint32_t *bp)
     if (!(p >= 0.0 && p <= 100.0) || fabs(scaled - r) > 1e-6)
         return UPD_EINVAL;
     *bp = (uint32_t)r;
-    return 0;
-}
-
-/* ---- file verification against storage ---- */
-
-/* Streams STORAGE/APP/VERSION/NAME through sha512 and sha1 and checks it against what was declared. */
-static int
-verify_file(upd_control_t *c, const upd_release_t *rel, size_t i, upd_file_t *f, json_t **out)
-{
-    char rel_path[UPD_ID_MAX + UPD_VERSION_MAX + UPD_FILENAME_MAX + 16], msg[1024];
-    snprintf(rel_path, sizeof(rel_path), "%s/%s/%s", rel->app, rel->version, f->name);
-    struct stat st;
-    int fd = upd_localdir_open(c->storage_fd, rel->app, rel->version, f->name, &st);
-    if (fd < 0) {
-        snprintf(msg, sizeof(msg), "files[%zu] %s: not in storage at %s (%s)", i, f->name, rel_path,
-                 errno == ELOOP ? "a symbolic link" : errno == EISDIR ? "not a regular file" : strerror(errno));
-        return fail(out, 422, "file_missing", msg);
-    }
-    if ((uint64_t)st.st_size != f->size) {
-        close(fd);
-        snprintf(msg, sizeof(msg), "files[%zu] %s: size is %lld in storage, %" PRIu64 " declared", i, f->name,
-                 (long long)st.st_size, f->size);
-        return fail(out, 422, "size_mismatch", msg);
-    }
-    EVP_MD_CTX *h512 = EVP_MD_CTX_new(), *h1 = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(h512, EVP_sha512(), NULL);
-    EVP_DigestInit_ex(h1, EVP_sha1(), NULL);
-    static char buf[1 << 20];
-    ssize_t n;
-    while ((n = read(fd, buf, sizeof(buf))) > 0) {
-        EVP_DigestUpdate(h512, buf, (size_t)n);
-        EVP_DigestUpdate(h1, buf, (size_t)n);
-    }
-    int read_errno = errno;
-    close(fd);
-    unsigned char d512[64], d1[20];
-    unsigned int l512, l1;
-    EVP_DigestFinal_ex(h512, d512, &l512);
-    EVP_DigestFinal_ex(h1, d1, &l1);
-    EVP_MD_CTX_free(h512);
-    EVP_MD_CTX_free(h1);
-    if (n < 0) {
-        snprintf(msg, sizeof(msg), "files[%zu] %s: cannot read from storage: %s", i, f->name, strerror(read_errno));
-        return fail(out, 503, "storage_error", msg);
-    }
-    char b64[UPD_SHA512_B64_LEN + 1];
-    EVP_EncodeBlock((unsigned char *)b64, d512, 64);
-    if (strcmp(b64, f->sha512) != 0) {
-        snprintf(msg, sizeof(msg), "files[%zu] %s: sha512 of the stored bytes differs from the declared one", i, f->name);
-        return fail(out, 422, "checksum_mismatch", msg);
-    }
-    for (int k = 0; k < 20; ++k)
-        sprintf(f->sha1 + k * 2, "%02x", d1[k]);
-    /* FILE.blockmap beside FILE: electron-updater's differential download */
-    char bm_name[UPD_FILENAME_MAX + 16];
-    snprintf(bm_name, sizeof(bm_name), "%s.blockmap", f->name);
-    int bm = upd_localdir_open(c->storage_fd, rel->app, rel->version, bm_name, &st);
-    f->blockmap_size = bm >= 0 ? st.st_size : -1;
-    if (bm >= 0)
-        close(bm);
     return 0;
 }
 
@@ -343,6 +277,21 @@ upd_publish_app_create(upd_control_t *c, json_t *body, json_t **out)
 
 /* ---- releases ---- */
 
+/* A release must be newer than the newest of its channel. @return 0 with *ch the channel (zeroed when new), or 409 */
+static int
+check_newer(upd_store_txn_t *txn, const upd_release_t *rel, upd_channel_t *ch, json_t **out)
+{
+    if (upd_store_channel_get(txn, rel->app, rel->channel, ch) != 0)
+        memset(ch, 0, sizeof(*ch));
+    const char *newest = ch->rollout_version[0] ? ch->rollout_version : ch->stable;
+    if (newest[0] != '\0' && upd_version_cmp_str(rel->version, strlen(rel->version), newest, strlen(newest)) <= 0) {
+        *out = upd_api_error("not_newer", "version %s is not newer than %s, the newest on channel %s", rel->version, newest,
+                             rel->channel);
+        return 409;
+    }
+    return 0;
+}
+
 int
 upd_publish_release(upd_control_t *c, const char *app, json_t *body, json_t **out)
 {
@@ -351,6 +300,7 @@ upd_publish_release(upd_control_t *c, const char *app, json_t *body, json_t **ou
     uint32_t bp = UPD_ROLLOUT_BASIS_POINTS;
     int status, err;
     upd_store_txn_t *txn = NULL;
+    json_t *backends = NULL;
 
     if (upd_release_from_request(app, body, (int64_t)time(NULL), &rel, errbuf, sizeof(errbuf)) != 0)
         return fail(out, 400, "invalid", errbuf);
@@ -371,30 +321,37 @@ upd_publish_release(upd_control_t *c, const char *app, json_t *body, json_t **ou
     const char *app_json;
     size_t app_len;
     err = upd_store_app_get(txn, app, &app_json, &app_len);
-    upd_store_txn_end(txn);
-    txn = NULL;
     if (err != 0) {
         status = fail(out, 404, "not_found", "unknown app");
         goto Exit;
     }
-    for (size_t i = 0; i < rel.nfiles; ++i)
-        if ((status = verify_file(c, &rel, i, &rel.files[i], out)) != 0)
-            goto Exit;
+    /*
+     * A release that would be refused anyway is refused before its files are hashed and sent to object storage. The
+     * write transaction checks again: another registration may land in between.
+     */
+    upd_channel_t ch_before;
+    upd_release_t existing = {0};
+    if ((status = check_newer(txn, &rel, &ch_before, out)) != 0)
+        goto Exit;
+    if (upd_store_release_get(txn, app, rel.version, &existing) == 0) {
+        upd_release_dispose(&existing);
+        *out = upd_api_error("exists", "version %s of %s is already registered", rel.version, app);
+        status = 409;
+        goto Exit;
+    }
+    upd_store_txn_end(txn);
+    txn = NULL;
+    /* staged files hashed and checked, then put on (or checked against) every backend: before any state changes */
+    if ((status = upd_mirror_release(c, &rel, &backends, out)) != 0)
+        goto Exit;
 
     if ((err = upd_store_write_begin(c->store, &txn)) != 0) {
         status = store_fail(out, err);
         goto Exit;
     }
     upd_channel_t ch;
-    if (upd_store_channel_get(txn, app, rel.channel, &ch) != 0)
-        memset(&ch, 0, sizeof(ch));
-    const char *newest = ch.rollout_version[0] ? ch.rollout_version : ch.stable;
-    if (newest[0] != '\0' && upd_version_cmp_str(rel.version, strlen(rel.version), newest, strlen(newest)) <= 0) {
-        *out = upd_api_error("not_newer", "version %s is not newer than %s, the newest on channel %s", rel.version, newest,
-                             rel.channel);
-        status = 409;
+    if ((status = check_newer(txn, &rel, &ch, out)) != 0)
         goto Exit;
-    }
     if ((err = upd_store_release_put(txn, &rel)) != 0) {
         if (err == UPD_EEXIST)
             *out = upd_api_error("exists", "version %s of %s is already registered", rel.version, app);
@@ -435,11 +392,12 @@ upd_publish_release(upd_control_t *c, const char *app, json_t *body, json_t **ou
     }
     txn = NULL;
     upd_log_info("release %s %s registered on %s at %u.%02u%%", app, rel.version, rel.channel, bp / 100, bp % 100);
-    *out = json_pack("{s:o, s:o}", "release", upd_release_to_json(&rel), "channel", chj);
+    *out = json_pack("{s:o, s:o, s:O}", "release", upd_release_to_json(&rel), "channel", chj, "backends", backends);
     status = 201;
 Exit:
     if (txn != NULL)
         upd_store_txn_end(txn);
+    json_decref(backends);
     upd_release_dispose(&rel);
     return status;
 }

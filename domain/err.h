@@ -22,6 +22,7 @@ enum {
     UPD_EUNAVAILABLE = -30014, /* no backend may be tried now: every circuit breaker is open (503) */
     UPD_EINTEGRITY = -30015  /* bytes from object storage failed verification on every backend */
 };
+#define UPD_ELAST UPD_EINTEGRITY /* the newest code (codes count down from UPD_ENOTFOUND) */
 
 /**
  * Returns a static description of an error: a negative UPD_E* code, or a positive errno value.

@@ -187,7 +187,9 @@ do_proceed(h2o_generator_t *_gen, h2o_req_t *req)
         }
     }
     if (nv == 0 && !final) {
-        /* nothing verified beyond what was sent: wait for the fill */
+        /* nothing verified beyond what was sent: wait for the fill, and let it run up to here (a range far into
+         * the file must not be held back by the fill's lead over readers) */
+        upd_cache_obj_progress(gen->obj, gen->off);
         upd_cache_obj_wait(gen->obj, &gen->waiter);
         return;
     }

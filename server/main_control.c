@@ -94,6 +94,14 @@ main(int argc, char **argv)
     }
     while (ul > 0 && conf.public_url[ul - 1] == '/')
         conf.public_url[--ul] = '\0';
+    /* object_store.kind s3: registration puts every file on R2 and on the S3 mirror (control/mirror.c) */
+    if (upd_program_object_store("updraft-control", &conf, control.backends, &control.nbackends) != 0)
+        goto Exit;
+    control.timeouts = (upd_s3_timeouts_t){
+        .connect_ms = (uint32_t)conf.backend_connect_timeout_ms,
+        .total_ms = 0, /* uploads of large installers take as long as they take; a stall is what fails them */
+        .stall_ms = (uint32_t)conf.backend_stall_timeout_ms,
+    };
     if (check) {
         printf("updraft-control: configuration ok\n");
         ret = 0;
@@ -102,6 +110,10 @@ main(int argc, char **argv)
     if (upd_program_open_store(&conf, &control.store) != 0 || (control.storage_fd = upd_program_open_storage(&conf)) < 0)
         goto Exit;
     control.conf = &conf;
+    for (size_t i = 0; i < control.nbackends; ++i)
+        upd_log_info("object storage: %s at %s://%s, bucket %s (%s-style)", control.backends[i].name,
+                     control.backends[i].tls ? "https" : "http", control.backends[i].host, control.backends[i].bucket,
+                     control.backends[i].virtual_hosted ? "virtual" : "path");
     control.metrics = upd_metrics_create("control", upd_control_route_names, UPD_CONTROL_ROUTE_COUNT);
     upd_http_opts_t opts = {
         .program = "updraft-control",

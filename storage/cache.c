@@ -504,7 +504,8 @@ rebuild(upd_cache_t *c)
         found[n++] = (found_t){o, (int64_t)st.st_mtime};
     }
     closedir(d);
-    qsort(found, n, sizeof(*found), cmp_mtime);
+    if (n != 0)
+        qsort(found, n, sizeof(*found), cmp_mtime);
     for (size_t i = 0; i < n; ++i) {
         index_insert(c, found[i].o);
         h2o_linklist_insert(c->lru.next, &found[i].o->lru); /* newest ends up first */

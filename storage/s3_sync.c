@@ -1,0 +1,298 @@
+/*
+ * The blocking S3 operations of storage/s3.h (HEAD, PUT, GET into a sink) on libcurl's easy interface, for the control
+ * plane. One easy handle per operation: registrations are rare and every request is signed afresh anyway.
+ *
+ * Messages name the backend, the status and S3's error code, or libcurl's error text; never a header (the
+ * Authorization value carries a signature) and never the secret.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include "domain/err.h"
+#include "storage/s3.h"
+#include "storage/sigv4.h"
+
+#define ERROR_BODY_MAX 8192 /* S3 error documents are a few hundred bytes; the rest is not read into memory */
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc = CURLE_FAILED_INIT;
+
+static void
+global_init(void)
+{
+    /* curl_global_init is not thread-safe before 7.84 and must run once before any handle exists */
+    global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+typedef struct {
+    CURL *curl;
+    upd_s3_result_t *res;
+    /* error body of a non-2xx answer */
+    char err_body[ERROR_BODY_MAX];
+    size_t err_len;
+    /* GET: where 2xx bytes go */
+    int (*sink)(const void *data, size_t len, void *arg);
+    void *sink_arg;
+    bool sink_aborted;
+    /* PUT: where the body comes from (fd with pread, or memory) */
+    int fd;
+    const char *mem;
+    uint64_t size, offset;
+    int read_errno;
+} xfer_t;
+
+static long
+status_of(CURL *curl)
+{
+    long status = 0;
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    return status;
+}
+
+static size_t
+on_header(char *buf, size_t size, size_t n, void *arg)
+{
+    xfer_t *x = arg;
+    size_t len = size * n;
+    /* a new status line (after a 100 Continue, say) starts a new header block */
+    if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0)
+        x->res->etag[0] = '\0';
+    if (len > 5 && strncasecmp(buf, "etag:", 5) == 0) {
+        const char *v = buf + 5, *end = buf + len;
+        while (v < end && (*v == ' ' || *v == '\t'))
+            ++v;
+        while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+            --end;
+        size_t vl = (size_t)(end - v);
+        if (vl < sizeof(x->res->etag)) {
+            memcpy(x->res->etag, v, vl);
+            x->res->etag[vl] = '\0';
+        }
+    }
+    return len;
+}
+
+static size_t
+on_write(char *buf, size_t size, size_t n, void *arg)
+{
+    xfer_t *x = arg;
+    size_t len = size * n;
+    long status = status_of(x->curl);
+    if (status >= 200 && status <= 299) {
+        if (x->sink != NULL && x->sink(buf, len, x->sink_arg) != 0) {
+            x->sink_aborted = true;
+            return 0; /* libcurl stops with CURLE_WRITE_ERROR */
+        }
+        return len;
+    }
+    size_t room = sizeof(x->err_body) - 1 - x->err_len, take = len < room ? len : room;
+    memcpy(x->err_body + x->err_len, buf, take);
+    x->err_len += take;
+    return len;
+}
+
+static size_t
+on_read(char *buf, size_t size, size_t n, void *arg)
+{
+    xfer_t *x = arg;
+    size_t want = size * n;
+    uint64_t left = x->size - x->offset;
+    if (want > left)
+        want = (size_t)left;
+    if (want == 0)
+        return 0;
+    if (x->mem != NULL) {
+        memcpy(buf, x->mem + x->offset, want);
+        x->offset += want;
+        return want;
+    }
+    ssize_t r;
+    do
+        r = pread(x->fd, buf, want, (off_t)x->offset);
+    while (r < 0 && errno == EINTR);
+    if (r <= 0) {
+        /* a file that shrank under us must not be sent short: the signed hash would not match anyway */
+        x->read_errno = r < 0 ? errno : EIO;
+        return CURL_READFUNC_ABORT;
+    }
+    x->offset += (uint64_t)r;
+    return (size_t)r;
+}
+
+static int
+on_seek(void *arg, curl_off_t offset, int origin)
+{
+    xfer_t *x = arg;
+    /* libcurl rewinds to resend a body (a connection that closed before the answer): offsets from the start only */
+    if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > x->size)
+        return CURL_SEEKFUNC_CANTSEEK;
+    x->offset = (uint64_t)offset;
+    return CURL_SEEKFUNC_OK;
+}
+
+/*
+ * Runs one signed request. body: NULL for none (HEAD, GET), or the xfer's fd/mem of x->size bytes.
+ * @return 0 when an HTTP answer came, UPD_EIO when none did, UPD_EINVAL/UPD_ETOOBIG/UPD_ENOMEM from signing
+ */
+static int
+run(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *method, const char *key, const char *payload_hash,
+    const char *content_type, bool upload, xfer_t *x)
+{
+    upd_s3_result_t *res = x->res;
+    memset(res, 0, sizeof(*res));
+    pthread_once(&global_once, global_init);
+    if (global_rc != CURLE_OK) {
+        snprintf(res->message, sizeof(res->message), "%s: libcurl cannot be initialised", b->name);
+        return UPD_EIO;
+    }
+
+    char ct_line[160];
+    const char *extra[1];
+    size_t n_extra = 0;
+    if (content_type != NULL) {
+        snprintf(ct_line, sizeof(ct_line), "Content-Type: %s", content_type);
+        extra[n_extra++] = ct_line;
+    }
+    upd_s3_request_t req;
+    int err = upd_s3_request_build(b, method, key, NULL, payload_hash, extra, n_extra, (int64_t)time(NULL), &req);
+    if (err != 0) {
+        snprintf(res->message, sizeof(res->message), "%s: cannot sign %s %s: %s", b->name, method, key, upd_strerror(err));
+        return err;
+    }
+    CURL *curl = curl_easy_init();
+    if (curl == NULL) {
+        upd_s3_request_dispose(&req);
+        snprintf(res->message, sizeof(res->message), "%s: out of memory", b->name);
+        return UPD_ENOMEM;
+    }
+    x->curl = curl;
+    char curl_err[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(curl, CURLOPT_URL, req.url);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, req.headers);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_err);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L); /* no SIGALRM for DNS timeouts: this runs among other threads */
+    curl_easy_setopt(curl, CURLOPT_PROXY, "");    /* no proxy from the environment: the backends are named precisely */
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L); /* a redirect would not carry a valid signature */
+    curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)(t->connect_ms != 0 ? t->connect_ms : 2000));
+    if (t->total_ms != 0)
+        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)t->total_ms);
+    if (t->stall_ms != 0) {
+        /* below 1 byte/s for the whole period: a stalled backend, or one that never sends the first byte */
+        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, (long)((t->stall_ms + 999) / 1000));
+    }
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, x);
+    if (strcmp(method, "HEAD") == 0) {
+        curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+    } else if (upload) {
+        curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L); /* PUT */
+        curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)x->size);
+        curl_easy_setopt(curl, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(curl, CURLOPT_READDATA, x);
+        curl_easy_setopt(curl, CURLOPT_SEEKFUNCTION, on_seek);
+        curl_easy_setopt(curl, CURLOPT_SEEKDATA, x);
+    }
+
+    CURLcode rc = curl_easy_perform(curl);
+    long status = status_of(curl);
+    if (rc == CURLE_OK) {
+        res->status = (int)status;
+        curl_off_t cl = -1;
+        if (curl_easy_getinfo(curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK && cl >= 0)
+            res->content_length = (uint64_t)cl;
+        if (status < 200 || status > 299) {
+            upd_s3_error_code(x->err_body, x->err_len, res->code, sizeof(res->code));
+            snprintf(res->message, sizeof(res->message), "%s: %d%s%s", b->name, res->status, res->code[0] ? " " : "", res->code);
+        } else {
+            snprintf(res->message, sizeof(res->message), "%s: %d", b->name, res->status);
+        }
+        err = 0;
+    } else {
+        /* the status line may have come before the failure (a GET cut short): keep it for the message, not as an answer */
+        res->status = 0;
+        if (x->sink_aborted)
+            snprintf(res->message, sizeof(res->message), "%s: %s %s: aborted", b->name, method, key);
+        else if (x->read_errno != 0)
+            snprintf(res->message, sizeof(res->message), "%s: %s %s: reading the upload: %s", b->name, method, key,
+                     strerror(x->read_errno));
+        else
+            snprintf(res->message, sizeof(res->message), "%s: %s %s: %s", b->name, method, key,
+                     curl_err[0] ? curl_err : curl_easy_strerror(rc));
+        if (status != 0 && !x->sink_aborted) {
+            size_t ml = strlen(res->message);
+            snprintf(res->message + ml, sizeof(res->message) - ml, " (after HTTP %ld)", status);
+        }
+        err = UPD_EIO;
+    }
+    curl_easy_cleanup(curl);
+    upd_s3_request_dispose(&req);
+    return err;
+}
+
+/* a 2xx to the explanatory GET of upd_s3_head(): the object is readable after all, nothing to learn from its bytes */
+static int
+refuse_bytes(const void *data, size_t len, void *arg)
+{
+    return 1;
+}
+
+int
+upd_s3_head(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *key, upd_s3_result_t *res)
+{
+    xfer_t x = {.res = res, .fd = -1};
+    int err = run(b, t, "HEAD", key, NULL, NULL, false, &x);
+    if (err != 0 || res->status < 400 || res->status == 404)
+        return err;
+    /*
+     * A HEAD answer has no body, so no S3 error code: a 403 could be a wrong secret, a clock skew or a policy. Ask the
+     * same with a GET, whose error document says which. The HEAD's status stays the answer.
+     */
+    upd_s3_result_t why;
+    xfer_t g = {.res = &why, .fd = -1, .sink = refuse_bytes};
+    if (run(b, t, "GET", key, NULL, NULL, false, &g) == 0 && why.code[0] != '\0') {
+        memcpy(res->code, why.code, sizeof(res->code));
+        snprintf(res->message, sizeof(res->message), "%s: %d %s", b->name, res->status, res->code);
+    }
+    return 0;
+}
+
+int
+upd_s3_put_fd(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *key, int fd, uint64_t size,
+              const char *sha256_hex, const char *content_type, upd_s3_result_t *res)
+{
+    xfer_t x = {.res = res, .fd = fd, .size = size};
+    return run(b, t, "PUT", key, sha256_hex, content_type, true, &x);
+}
+
+int
+upd_s3_put_mem(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *key, const void *data, size_t len,
+               const char *content_type, upd_s3_result_t *res)
+{
+    char hash[65];
+    static const char empty[1];
+    if (upd_sigv4_sha256_hex(data, len, hash) != 0) {
+        memset(res, 0, sizeof(*res));
+        snprintf(res->message, sizeof(res->message), "%s: out of memory", b->name);
+        return UPD_ENOMEM;
+    }
+    xfer_t x = {.res = res, .fd = -1, .mem = data != NULL ? data : empty, .size = len};
+    return run(b, t, "PUT", key, hash, content_type, true, &x);
+}
+
+int
+upd_s3_get(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *key, int (*sink)(const void *data, size_t len, void *arg),
+           void *arg, upd_s3_result_t *res)
+{
+    xfer_t x = {.res = res, .fd = -1, .sink = sink, .sink_arg = arg};
+    return run(b, t, "GET", key, NULL, NULL, false, &x);
+}
