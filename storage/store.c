@@ -1063,3 +1063,211 @@ upd_store_key_get(upd_store_txn_t *txn, const char *key_id, const char **json, s
     *json_len = v.mv_size;
     return 0;
 }
+
+/* ---- published state: an app's release state as one document ---- */
+
+/* The sub-databases whose records make up an app's release state (clients seen and keys stay per host). */
+static const int state_dbs[] = {DB_APPS, DB_CHANNELS, DB_PINS, DB_RELEASES, DB_FILES, DB_NUPKGS, DB_FEEDS, DB_BLOCKS};
+
+struct gen_walk {
+    uint64_t sum;
+};
+
+static int
+on_channel_gen(MDB_val *key, MDB_val *val, void *arg)
+{
+    struct gen_walk *w = arg;
+    if (val->mv_size >= 12)
+        w->sum += get_le64((const uint8_t *)val->mv_data + 4);
+    return 0;
+}
+
+int
+upd_store_app_generation(upd_store_txn_t *txn, const char *app, uint64_t *generation)
+{
+    KEYBUF(k);
+    struct gen_walk w = {0};
+    *generation = 0;
+    if (!key_add_str(&k, app, UPD_ID_MAX))
+        return UPD_EINVAL;
+    key_end_prefix(&k);
+    int err = walk_prefix(txn, DB_CHANNELS, &k, on_channel_gen, &w);
+    *generation = w.sum;
+    return err;
+}
+
+struct app_walk {
+    int (*cb)(const char *app, void *arg);
+    void *arg;
+};
+
+static int
+on_app(MDB_val *key, MDB_val *val, void *arg)
+{
+    struct app_walk *w = arg;
+    char app[UPD_ID_MAX + 1];
+    if (key->mv_size > UPD_ID_MAX)
+        return 0;
+    memcpy(app, key->mv_data, key->mv_size);
+    app[key->mv_size] = '\0';
+    return w->cb(app, w->arg) != 0;
+}
+
+int
+upd_store_app_list(upd_store_txn_t *txn, int (*cb)(const char *app, void *arg), void *arg)
+{
+    KEYBUF(k);
+    struct app_walk w = {cb, arg};
+    return walk_prefix(txn, DB_APPS, &k, on_app, &w);
+}
+
+struct export_walk {
+    json_t *obj;
+    int err;
+};
+
+static int
+on_export(MDB_val *key, MDB_val *val, void *arg)
+{
+    struct export_walk *w = arg;
+    size_t cap = 4 * ((val->mv_size + 2) / 3) + 1;
+    char *b64 = malloc(cap);
+    if (b64 == NULL)
+        return UPD_ENOMEM;
+    int n = EVP_EncodeBlock((unsigned char *)b64, val->mv_data, (int)val->mv_size);
+    int err = json_object_setn_new(w->obj, key->mv_data, key->mv_size, json_stringn(b64, (size_t)n)) == 0 ? 0 : UPD_ENOMEM;
+    free(b64);
+    return err;
+}
+
+int
+upd_store_app_export(upd_store_txn_t *txn, const char *app, char **out, size_t *out_len, uint64_t *generation)
+{
+    int err;
+    KEYBUF(k);
+    if (!key_add_str(&k, app, UPD_ID_MAX))
+        return UPD_EINVAL;
+    MDB_val v;
+    if ((err = db_get(txn, DB_APPS, &k, &v)) != 0)
+        return err;
+    if ((err = upd_store_app_generation(txn, app, generation)) != 0)
+        return err;
+    json_t *records = json_object();
+    json_t *root = json_pack("{s:i, s:s, s:I, s:o}", "format", 1, "app", app, "generation", (json_int_t)*generation, "records", records);
+    if (root == NULL)
+        return UPD_ENOMEM;
+    for (size_t i = 0; i < sizeof(state_dbs) / sizeof(state_dbs[0]); ++i) {
+        int db = state_dbs[i];
+        struct export_walk w = {json_object(), 0};
+        json_object_set_new(records, db_names[db], w.obj);
+        KEYBUF(p);
+        key_add_str(&p, app, UPD_ID_MAX);
+        if (db == DB_APPS) {
+            /* the app's own record: exactly its id */
+            MDB_val key = key_val(&p);
+            if ((err = on_export(&key, &v, &w)) != 0)
+                goto Error;
+            continue;
+        }
+        key_end_prefix(&p);
+        if ((err = walk_prefix(txn, db, &p, on_export, &w)) != 0)
+            goto Error;
+    }
+    if ((*out = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS)) == NULL) {
+        err = UPD_ENOMEM;
+        goto Error;
+    }
+    *out_len = strlen(*out);
+    json_decref(root);
+    return 0;
+Error:
+    json_decref(root);
+    return err;
+}
+
+/* Whether a record key belongs to the app: "APP" in apps, "APP/..." elsewhere. */
+static bool
+key_of_app(int db, const char *key, size_t len, const char *app, size_t app_len)
+{
+    if (len > KEY_MAX || len < app_len || memcmp(key, app, app_len) != 0)
+        return false;
+    return db == DB_APPS ? len == app_len : len > app_len + 1 && key[app_len] == '/';
+}
+
+int
+upd_store_app_import(upd_store_txn_t *txn, const char *app, const char *doc, size_t len, uint64_t *generation)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(doc, len, 0, &jerr), *records, *v;
+    int err = UPD_EINVAL;
+    size_t app_len = strnlen(app, UPD_ID_MAX + 1);
+    if (root == NULL || !json_is_integer(v = json_object_get(root, "format")) || json_integer_value(v) != 1 ||
+        !json_is_string(v = json_object_get(root, "app")) || strcmp(json_string_value(v), app) != 0 ||
+        !json_is_integer(v = json_object_get(root, "generation")) || json_integer_value(v) < 0 ||
+        !json_is_object(records = json_object_get(root, "records")))
+        goto Exit;
+    *generation = (uint64_t)json_integer_value(v);
+    /* check every record before the first write: a document is applied whole or not at all */
+    for (size_t i = 0; i < sizeof(state_dbs) / sizeof(state_dbs[0]); ++i) {
+        json_t *recs = json_object_get(records, db_names[state_dbs[i]]);
+        const char *key;
+        json_t *val;
+        if (!json_is_object(recs))
+            goto Exit;
+        json_object_foreach(recs, key, val) {
+            if (!key_of_app(state_dbs[i], key, strlen(key), app, app_len) || !json_is_string(val) || json_string_length(val) % 4 != 0)
+                goto Exit;
+        }
+    }
+    for (size_t i = 0; i < sizeof(state_dbs) / sizeof(state_dbs[0]); ++i) {
+        int db = state_dbs[i];
+        KEYBUF(p);
+        key_add_str(&p, app, UPD_ID_MAX);
+        if (db == DB_APPS) {
+            MDB_val key = key_val(&p);
+            int rc = mdb_del(txn->txn, txn->store->dbi[db], &key, NULL);
+            if (rc != 0 && rc != MDB_NOTFOUND) {
+                err = lmdb_fail("delete", rc);
+                goto Exit;
+            }
+        } else {
+            key_end_prefix(&p);
+            if ((err = delete_prefix(txn, db, &p)) != 0)
+                goto Exit;
+        }
+        json_t *recs = json_object_get(records, db_names[db]);
+        const char *key;
+        json_t *val;
+        json_object_foreach(recs, key, val) {
+            size_t b64_len = json_string_length(val);
+            uint8_t *raw = malloc(b64_len / 4 * 3 + 1);
+            if (raw == NULL) {
+                err = UPD_ENOMEM;
+                goto Exit;
+            }
+            int n = EVP_DecodeBlock(raw, (const unsigned char *)json_string_value(val), (int)b64_len);
+            if (n < 0) {
+                free(raw);
+                err = UPD_EINVAL;
+                goto Exit;
+            }
+            /* EVP_DecodeBlock counts padding as decoded zero bytes */
+            const char *s = json_string_value(val);
+            if (b64_len >= 1 && s[b64_len - 1] == '=')
+                --n;
+            if (b64_len >= 2 && s[b64_len - 2] == '=')
+                --n;
+            KEYBUF(rk);
+            memcpy(rk.buf, key, strlen(key));
+            rk.len = strlen(key);
+            err = db_put(txn, db, &rk, raw, (size_t)n, 0);
+            free(raw);
+            if (err != 0)
+                goto Exit;
+        }
+    }
+    err = 0;
+Exit:
+    json_decref(root);
+    return err;
+}

@@ -175,6 +175,32 @@ int upd_store_clients_record(upd_store_t *store, const upd_client_seen_t *seen, 
 /** Counts the distinct clients offered a version. @return 0 or UPD_ESTORE */
 int upd_store_clients_count(upd_store_txn_t *txn, const char *app, const char *channel, const char *version, uint64_t *count);
 
+/* ---- published state ---- */
+
+/**
+ * An app's generation: the sum of its channels' generations, so it grows by one with every change of
+ * the app's release state (a release, a rollout move). @return 0, UPD_EINVAL, UPD_ESTORE
+ */
+int upd_store_app_generation(upd_store_txn_t *txn, const char *app, uint64_t *generation);
+/** cb for each app id, in key order; stops when cb returns non-zero. @return 0 or UPD_ESTORE */
+int upd_store_app_list(upd_store_txn_t *txn, int (*cb)(const char *app, void *arg), void *arg);
+/**
+ * Exports an app's release state: every record of the app in apps, channels, pins, releases, files,
+ * nupkgs, feeds and blocks (not clients seen, not keys), as one JSON document
+ * {"format":1,"app","generation","records":{DB:{KEY:BASE64}}}, what the control plane publishes to
+ * object storage. Another host's origin replays it with upd_store_app_import and answers exactly
+ * alike (same seeds, same rendered bodies).
+ * @param[out] out  malloc'ed JSON, *out_len bytes; *generation the app's generation
+ * @return 0, UPD_ENOTFOUND (no such app), UPD_ENOMEM, UPD_ESTORE
+ */
+int upd_store_app_export(upd_store_txn_t *txn, const char *app, char **out, size_t *out_len, uint64_t *generation);
+/**
+ * Replaces an app's release state with a document of upd_store_app_export (in a write transaction):
+ * every record is checked to belong to the app before the first write.
+ * @return 0 with *generation the document's, UPD_EINVAL (malformed, another app's), UPD_ENOMEM, UPD_ESTORE
+ */
+int upd_store_app_import(upd_store_txn_t *txn, const char *app, const char *doc, size_t len, uint64_t *generation);
+
 /* ---- API keys ---- */
 
 /** @return 0, UPD_EEXIST */

@@ -512,6 +512,136 @@ test_release_round_trips_through_the_store(void **state)
     upd_release_dispose(&rel);
 }
 
+/* Blocks and a blockmap record survive the trip too. */
+static void
+test_release_blocks_and_blockmap_records(void **state)
+{
+    struct fixture *f = *state;
+    upd_release_t rel;
+    make_release(&rel, "1.2.0", "latest", windows_files);
+    upd_file_t *big = &rel.files[0];
+    big->size = 3 * 65536 + 5;
+    big->block_size = 65536;
+    big->nblocks = 4;
+    big->blocks = malloc(4 * UPD_BLOCK_DIGEST_LEN);
+    for (size_t i = 0; i < 4 * UPD_BLOCK_DIGEST_LEN; ++i)
+        big->blocks[i] = (uint8_t)i;
+    big->blockmap_size = 99;
+    digest("blockmap", NULL, big->blockmap_sha512);
+    upd_store_txn_t *txn = write_begin(f->store);
+    assert_int_equal(upd_store_release_put(txn, &rel), 0);
+    assert_int_equal(upd_store_commit(txn), 0);
+
+    txn = read_begin(f->store);
+    uint32_t bs;
+    const uint8_t *d;
+    size_t n;
+    assert_int_equal(upd_store_blocks_get(txn, "acme", "1.2.0", big->name, strlen(big->name), &bs, &d, &n), 0);
+    assert_int_equal(bs, 65536);
+    assert_int_equal(n, 4);
+    assert_memory_equal(d, big->blocks, 4 * UPD_BLOCK_DIGEST_LEN);
+    assert_int_equal(upd_store_blocks_get(txn, "acme", "1.2.0", rel.files[1].name, strlen(rel.files[1].name), &bs, &d, &n),
+                     UPD_ENOTFOUND);
+    upd_file_rec_t bm;
+    char bm_name[300];
+    snprintf(bm_name, sizeof(bm_name), "%s.blockmap", big->name);
+    assert_int_equal(upd_store_file_get(txn, "acme", "1.2.0", bm_name, strlen(bm_name), &bm), 0);
+    assert_int_equal(bm.size, 99);
+    assert_int_equal(bm.flags, UPD_FILE_REC_BLOCKMAP);
+    unsigned char raw[64];
+    digest("blockmap", raw, NULL);
+    assert_memory_equal(bm.sha512, raw, 64);
+    upd_release_t got;
+    assert_int_equal(upd_store_release_get(txn, "acme", "1.2.0", &got), 0);
+    upd_store_txn_end(txn);
+    assert_int_equal(got.files[0].nblocks, 4);
+    assert_int_equal(got.files[0].block_size, 65536);
+    assert_memory_equal(got.files[0].blocks, big->blocks, 4 * UPD_BLOCK_DIGEST_LEN);
+    assert_string_equal(got.files[0].blockmap_sha512, big->blockmap_sha512);
+    upd_release_dispose(&got);
+    upd_release_dispose(&rel);
+}
+
+/* What one host exports another imports exactly, and an app's document cannot touch another app. */
+static void
+test_app_export_import_replays_the_state_on_another_store(void **state)
+{
+    struct fixture *f = *state;
+    upd_release_t rel;
+    make_release(&rel, "1.2.0", "latest", windows_files);
+    upd_store_txn_t *txn = write_begin(f->store);
+    assert_int_equal(upd_store_app_create(txn, "acme", "{\"id\":\"acme\"}"), 0);
+    assert_int_equal(upd_store_app_create(txn, "other", "{\"id\":\"other\"}"), 0);
+    assert_int_equal(upd_store_release_put(txn, &rel), 0);
+    assert_int_equal(upd_store_feed_put(txn, "acme", "1.2.0", "latest.yml", "version: 1.2.0\n", 15), 0);
+    const char *pins[] = {"tester-1"};
+    assert_int_equal(upd_store_pins_set(txn, "acme", "latest", pins, 1), 0);
+    assert_int_equal(upd_store_commit(txn), 0);
+    put_channel(f->store, "acme", "latest", 3, "1.2.0");
+    put_channel(f->store, "acme", "beta", 4, "1.2.0");
+    put_channel(f->store, "other", "latest", 9, "2.0.0");
+
+    txn = read_begin(f->store);
+    char *doc;
+    size_t len;
+    uint64_t gen;
+    assert_int_equal(upd_store_app_export(txn, "acme", &doc, &len, &gen), 0);
+    assert_int_equal(upd_store_app_export(txn, "nope", &doc, &len, &gen), UPD_ENOTFOUND);
+    upd_store_txn_end(txn);
+    assert_int_equal(gen, 7); /* 3 + 4: the sum of the app's channel generations */
+    assert_null(strstr(doc, "other"));
+
+    char dir[64] = "/tmp/updraft-store2-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    upd_store_t *b;
+    assert_int_equal(upd_store_open(dir, NULL, &b), 0);
+    txn = write_begin(b);
+    uint64_t got_gen;
+    assert_int_equal(upd_store_app_import(txn, "other", doc, len, &got_gen), UPD_EINVAL); /* another app's document */
+    assert_int_equal(upd_store_app_import(txn, "acme", doc, len, &got_gen), 0);
+    assert_int_equal(upd_store_commit(txn), 0);
+    assert_int_equal(got_gen, 7);
+
+    txn = read_begin(b);
+    upd_channel_t ch;
+    assert_int_equal(upd_store_channel_get(txn, "acme", "beta", &ch), 0);
+    assert_int_equal(ch.generation, 4);
+    assert_true(upd_store_pin_has(txn, "acme", "latest", "tester-1", 8));
+    const char *body;
+    size_t blen;
+    uint64_t etag;
+    assert_int_equal(upd_store_feed_get(txn, "acme", "1.2.0", "latest.yml", 10, &body, &blen, &etag), 0);
+    assert_memory_equal(body, "version: 1.2.0\n", 15);
+    upd_file_rec_t fr;
+    assert_int_equal(upd_store_file_get(txn, "acme", "1.2.0", rel.files[0].name, strlen(rel.files[0].name), &fr), 0);
+    assert_int_equal(fr.size, rel.files[0].size);
+    char *doc2;
+    size_t len2;
+    assert_int_equal(upd_store_app_generation(txn, "acme", &gen), 0);
+    assert_int_equal(gen, 7);
+    assert_int_equal(upd_store_app_export(txn, "acme", &doc2, &len2, &gen), 0);
+    assert_int_equal(upd_store_channel_get(txn, "other", "latest", &ch), UPD_ENOTFOUND);
+    upd_store_txn_end(txn);
+    /* the replay exports the very same document */
+    assert_int_equal(len2, len);
+    assert_memory_equal(doc2, doc, len);
+
+    /* a record key of another app smuggled into the document is refused, and nothing is written */
+    char *evil = strdup(doc);
+    char *k = strstr(evil, "\"acme/beta\"");
+    assert_non_null(k);
+    memcpy(k + 1, "acmf", 4);
+    txn = write_begin(b);
+    assert_int_equal(upd_store_app_import(txn, "acme", evil, len, &got_gen), UPD_EINVAL);
+    upd_store_txn_end(txn);
+    free(evil);
+    free(doc);
+    free(doc2);
+    upd_store_close(b);
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    upd_release_dispose(&rel);
+}
+
 static void
 test_release_put_of_a_registered_version_is_eexist(void **state)
 {
@@ -992,6 +1122,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_key_put_twice_is_eexist_and_get_returns_the_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aborted_write_leaves_nothing_behind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_round_trips_through_the_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_release_blocks_and_blockmap_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_app_export_import_replays_the_state_on_another_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_put_of_a_registered_version_is_eexist, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nupkg_name_of_another_version_is_a_conflict_and_writes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_get_returns_size_kind_and_the_raw_sha512, setup, teardown),
