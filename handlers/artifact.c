@@ -42,6 +42,7 @@ typedef struct st_artifact_gen_t {
     uint64_t size;
     const char *etag;
     const char *content_type;
+    const char *app, *version; /* for the edge's purge tags; pool copies */
     upd_range_t *parts; /* NULL: the whole file or a single range */
     size_t nparts, cur;
     uint64_t off, left; /* within the current part */
@@ -290,6 +291,8 @@ start(artifact_gen_t *gen)
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCEPT_RANGES, NULL, H2O_STRLIT("bytes"));
     /* the bytes behind a URL never change */
     add_immutable(req);
+    if (gen->app != NULL)
+        upd_origin_add_tags(req, gen->app, NULL, gen->version);
     req->res.status = gen->status;
     req->res.reason = upd_http_reason(gen->status);
     if (gen->status == 206 && gen->nparts == 1) {
@@ -323,18 +326,6 @@ start(artifact_gen_t *gen)
     gen->buf = h2o_mem_alloc_pool(&req->pool, gen->parts != NULL ? CHUNK_SIZE : bufsz);
     h2o_start_response(req, &gen->super);
     do_proceed(&gen->super, req);
-}
-
-void
-upd_artifact_send(upd_origin_t *o, h2o_req_t *req, int fd, uint64_t size, const char *etag, const char *content_type)
-{
-    artifact_gen_t *gen = plan(o, req, size, etag, content_type);
-    if (gen == NULL) {
-        close(fd);
-        return;
-    }
-    gen->fd = fd;
-    start(gen);
 }
 
 /* A miss answers once the fill has verified bytes, ended, or failed: a failure before the first byte is a clean error. */
@@ -411,6 +402,10 @@ serve_cached(upd_origin_t *o, h2o_req_t *req, upd_store_txn_t *txn, const char *
     char *etag = h2o_mem_alloc_pool(&req->pool, 48);
     format_etag(etag, rec->sha512);
     artifact_gen_t *gen = plan(o, req, rec->size, etag, content_type_of(file));
+    if (gen != NULL) {
+        gen->app = h2o_strdup(&req->pool, app, SIZE_MAX).base;
+        gen->version = h2o_strdup(&req->pool, version, SIZE_MAX).base;
+    }
     if (gen == NULL || gen->head) {
         /* 304, 416 and HEAD need no bytes, so no fetch */
         upd_store_txn_end(txn);
@@ -487,7 +482,15 @@ serve(upd_origin_t *o, h2o_req_t *req, const char *app, const char *version, con
     } else {
         snprintf(etag, 48, "\"bm-%llx-%llx\"", (unsigned long long)st.st_size, (unsigned long long)st.st_mtime);
     }
-    upd_artifact_send(o, req, fd, (uint64_t)st.st_size, etag, content_type_of(file));
+    artifact_gen_t *gen = plan(o, req, (uint64_t)st.st_size, etag, content_type_of(file));
+    if (gen == NULL) {
+        close(fd);
+        return;
+    }
+    gen->fd = fd;
+    gen->app = h2o_strdup(&req->pool, app, SIZE_MAX).base;
+    gen->version = h2o_strdup(&req->pool, version, SIZE_MAX).base;
+    start(gen);
 }
 
 void

@@ -117,7 +117,7 @@ send_no_content(h2o_req_t *req, int status)
  * release can purge them, and vary on the identity headers since the same URL answers differently
  * once a client id comes with it. */
 static void
-add_cache_headers(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r, bool personal)
+add_cache_headers(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r, bool personal, const char *version)
 {
     if (personal) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("private, no-cache"));
@@ -125,10 +125,7 @@ add_cache_headers(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r, bool pe
     }
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, o->feed_cache_control, o->feed_cache_control_len);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VARY, NULL, H2O_STRLIT("X-Updraft-Client, X-User-Staging-Id"));
-    h2o_iovec_t tags = h2o_concat(&req->pool, h2o_iovec_init(H2O_STRLIT("app:")), h2o_iovec_init(r->app, strlen(r->app)),
-                                  h2o_iovec_init(H2O_STRLIT(" chan:")), h2o_iovec_init(r->app, strlen(r->app)),
-                                  h2o_iovec_init(H2O_STRLIT("/")), h2o_iovec_init(r->channel, strlen(r->channel)));
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("surrogate-key"), 0, NULL, tags.base, tags.len);
+    upd_origin_add_tags(req, r->app, r->channel, version);
 }
 
 void
@@ -188,7 +185,7 @@ upd_feed_handle(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r)
          * "no update"; electron-updater and Squirrel.Windows need a file, and none may be given yet */
         upd_store_txn_end(txn);
         if (r->fmt == UPD_FEED_SQUIRREL_MAC || r->fmt == UPD_FEED_TAURI) {
-            add_cache_headers(o, req, r, personal);
+            add_cache_headers(o, req, r, personal, NULL);
             send_no_content(req, 204);
         } else {
             upd_http_send_text(req, 404, "channel %s of %s has no fully released version yet", r->channel, r->app);
@@ -212,7 +209,7 @@ upd_feed_handle(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r)
     if ((r->fmt == UPD_FEED_SQUIRREL_MAC || r->fmt == UPD_FEED_TAURI) &&
         upd_version_cmp_str(version, strlen(version), r->current, strlen(r->current)) <= 0) {
         upd_store_txn_end(txn);
-        add_cache_headers(o, req, r, personal);
+        add_cache_headers(o, req, r, personal, version);
         send_no_content(req, 204);
         return;
     }
@@ -230,7 +227,7 @@ upd_feed_handle(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r)
     for (int i = 0; i < 16; ++i)
         etag[1 + i] = hex[(etag_bits >> (60 - 4 * i)) & 15];
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, etag, etag_len);
-    add_cache_headers(o, req, r, personal);
+    add_cache_headers(o, req, r, personal, version);
     if (upd_http_if_none_match(req, etag, (size_t)etag_len)) {
         upd_store_txn_end(txn);
         send_no_content(req, 304);

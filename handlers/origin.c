@@ -56,13 +56,30 @@ upd_download_handle(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r)
     upd_store_txn_end(txn);
 
     char *cc = h2o_mem_alloc_pool(&req->pool, 48);
-    int cc_len = snprintf(cc, 48, "public, max-age=%" PRIu64, o->conf->download_max_age);
+    int cc_len = snprintf(cc, 48, "public, max-age=%" PRIu64 ", stale-if-error=86400", o->conf->download_max_age);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, cc, cc_len);
-    char *tags = h2o_mem_alloc_pool(&req->pool, 2 * UPD_ID_MAX + 16);
-    int tags_len = snprintf(tags, 2 * UPD_ID_MAX + 16, "app:%s chan:%s/%s", r->app, r->app, r->channel);
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("surrogate-key"), 0, NULL, tags, tags_len);
+    upd_origin_add_tags(req, r->app, r->channel, ch.stable);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LOCATION, NULL, location, len);
     upd_http_send_text(req, 302, "%s", location);
+}
+
+void
+upd_origin_add_tags(h2o_req_t *req, const char *app, const char *channel, const char *version)
+{
+    /* Surrogate-Key (Varnish, Fastly: space-separated) and Cache-Tag (Cloudflare: comma-separated), the same tags */
+    char *sk = h2o_mem_alloc_pool(&req->pool, 3 * UPD_ID_MAX + UPD_VERSION_MAX + 32);
+    int n;
+    if (channel != NULL && version != NULL && version[0] != '\0')
+        n = sprintf(sk, "app:%s chan:%s/%s rel:%s/%s", app, app, channel, app, version);
+    else if (channel != NULL)
+        n = sprintf(sk, "app:%s chan:%s/%s", app, app, channel);
+    else
+        n = sprintf(sk, "app:%s rel:%s/%s", app, app, version);
+    char *ct = h2o_mem_alloc_pool(&req->pool, (size_t)n + 1);
+    for (int i = 0; i <= n; ++i)
+        ct[i] = sk[i] == ' ' ? ',' : sk[i];
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("surrogate-key"), 0, NULL, sk, (size_t)n);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("cache-tag"), 0, NULL, ct, (size_t)n);
 }
 
 static void
@@ -90,7 +107,7 @@ handle_metrics(upd_origin_t *o, h2o_req_t *req)
 {
     size_t len;
     char *text = upd_metrics_render(o->metrics, &len);
-    if (o->fetchers != NULL) {
+    if (o->fetchers != NULL || o->purge_secret != NULL) {
         /* object storage and the cache add their own families */
         char *all = NULL;
         size_t all_len = 0;
@@ -98,8 +115,13 @@ handle_metrics(upd_origin_t *o, h2o_req_t *req)
         if (fp == NULL)
             abort();
         fwrite(text, 1, len, fp);
-        upd_backends_metrics(o->fetchers, fp);
-        upd_cache_metrics(o->cache, fp);
+        upd_purge_metrics(fp);
+        if (o->fetchers != NULL) {
+            upd_backends_metrics(o->fetchers, fp);
+            upd_cache_metrics(o->cache, fp);
+        }
+        if (o->sync != NULL)
+            upd_sync_metrics(o->sync, fp);
         fclose(fp);
         free(text);
         text = all;
@@ -116,6 +138,10 @@ upd_origin_on_req(void *app, h2o_req_t *req)
     upd_origin_t *o = app;
     upd_route_t r;
     const char *why;
+    if (h2o_memis(req->path_normalized.base, req->path_normalized.len, H2O_STRLIT("/_updraft/purge"))) {
+        upd_purge_handle(o, req);
+        return 0;
+    }
     int err = upd_route_parse(req->path.base, req->path.len, &r, &why);
     if (err == UPD_ENOTFOUND)
         return -1;

@@ -10,6 +10,7 @@
 #include "storage/fetch.h"
 #include "storage/geo.h"
 #include "storage/s3_loop.h"
+#include "storage/sync.h"
 #include "storage/seen.h"
 #include "storage/store.h"
 
@@ -27,9 +28,12 @@ typedef struct st_upd_origin_t {
     upd_s3_loop_t *s3;
     upd_backends_t *fetchers;
     upd_cache_t *cache;
+    upd_sync_t *sync;            /* polls the published state (kind s3 with state.poll_ms), else NULL */
+    const char *purge_secret;    /* purge.secret or UPDRAFT_PURGE_SECRET; NULL or "": no purge endpoint */
+    h2o_timeout_t purge_timeout; /* state.sync_timeout_ms */
     upd_metrics_t *metrics;
     upd_seen_t *seen;
-    char feed_cache_control[48]; /* "public, max-age=N", formatted once at start-up */
+    char feed_cache_control[64]; /* "public, max-age=N, stale-if-error=86400", formatted once at start-up */
     size_t feed_cache_control_len;
 } upd_origin_t;
 
@@ -43,12 +47,17 @@ void upd_feed_handle(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r);
 void upd_artifact_handle(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r);
 void upd_download_handle(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r);
 
+
+/** POST /_updraft/purge from the control plane (handlers/purge.c). */
+void upd_purge_handle(upd_origin_t *o, h2o_req_t *req);
+void upd_purge_metrics(FILE *fp);
+
 /**
- * Streams a file of the local store with ETag, Range (single and multipart), If-None-Match,
- * If-Range, HEAD, 416 and immutable caching. The descriptor is owned by the request from here on.
- * @param etag  the strong validator, with quotes
+ * Adds Surrogate-Key ("app:A chan:A/C rel:A/V") and Cache-Tag (the same, comma-separated) so edges
+ * can purge by tag on release. channel NULL: an artifact (app and release only); version NULL or
+ * "": no release tag.
  */
-void upd_artifact_send(upd_origin_t *o, h2o_req_t *req, int fd, uint64_t size, const char *etag, const char *content_type);
+void upd_origin_add_tags(h2o_req_t *req, const char *app, const char *channel, const char *version);
 
 /** Sends an error for a store failure (503) and counts it. */
 void upd_origin_store_error(upd_origin_t *o, h2o_req_t *req, int err);

@@ -52,6 +52,9 @@ typedef struct st_upd_conf_t {
     char *cache_dir;        /* verified artifacts; "" means DATA_DIR/cache */
     uint64_t cache_max_mib; /* size cap, least recently used evicted first */
     uint64_t cache_fill_lead_mib; /* how far a fill may run ahead of its fastest reader */
+    char *purge_secret;             /* purge.secret: HMAC key shared with the control plane; "" disables the endpoint */
+    uint64_t state_poll_ms;         /* state.poll_ms: how often published state is polled (0: never) */
+    uint64_t state_sync_timeout_ms; /* state.sync_timeout_ms: how long a purge waits for the origin to catch up */
     char *geoip_database;
     upd_strlist_t trusted_proxies;
     uint64_t feed_max_age;
@@ -60,6 +63,15 @@ typedef struct st_upd_conf_t {
     /* updraft-control */
     char *public_url;
     uint64_t block_size; /* per-block digests for files over this size */
+    /* updraft-control: release propagation (control/propagate.h) */
+    upd_strlist_t propagation_origins; /* base URLs of origins purged (POST ORIGIN/_updraft/purge, signed) */
+    char *propagation_secret;          /* the purge HMAC key; the environment's UPDRAFT_PURGE_SECRET wins; never logged */
+    upd_strlist_t propagation_varnish; /* base URLs of Varnish listeners banned by tag */
+    char *cloudflare_zone_id;          /* "" for no Cloudflare purge */
+    char *cloudflare_api_token;        /* UPDRAFT_CLOUDFLARE_API_TOKEN wins; never logged */
+    char *cloudflare_api_base;
+    uint64_t propagation_timeout_ms;   /* each step's parallel purges */
+    uint64_t propagation_retry_initial_ms, propagation_retry_max_ms, propagation_retry_attempts;
 } upd_conf_t;
 
 typedef enum { UPD_CONF_STRING, UPD_CONF_UINT, UPD_CONF_BOOL, UPD_CONF_STRLIST } upd_conf_type_t;

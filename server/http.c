@@ -230,7 +230,8 @@ on_req(h2o_handler_t *_self, h2o_req_t *req)
 
     if (req->version < 0x200 && guard_http1(opts, req) != 0)
         return 0;
-    if (!opts->allow_bodies && req->entity.base != NULL && req->entity.len != 0) {
+    if (!opts->allow_bodies && req->entity.base != NULL && req->entity.len != 0 &&
+        !(opts->accepts_body != NULL && opts->accepts_body(req))) {
         if (req->version < 0x200)
             req->http1_is_persistent = 0;
         upd_http_send_text(req, 400, "request bodies are not accepted here");

@@ -24,6 +24,8 @@ typedef struct st_upd_http_opts_t {
     void *app;
     /* Public origin routes take no request body at all; the control API takes Content-Length bodies. */
     bool allow_bodies;
+    /* Optional, with allow_bodies false: the requests that may carry a body all the same (an internal route). */
+    bool (*accepts_body)(const h2o_req_t *req);
     upd_metrics_t *metrics;
     /* Optional: called once the loop exists, before listening (@return 0, or -1 to stop start-up), and after it stopped. */
     int (*on_loop_start)(void *app, h2o_context_t *ctx);

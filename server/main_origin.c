@@ -13,8 +13,11 @@
 #include "server/program.h"
 
 static const upd_conf_decl_t origin_decls[] = {
-    UPD_CONF_COMMON_DECLS("127.0.0.1:8080", "1024"),
+    UPD_CONF_COMMON_DECLS("127.0.0.1:8080", "65536"),
     UPD_CONF_OBJECT_STORE_DECLS,
+    {"purge.secret", UPD_CONF_STRING, offsetof(upd_conf_t, purge_secret), 0, 0, "", NULL},
+    {"state.poll_ms", UPD_CONF_UINT, offsetof(upd_conf_t, state_poll_ms), 0, 3600000, "2500", NULL},
+    {"state.sync_timeout_ms", UPD_CONF_UINT, offsetof(upd_conf_t, state_sync_timeout_ms), 10, 600000, "2000", NULL},
     {"cache.dir", UPD_CONF_STRING, offsetof(upd_conf_t, cache_dir), 0, 0, "", "--cache"},
     {"cache.max_mib", UPD_CONF_UINT, offsetof(upd_conf_t, cache_max_mib), 1, 1ull << 30, "10240", NULL},
     {"cache.fill_lead_mib", UPD_CONF_UINT, offsetof(upd_conf_t, cache_fill_lead_mib), 1, 65536, "16", NULL},
@@ -39,9 +42,10 @@ static int
 on_loop_start(void *app, h2o_context_t *ctx)
 {
     upd_origin_t *o = app;
+    const upd_conf_t *conf = o->conf;
+    h2o_timeout_init(ctx->loop, &o->purge_timeout, conf->state_sync_timeout_ms);
     if (o->nbackends == 0)
         return 0;
-    const upd_conf_t *conf = o->conf;
     upd_s3_loop_conf_t lc = {
         .connect_timeout_ms = (uint32_t)conf->backend_connect_timeout_ms,
         .first_byte_timeout_ms = (uint32_t)conf->backend_first_byte_timeout_ms,
@@ -62,6 +66,9 @@ on_loop_start(void *app, h2o_context_t *ctx)
         return -1;
     upd_log_info("object storage: %s (%s) first, then %s (%s); cache %s", o->backends[0].name, o->backends[0].host,
                  o->backends[1].name, o->backends[1].host, conf->cache_dir);
+    if (conf->state_poll_ms != 0 &&
+        (o->sync = upd_sync_start(ctx->loop, o->s3, o->backends, o->nbackends, o->store, (uint32_t)conf->state_poll_ms)) == NULL)
+        return -1;
     return 0;
 }
 
@@ -69,12 +76,22 @@ static void
 on_loop_stop(void *app)
 {
     upd_origin_t *o = app;
+    upd_sync_stop(o->sync);
+    o->sync = NULL;
+    h2o_timeout_dispose(upd_http_context()->loop, &o->purge_timeout);
     upd_cache_close(o->cache);
     o->cache = NULL;
     upd_backends_destroy(o->fetchers);
     o->fetchers = NULL;
     upd_s3_loop_destroy(o->s3);
     o->s3 = NULL;
+}
+
+/* bodies only for the control plane's purge; every public route refuses them */
+static bool
+accepts_body(const h2o_req_t *req)
+{
+    return h2o_memis(req->path_normalized.base, req->path_normalized.len, H2O_STRLIT("/_updraft/purge"));
 }
 
 static int32_t
@@ -119,6 +136,8 @@ main(int argc, char **argv)
     }
     if (upd_program_object_store("updraft-origin", &conf, origin.backends, &origin.nbackends) != 0)
         goto Exit;
+    const char *env_secret = getenv("UPDRAFT_PURGE_SECRET");
+    origin.purge_secret = env_secret != NULL && env_secret[0] != '\0' ? env_secret : conf.purge_secret;
     if (conf.cache_dir[0] == '\0') {
         free(conf.cache_dir);
         if (asprintf(&conf.cache_dir, "%s/cache", conf.data_dir) < 0)
@@ -133,7 +152,8 @@ main(int argc, char **argv)
     if (upd_program_open_store(&conf, &origin.store) != 0 || (origin.storage_fd = upd_program_open_storage(&conf)) < 0)
         goto Exit;
     origin.feed_cache_control_len = (size_t)snprintf(origin.feed_cache_control, sizeof(origin.feed_cache_control),
-                                                     "public, max-age=%llu", (unsigned long long)conf.feed_max_age);
+                                                     "public, max-age=%llu, stale-if-error=86400",
+                                                     (unsigned long long)conf.feed_max_age);
     origin.metrics = upd_metrics_create("origin", upd_route_labels, UPD_ROUTE_LABEL_COUNT);
     origin.seen = upd_seen_start(origin.store, conf.clients_queue, on_seen_commit, origin.metrics);
 
@@ -150,6 +170,7 @@ main(int argc, char **argv)
         .on_loop_start = on_loop_start,
         .on_loop_stop = on_loop_stop,
         .next_wait = next_wait,
+        .accepts_body = accepts_body,
     };
     ret = upd_http_run(&opts);
 

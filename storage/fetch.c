@@ -254,7 +254,7 @@ next_backend(upd_fetch_t *f)
         f->integrity_abort = false;
         f->buf_len = 0;
         path_add(f, bs->b[i].conf->name);
-        if ((f->get = upd_s3_get_start(bs->loop, bs->b[i].conf, f->key, f->verified, &get_cb, f)) != NULL)
+        if ((f->get = upd_s3_get_start(bs->loop, bs->b[i].conf, f->key, f->verified, NULL, 0, &get_cb, f)) != NULL)
             return;
         ++f->failures;
     }

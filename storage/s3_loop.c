@@ -56,6 +56,7 @@ struct st_upd_s3_get_t {
     upd_s3_outcome_kind_t forced; /* a timeout of ours ended it (UPD_S3_OK: none) */
     uint64_t bytes;
     char errbuf[CURL_ERROR_SIZE];
+    char etag[80];
     char body[1024]; /* the start of a non-2xx answer's body, for S3's error code */
     size_t body_len;
 };
@@ -241,6 +242,7 @@ static void
 finish(upd_s3_get_t *g, CURLcode rc)
 {
     upd_s3_outcome_t o = {.kind = UPD_S3_OK, .status = g->status, .bytes = g->bytes};
+    memcpy(o.etag, g->etag, sizeof(o.etag));
     if (g->forced != UPD_S3_OK) {
         o.kind = g->forced;
         snprintf(o.message, sizeof(o.message), "%s", o.kind == UPD_S3_FIRST_BYTE ? "no answer within the first-byte timeout"
@@ -381,6 +383,16 @@ on_header(char *buf, size_t size, size_t n, void *arg)
         g->status = sp != NULL && end - sp > 4 ? atoi(sp + 1) : 0;
         g->range_start = 0;
         g->range_total = UINT64_MAX;
+        g->etag[0] = '\0';
+    } else if (len > 5 && strncasecmp(buf, "etag:", 5) == 0) {
+        const char *p = buf + 5;
+        while (p < end && *p == ' ')
+            ++p;
+        size_t n = 0;
+        while (p + n < end && p[n] != '\r' && p[n] != '\n' && n + 1 < sizeof(g->etag))
+            ++n;
+        memcpy(g->etag, p, n);
+        g->etag[n] = '\0';
     } else if (len > 14 && strncasecmp(buf, "content-range:", 14) == 0) {
         /* Content-Range: bytes START-END/TOTAL */
         const char *p = buf + 14;
@@ -450,7 +462,8 @@ on_write(char *buf, size_t size, size_t n, void *arg)
 }
 
 upd_s3_get_t *
-upd_s3_get_start(upd_s3_loop_t *l, const upd_s3_backend_t *b, const char *key, uint64_t from, const upd_s3_get_cb_t *cb, void *arg)
+upd_s3_get_start(upd_s3_loop_t *l, const upd_s3_backend_t *b, const char *key, uint64_t from, const char *const *extra,
+                 size_t n_extra, const upd_s3_get_cb_t *cb, void *arg)
 {
     upd_s3_get_t *g = calloc(1, sizeof(*g));
     if (g == NULL)
@@ -465,7 +478,7 @@ upd_s3_get_start(upd_s3_loop_t *l, const upd_s3_backend_t *b, const char *key, u
     char range[48];
     if (from != 0)
         snprintf(range, sizeof(range), "bytes=%" PRIu64 "-", from);
-    int err = upd_s3_request_build(b, "GET", key, from != 0 ? range : NULL, NULL, NULL, 0, (int64_t)time(NULL), &g->req);
+    int err = upd_s3_request_build(b, "GET", key, from != 0 ? range : NULL, NULL, extra, n_extra, (int64_t)time(NULL), &g->req);
     if (err != 0) {
         upd_log_error("backend %s: cannot sign GET %s: %s", b->name, key, upd_strerror(err));
         free(g);

@@ -48,6 +48,7 @@ typedef struct st_upd_s3_outcome_t {
     char code[64];     /* S3 error code of a non-2xx answer ("" when none) */
     char message[192]; /* for logs: libcurl's error text or "STATUS CODE" */
     uint64_t bytes;    /* body bytes delivered to on_data */
+    char etag[80];     /* the answer's ETag, quotes included ("" when none) */
 } upd_s3_outcome_t;
 
 #define UPD_S3_PAUSE 1
@@ -85,10 +86,11 @@ size_t upd_s3_loop_active(const upd_s3_loop_t *l);
 
 /**
  * Starts GET KEY from a backend, from byte `from` (Range: bytes=FROM- when not 0).
+ * @param extra  more request headers ("Name: value", signed along; e.g. If-None-Match), n_extra of them
  * @return the transfer, or NULL when it could not be started (signing or libcurl failed; logged)
  */
 upd_s3_get_t *upd_s3_get_start(upd_s3_loop_t *l, const upd_s3_backend_t *b, const char *key, uint64_t from,
-                               const upd_s3_get_cb_t *cb, void *arg);
+                               const char *const *extra, size_t n_extra, const upd_s3_get_cb_t *cb, void *arg);
 /** Resumes a transfer paused by on_data (deferred to the next loop turn). */
 void upd_s3_get_resume(upd_s3_get_t *get);
 /** Stops a transfer and frees it; on_done is not called. Not from inside its own callbacks. */

@@ -414,9 +414,13 @@ class FeedsTest(unittest.TestCase):
 
     def test_cache_control_is_private_when_personalised_and_public_otherwise(self):
         hdrs, _ = self.get("/update/acme/latest.yml")
-        self.assertRegex(hdrs.get("cache-control", ""), r"^public, max-age=\d+$")
+        # short, served stale by an edge while the origin fails, and tagged for purges by app, channel and release
+        self.assertRegex(hdrs.get("cache-control", ""), r"^public, max-age=\d+, stale-if-error=\d+$")
+        self.assertRegex(hdrs.get("surrogate-key", ""), r"^app:acme chan:acme/latest rel:acme/\S+$")
+        self.assertEqual(hdrs.get("cache-tag"), hdrs.get("surrogate-key").replace(" ", ","))
         hdrs, _ = self.get("/update/acme/latest.yml", {"X-Updraft-Client": "someone"})
         self.assertEqual(hdrs.get("cache-control"), "private, no-cache")
+        self.assertNotIn("surrogate-key", hdrs)
         _, hdrs = self.sqmac("acme", "x64", "1.0.0", query="?client_id=someone")
         self.assertEqual(hdrs.get("cache-control"), "private, no-cache")
         _, hdrs = self.sqmac("acme", "x64", "1.0.0")
