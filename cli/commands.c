@@ -182,6 +182,47 @@ print_backends(FILE *out, const json_t *backends)
     }
 }
 
+/*
+ * What happened after the change was committed (control/propagate.h), one line per target:
+ *   state r2: ok
+ *   purge origin http://10.0.0.5:8080: ok (12 ms)
+ *   purge varnish http://127.0.0.1:6081: FAILED: connect: Connection refused (retrying)
+ * Nothing when the answer has no "propagation" (a server without it, or channel show).
+ */
+static void
+print_propagation(FILE *out, const json_t *prop)
+{
+    static const struct {
+        const char *member, *verb;
+    } parts[] = {{"state", "state"}, {"purges", "purge"}};
+    if (!json_is_object(prop))
+        return;
+    const json_t *gen = json_object_get(prop, "generation");
+    if (json_array_size(json_object_get(prop, "state")) + json_array_size(json_object_get(prop, "purges")) == 0)
+        return;
+    fputc('\n', out);
+    if (json_is_integer(gen))
+        fprintf(out, "propagation of generation %" JSON_INTEGER_FORMAT ":\n", json_integer_value(gen));
+    for (size_t k = 0; k < sizeof(parts) / sizeof(parts[0]); ++k) {
+        size_t i;
+        json_t *t;
+        json_array_foreach(json_object_get(prop, parts[k].member), i, t)
+        {
+            fprintf(out, "%s %s: ", parts[k].verb, str_or(t, "target", "?"));
+            if (json_is_true(json_object_get(t, "ok"))) {
+                fputs("ok", out);
+                if (json_is_integer(json_object_get(t, "ms")))
+                    fprintf(out, " (%" JSON_INTEGER_FORMAT " ms)", json_integer_value(json_object_get(t, "ms")));
+            } else {
+                fprintf(out, "FAILED: %s", str_or(t, "error", "unknown error"));
+                if (json_is_true(json_object_get(t, "retrying")))
+                    fputs(" (retrying)", out);
+            }
+            fputc('\n', out);
+        }
+    }
+}
+
 /* Readable output; returns false when the answer does not have the shape the command expects. */
 static bool
 print_answer(const upd_cli_args_t *a, const json_t *body, const json_t *answer)
@@ -207,12 +248,14 @@ print_answer(const upd_cli_args_t *a, const json_t *body, const json_t *answer)
         print_backends(stdout, json_object_get(answer, "backends"));
         printf("\n");
         upd_cli_print_channel(stdout, channel);
+        print_propagation(stdout, json_object_get(answer, "propagation"));
         return true;
     }
     case UPD_CLI_PRINT_CHANNEL:
         if (!json_is_object(answer))
             return false;
         upd_cli_print_channel(stdout, answer);
+        print_propagation(stdout, json_object_get(answer, "propagation"));
         return true;
     }
     return false;

@@ -3,6 +3,7 @@
 
 #include <h2o.h>
 #include <jansson.h>
+#include "control/propagate.h"
 #include "server/config.h"
 #include "server/metrics.h"
 #include "server/program.h"
@@ -19,6 +20,9 @@ typedef struct st_upd_control_t {
     upd_s3_backend_t backends[UPD_BACKENDS];
     size_t nbackends;
     upd_s3_timeouts_t timeouts;
+    /* after each committed release or rollout change: state to object storage, purges of origins and edges; NULL for
+     * none (the answers then have no "propagation" member) */
+    upd_propagate_t *propagate;
 } upd_control_t;
 
 typedef enum { UPD_ROLE_BUILD = 1, UPD_ROLE_RELEASE = 2, UPD_ROLE_ADMIN = 3 } upd_role_t;
@@ -40,7 +44,9 @@ int upd_keys_create(upd_store_t *store, upd_role_t role, const char *name, char 
 int upd_keys_verify(upd_store_txn_t *txn, const char *key, size_t len, upd_role_t *role);
 
 /* control/publish.c: each returns an HTTP status and a JSON body (new reference), errors as
- * {"error":{"code","message"}} */
+ * {"error":{"code","message"}}. A release (201 {"release","channel","backends","propagation"}) and a rollout change
+ * (200, the channel with "propagation") are propagated once committed (control/propagate.h): the answer's
+ * "propagation" says what reached which target; a failed target does not undo the change, it is retried. */
 int upd_publish_release(upd_control_t *c, const char *app, json_t *body, json_t **out);
 int upd_publish_rollout(upd_control_t *c, const char *app, const char *channel, json_t *body, json_t **out);
 int upd_publish_channel_show(upd_control_t *c, const char *app, const char *channel, json_t **out);

@@ -393,6 +393,12 @@ upd_publish_release(upd_control_t *c, const char *app, json_t *body, json_t **ou
     txn = NULL;
     upd_log_info("release %s %s registered on %s at %u.%02u%%", app, rel.version, rel.channel, bp / 100, bp % 100);
     *out = json_pack("{s:o, s:o, s:O}", "release", upd_release_to_json(&rel), "channel", chj, "backends", backends);
+    if (c->propagate != NULL) {
+        const char *versions[] = {rel.version};
+        json_t *tags = upd_propagate_tags(app, rel.channel, versions, 1);
+        json_object_set_new(*out, "propagation", upd_propagate_run(c->propagate, c->store, app, tags));
+        json_decref(tags);
+    }
     status = 201;
 Exit:
     if (txn != NULL)
@@ -486,6 +492,10 @@ upd_publish_rollout(upd_control_t *c, const char *app, const char *channel, json
         status = fail(out, 404, "not_found", "no such app or channel (register a release first)");
         goto Exit;
     }
+    /* the versions whose answers this change can touch, for the purge tags */
+    char rollout_before[UPD_VERSION_MAX + 1], stable_before[UPD_VERSION_MAX + 1];
+    strcpy(rollout_before, ch.rollout_version);
+    strcpy(stable_before, ch.stable);
     /* the record's countries point into the map, which a put in this transaction may move */
     char old_countries[2 * UPD_ROLLOUT_MAX_COUNTRIES];
     memcpy(old_countries, ch.rollout.countries, 2 * ch.rollout.ncountries);
@@ -543,6 +553,12 @@ upd_publish_rollout(upd_control_t *c, const char *app, const char *channel, json
     }
     upd_log_info("rollout of %s/%s updated (generation %" PRIu64 ")", app, channel, ch.generation);
     *out = chj;
+    if (c->propagate != NULL) {
+        const char *versions[] = {rollout_before, stable_before, ch.stable};
+        json_t *tags = upd_propagate_tags(app, channel, versions, 3);
+        json_object_set_new(*out, "propagation", upd_propagate_run(c->propagate, c->store, app, tags));
+        json_decref(tags);
+    }
     status = 200;
 Exit:
     if (txn != NULL)

@@ -17,6 +17,18 @@ static const upd_conf_decl_t control_decls[] = {
     UPD_CONF_OBJECT_STORE_DECLS,
     {"integrity.block_size", UPD_CONF_UINT, offsetof(upd_conf_t, block_size), UPD_BLOCK_SIZE_MIN, UPD_BLOCK_SIZE_MAX, "1048576", NULL},
     {"public_url", UPD_CONF_STRING, offsetof(upd_conf_t, public_url), 0, 0, "http://127.0.0.1:8080", "--public-url"},
+    /* release propagation (control/propagate.h) */
+    {"propagation.origins", UPD_CONF_STRLIST, offsetof(upd_conf_t, propagation_origins), 0, 0, "", NULL},
+    {"propagation.secret", UPD_CONF_STRING, offsetof(upd_conf_t, propagation_secret), 0, 0, "", NULL},
+    {"propagation.varnish", UPD_CONF_STRLIST, offsetof(upd_conf_t, propagation_varnish), 0, 0, "", NULL},
+    {"propagation.cloudflare.zone_id", UPD_CONF_STRING, offsetof(upd_conf_t, cloudflare_zone_id), 0, 0, "", NULL},
+    {"propagation.cloudflare.api_token", UPD_CONF_STRING, offsetof(upd_conf_t, cloudflare_api_token), 0, 0, "", NULL},
+    {"propagation.cloudflare.api_base", UPD_CONF_STRING, offsetof(upd_conf_t, cloudflare_api_base), 0, 0,
+     "https://api.cloudflare.com/client/v4", NULL},
+    {"propagation.timeout_ms", UPD_CONF_UINT, offsetof(upd_conf_t, propagation_timeout_ms), 100, 600000, "2000", NULL},
+    {"propagation.retry_initial_ms", UPD_CONF_UINT, offsetof(upd_conf_t, propagation_retry_initial_ms), 10, 3600000, "500", NULL},
+    {"propagation.retry_max_ms", UPD_CONF_UINT, offsetof(upd_conf_t, propagation_retry_max_ms), 10, 86400000, "30000", NULL},
+    {"propagation.retry_attempts", UPD_CONF_UINT, offsetof(upd_conf_t, propagation_retry_attempts), 0, 1000, "10", NULL},
     UPD_CONF_END,
 };
 
@@ -68,6 +80,28 @@ keys_create(upd_conf_t *conf, int argc, char **argv)
     return 0;
 }
 
+/* Retries of failed propagation targets run on this loop (control/propagate.h). */
+static int
+on_loop_start(void *app, h2o_context_t *ctx)
+{
+    upd_control_t *c = app;
+    return upd_propagate_loop_start(c->propagate, ctx->loop);
+}
+
+static void
+on_loop_stop(void *app)
+{
+    upd_control_t *c = app;
+    upd_propagate_loop_stop(c->propagate);
+}
+
+static int32_t
+next_wait(void *app)
+{
+    upd_control_t *c = app;
+    return upd_propagate_next_wait(c->propagate);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -102,6 +136,12 @@ main(int argc, char **argv)
         .total_ms = 0, /* uploads of large installers take as long as they take; a stall is what fails them */
         .stall_ms = (uint32_t)conf.backend_stall_timeout_ms,
     };
+    char perr[512];
+    if ((control.propagate = upd_propagate_create(&conf, control.backends, control.nbackends, &control.timeouts, perr,
+                                                  sizeof(perr))) == NULL) {
+        fprintf(stderr, "updraft-control: %s\n", perr);
+        goto Exit;
+    }
     if (check) {
         printf("updraft-control: configuration ok\n");
         ret = 0;
@@ -114,6 +154,7 @@ main(int argc, char **argv)
         upd_log_info("object storage: %s at %s://%s, bucket %s (%s-style)", control.backends[i].name,
                      control.backends[i].tls ? "https" : "http", control.backends[i].host, control.backends[i].bucket,
                      control.backends[i].virtual_hosted ? "virtual" : "path");
+    upd_propagate_log_targets(control.propagate);
     control.metrics = upd_metrics_create("control", upd_control_route_names, UPD_CONTROL_ROUTE_COUNT);
     upd_http_opts_t opts = {
         .program = "updraft-control",
@@ -125,6 +166,9 @@ main(int argc, char **argv)
         .app = &control,
         .allow_bodies = true,
         .metrics = control.metrics,
+        .on_loop_start = on_loop_start,
+        .on_loop_stop = on_loop_stop,
+        .next_wait = next_wait,
     };
     ret = upd_http_run(&opts);
 Exit:
@@ -132,6 +176,7 @@ Exit:
         upd_store_close(control.store);
     if (control.storage_fd >= 0)
         close(control.storage_fd);
+    upd_propagate_destroy(control.propagate);
     upd_metrics_destroy(control.metrics);
     upd_conf_dispose(control_decls, &conf);
     return ret;

@@ -48,6 +48,7 @@ struct st_upd_fetch_t {
     bool head_ok;            /* the current transfer's head was acceptable */
     bool integrity_abort;    /* the current transfer was stopped because a block failed */
     bool sink_failed;
+    bool record_inconsistent; /* every block verified, the whole sha512 did not */
     bool starting;     /* inside upd_fetch_start: an end is reported after it returns */
     int start_result;  /* the result of an end reached while starting, 1 when none */
     int failures, not_found, integrity, skipped;
@@ -335,8 +336,21 @@ on_data(upd_s3_get_t *get, const uint8_t *p, size_t len, void *arg)
             f->integrity_abort = true;
             return -1;
         }
-        if (f->nblocks != 0)
+        if (f->nblocks != 0) {
             EVP_DigestUpdate(f->sha, f->buf, f->buf_len);
+            if (f->verified + f->buf_len == f->size) {
+                /* the last block: the whole must match before any reader gets it */
+                uint8_t d[64];
+                unsigned dl;
+                EVP_DigestFinal_ex(f->sha, d, &dl);
+                if (memcmp(d, f->sha512, 64) != 0) {
+                    /* every block matched but the whole does not: the release record itself is inconsistent */
+                    upd_log_error("object %s: every block verified but the sha512 differs: refusing it", f->key);
+                    f->record_inconsistent = true;
+                    return -1;
+                }
+            }
+        }
         if (f->sink->on_verified(f->arg, f->verified, f->buf, f->buf_len) != 0) {
             f->sink_failed = true;
             return -1;
@@ -361,19 +375,13 @@ on_get_done(upd_s3_get_t *get, const upd_s3_outcome_t *o, void *arg)
         end(f, UPD_EIO);
         return;
     }
+    if (f->record_inconsistent) {
+        /* no backend can help: the digests recorded at registration contradict each other */
+        ++b->integrity_failures;
+        end(f, UPD_EINTEGRITY);
+        return;
+    }
     if (o->kind == UPD_S3_OK && f->verified == f->size && !(f->size == 0 && !verify_block(f))) {
-        if (f->nblocks != 0) {
-            uint8_t d[64];
-            unsigned dl;
-            EVP_DigestFinal_ex(f->sha, d, &dl);
-            if (memcmp(d, f->sha512, 64) != 0) {
-                /* every block matched but the whole does not: the release record itself is inconsistent */
-                upd_log_error("object %s: every block verified but the sha512 differs: refusing it", f->key);
-                ++b->integrity_failures;
-                end(f, UPD_EINTEGRITY);
-                return;
-            }
-        }
         end(f, 0);
         return;
     }

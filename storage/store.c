@@ -188,7 +188,9 @@ walk_prefix(upd_store_txn_t *txn, int db, struct keybuf *prefix, int (*fn)(MDB_v
 
     if ((rc = mdb_cursor_open(txn->txn, txn->store->dbi[db], &cur)) != 0)
         return lmdb_fail("cursor open", rc);
-    for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+    /* LMDB refuses an empty key for MDB_SET_RANGE: the empty prefix starts at the first entry */
+    for (rc = mdb_cursor_get(cur, &key, &val, prefix->len == 0 ? MDB_FIRST : MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
         if (key.mv_size < prefix->len || memcmp(key.mv_data, prefix->buf, prefix->len) != 0)
             break;
         if ((ret = fn(&key, &val, arg)) != 0)

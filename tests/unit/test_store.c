@@ -562,6 +562,14 @@ test_release_blocks_and_blockmap_records(void **state)
     upd_release_dispose(&rel);
 }
 
+static int
+collect_app(const char *app, void *arg)
+{
+    strcat(arg, app);
+    strcat(arg, " ");
+    return 0;
+}
+
 /* What one host exports another imports exactly, and an app's document cannot touch another app. */
 static void
 test_app_export_import_replays_the_state_on_another_store(void **state)
@@ -582,6 +590,9 @@ test_app_export_import_replays_the_state_on_another_store(void **state)
     put_channel(f->store, "other", "latest", 9, "2.0.0");
 
     txn = read_begin(f->store);
+    char listed[64] = "";
+    assert_int_equal(upd_store_app_list(txn, collect_app, listed), 0);
+    assert_string_equal(listed, "acme other ");
     char *doc;
     size_t len;
     uint64_t gen;

@@ -1,0 +1,127 @@
+#ifndef UPD_PROPAGATE_H
+#define UPD_PROPAGATE_H
+
+#include <h2o.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "server/config.h"
+#include "storage/s3.h"
+#include "storage/store.h"
+
+/*
+ * Release propagation: after a release or rollout change is committed to LMDB, the control plane
+ *
+ *   1. publishes the app's state to every object-storage backend (object_store.kind s3):
+ *      _updraft/state/APP/GEN.json (immutable), _updraft/state/APP.json (latest, same bytes), then
+ *      _updraft/state/index.json {"format":1,"apps":{APP:GEN,...}}, in that order, stopping at the first failure;
+ *   2. purges every origin (propagation.origins): POST ORIGIN/_updraft/purge, HMAC-SHA256 signed, answered 200
+ *      {"app","generation"} once the origin holds that generation (it syncs from object storage first);
+ *   3. then purges the edges together: every Varnish listener (BAN / with X-Updraft-Tags) and Cloudflare
+ *      (POST API_BASE/zones/ZONE/purge_cache {"tags":[...]}, at most 30 tags a request).
+ *
+ * The purges of a step run in parallel (libcurl multi, blocking, bounded by propagation.timeout_ms). Origins come
+ * before edges: an edge purged before the origins hold the new state could fetch the old answer again.
+ *
+ * A target that fails is retried in the background on the control plane's event loop, with exponential backoff
+ * (retry_initial_ms, doubling, capped at retry_max_ms, at most retry_attempts retries). A newer propagation of the
+ * same app to the same target supersedes a pending retry. A retry is blocking and runs on the loop like the first
+ * attempt (the API answers nothing else meanwhile, as during a registration's uploads). When a retried origin purge
+ * succeeds and no other origin purge of that app is still pending, the edges are purged again: the first edge purge
+ * may have let an edge refetch the old answer from that origin. Pending retries are dropped (and logged) at exit;
+ * origins that missed a purge converge by polling object storage.
+ *
+ * Tags are "app:APP", "chan:APP/CHANNEL", "rel:APP/VERSION": lower-cased (SemVer pre-release identifiers may have
+ * upper-case letters; Cloudflare compares tags case-insensitively and Varnish bans splice them into a regex), and
+ * only [a-z0-9:/._+-]. Origins must tag their answers (Surrogate-Key / Cache-Tag / xkey) the same way.
+ *
+ * Never logged or returned: propagation.secret, the Cloudflare API token, signatures.
+ */
+
+#define UPD_PROPAGATE_TAG_MAX 1024         /* Cloudflare's limit per tag */
+#define UPD_PROPAGATE_CLOUDFLARE_TAGS_MAX 30 /* tags per purge_cache request */
+#define UPD_PROPAGATE_NONCE_LEN 32           /* lowercase hex of 16 random bytes */
+
+typedef struct st_upd_propagate_t upd_propagate_t;
+
+/* ---- pure parts (unit-tested) ---- */
+
+/**
+ * X-Updraft-Signature: lowercase hex HMAC-SHA256(secret, TIMESTAMP "\n" NONCE "\n" BODY).
+ * @param[out] hex  64 hex digits and a NUL
+ */
+void upd_propagate_sign(const char *secret, size_t secret_len, const char *timestamp, const char *nonce, const char *body,
+                        size_t body_len, char hex[65]);
+
+/** @return true when tag is 1..UPD_PROPAGATE_TAG_MAX bytes of [a-z0-9:/._+-] */
+bool upd_propagate_tag_is_valid(const char *tag);
+
+/**
+ * The tags of a change of app on channel touching versions (NULL or "" entries skipped): "app:APP",
+ * "chan:APP/CHANNEL" (when channel is not NULL), "rel:APP/VERSION" for each version, lower-cased, without
+ * duplicates, in that order. A tag that would still hold another character is left out (logged).
+ * @return a new JSON array of strings
+ */
+json_t *upd_propagate_tags(const char *app, const char *channel, const char *const *versions, size_t nversions);
+
+/**
+ * Splits tags into Cloudflare purge bodies of at most max_per_batch tags each ({"tags":[...]}, in order).
+ * @return a new JSON array of objects; empty when tags is
+ */
+json_t *upd_propagate_cloudflare_batches(const json_t *tags, size_t max_per_batch);
+
+/**
+ * The wait before retry number `retry` (1 for the first): initial_ms * 2^(retry-1), at most max_ms.
+ */
+uint64_t upd_propagate_backoff_ms(uint64_t initial_ms, uint64_t max_ms, unsigned retry);
+
+/* ---- the propagator ---- */
+
+/**
+ * Checks the propagation.* settings and copies them: origin and Varnish URLs must be http:// or https:// (a trailing
+ * '/' is dropped); origins need a secret (UPDRAFT_PURGE_SECRET wins over propagation.secret); a Cloudflare zone id is
+ * 32 hex digits and needs an API token (UPDRAFT_CLOUDFLARE_API_TOKEN wins over propagation.cloudflare.api_token);
+ * retry_max_ms is at least retry_initial_ms.
+ * @param backends  object-storage backends to publish state to (copied by pointer: must outlive the propagator);
+ *                  nbackends 0 for kind local
+ * @param timeouts  for the state writes (copied)
+ * @param[out] err  the reason, naming the setting (never a secret), on failure
+ * @return the propagator, or NULL
+ */
+upd_propagate_t *upd_propagate_create(const upd_conf_t *conf, const upd_s3_backend_t *backends, size_t nbackends,
+                                      const upd_s3_timeouts_t *timeouts, char *err, size_t errlen);
+/** Drops pending retries (logging how many) and frees everything. NULL is fine. */
+void upd_propagate_destroy(upd_propagate_t *p);
+
+/** Logs the configured targets (names and URLs only). */
+void upd_propagate_log_targets(const upd_propagate_t *p);
+
+/**
+ * Propagates the committed state of app: state documents, origin purges, then edge purges; failed targets are queued
+ * for retry. Blocking, on the caller's thread (the event loop), with no store transaction open on it.
+ * @param tags  from upd_propagate_tags (borrowed)
+ * @return a new reference: {"generation":GEN,"state":[{"target","ok",("error","retrying")}...],
+ *         "purges":[{"target":"origin URL"|"varnish URL"|"cloudflare","ok",("ms")|("error","retrying")}...]}
+ */
+json_t *upd_propagate_run(upd_propagate_t *p, upd_store_t *store, const char *app, const json_t *tags);
+
+/* Event-loop hooks (server/http.h): retries run from a zero timeout of the loop, linked when one is due. */
+int upd_propagate_loop_start(upd_propagate_t *p, h2o_loop_t *loop);
+void upd_propagate_loop_stop(upd_propagate_t *p);
+/** @return milliseconds until the next retry is due (INT32_MAX when none); links the timer when one is due now */
+int32_t upd_propagate_next_wait(upd_propagate_t *p);
+/** Runs every due retry now (the timer's work; tests and the loop call it). */
+void upd_propagate_run_due(upd_propagate_t *p);
+
+/** Number of targets waiting for a retry. */
+size_t upd_propagate_pending(const upd_propagate_t *p);
+
+/**
+ * Appends the propagation metrics in the Prometheus text format: updraft_propagation_total{kind,result},
+ * updraft_propagation_retries_total{kind}, updraft_propagation_abandoned_total{kind}, updraft_propagation_pending.
+ */
+void upd_propagate_render_metrics(const upd_propagate_t *p, FILE *fp);
+
+#endif
