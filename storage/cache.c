@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -31,6 +32,7 @@ struct st_upd_cache_obj_t {
     size_t readers;
     uint64_t available;
     uint64_t reader_max; /* the furthest any reader has sent */
+    uint64_t used_seq;   /* when it was last asked for: the LRU order */
     upd_fetch_t *fetch;
     char tmp_name[48];
     char path[64];
@@ -39,6 +41,16 @@ struct st_upd_cache_obj_t {
     h2o_linklist_t lru;
     upd_cache_obj_t *hnext;
 };
+
+/* A verified fill to make durable and name, off the loop (fsync of a large file takes a while). */
+typedef struct st_finish_job_t {
+    struct st_finish_job_t *next;
+    upd_cache_obj_t *o; /* holds the fill's reference until the job is back on the loop */
+    int fd, dirfd;
+    char tmp_name[48], name[129];
+    int err; /* errno of fsync or rename, 0 when the object is in place */
+    const char *what;
+} finish_job_t;
 
 struct st_upd_cache_t {
     char *dir;
@@ -51,6 +63,16 @@ struct st_upd_cache_t {
     size_t nbuckets, count;
     h2o_linklist_t lru; /* complete indexed objects, most recently used first */
     uint64_t tmp_seq;
+    uint64_t use_seq;
+    /* the finisher thread: jobs in, completions back through a pipe the loop watches */
+    pthread_t finisher;
+    bool finisher_started;
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    finish_job_t *jobs, **jobs_tail;
+    bool quit;
+    int pipe[2];
+    h2o_socket_t *pipe_sock;
     uint64_t hits, misses, joins, evictions, fills, fill_failures, uncacheable;
 };
 
@@ -252,21 +274,26 @@ on_fill_done(void *arg, int result, const char *path)
     hex_name(o->sha512, name);
     o->fetch = NULL;
     snprintf(o->path, sizeof(o->path), "%s", path);
-    if (result == 0 && o->cacheable && fsync(o->fd) != 0) {
-        upd_log_error("cache: fsync %s/%s: %s", c->dir, o->tmp_name, strerror(errno));
-        result = UPD_EIO;
-    }
     if (result == 0 && o->cacheable && o->indexed) {
-        /* durable bytes first, then the name: a crash leaves either the temporary file or the whole object */
-        if (renameat(c->dirfd, o->tmp_name, c->dirfd, name) != 0) {
-            upd_log_error("cache: rename %s/%s: %s", c->dir, o->tmp_name, strerror(errno));
-            result = UPD_EIO;
-        } else {
-            o->state = OBJ_COMPLETE;
-            h2o_linklist_insert(c->lru.next, &o->lru);
-            ++c->fills;
-        }
-    } else if (result == 0) {
+        /* every byte is verified and readable now; making the file durable and naming it happens on the finisher
+         * thread, and the object counts as cached once that is done (the fill's reference goes with the job) */
+        finish_job_t *j = calloc(1, sizeof(*j));
+        if (j == NULL)
+            abort();
+        j->o = o;
+        j->fd = o->fd;
+        j->dirfd = c->dirfd;
+        memcpy(j->tmp_name, o->tmp_name, sizeof(j->tmp_name));
+        memcpy(j->name, name, sizeof(j->name));
+        pthread_mutex_lock(&c->mutex);
+        *c->jobs_tail = j;
+        c->jobs_tail = &j->next;
+        pthread_cond_signal(&c->cond);
+        pthread_mutex_unlock(&c->mutex);
+        wake(o);
+        return;
+    }
+    if (result == 0) {
         /* over the cap: streamed to its readers, not kept */
         unlinkat(c->dirfd, o->tmp_name, 0);
         o->state = OBJ_COMPLETE;
@@ -290,6 +317,78 @@ on_fill_done(void *arg, int result, const char *path)
 
 static const upd_fetch_sink_t sink = {on_verified, should_pause, on_fill_done};
 
+/* ---- the finisher thread ---- */
+
+static void *
+finisher_main(void *arg)
+{
+    upd_cache_t *c = arg;
+    pthread_mutex_lock(&c->mutex);
+    for (;;) {
+        while (c->jobs == NULL && !c->quit)
+            pthread_cond_wait(&c->cond, &c->mutex);
+        if (c->jobs == NULL)
+            break;
+        finish_job_t *j = c->jobs;
+        if ((c->jobs = j->next) == NULL)
+            c->jobs_tail = &c->jobs;
+        pthread_mutex_unlock(&c->mutex);
+        /* durable bytes first, then the name: a crash leaves either the temporary file or the whole object */
+        if (fsync(j->fd) != 0) {
+            j->err = errno;
+            j->what = "fsync";
+        } else if (renameat(j->dirfd, j->tmp_name, j->dirfd, j->name) != 0) {
+            j->err = errno;
+            j->what = "rename";
+        }
+        ssize_t n;
+        while ((n = write(c->pipe[1], &j, sizeof(j))) < 0 && errno == EINTR)
+            ;
+        pthread_mutex_lock(&c->mutex);
+    }
+    pthread_mutex_unlock(&c->mutex);
+    return NULL;
+}
+
+static void
+complete_job(upd_cache_t *c, finish_job_t *j)
+{
+    upd_cache_obj_t *o = j->o;
+    if (j->err == 0) {
+        o->state = OBJ_COMPLETE;
+        if (o->indexed) {
+            /* by when it was last asked for: it may have been served again while the finisher worked */
+            h2o_linklist_t *at = c->lru.next;
+            while (at != &c->lru && H2O_STRUCT_FROM_MEMBER(upd_cache_obj_t, lru, at)->used_seq > o->used_seq)
+                at = at->next;
+            h2o_linklist_insert(at, &o->lru);
+        }
+        ++c->fills;
+    } else {
+        /* the bytes were verified and their readers keep them; they are just not kept on disk */
+        upd_log_error("cache: %s %s/%s: %s; not keeping the object", j->what, c->dir, j->tmp_name, strerror(j->err));
+        unlinkat(c->dirfd, j->tmp_name, 0);
+        o->state = OBJ_COMPLETE;
+        ++c->fill_failures;
+        c->used -= o->size;
+        if (o->indexed)
+            index_remove(c, o);
+    }
+    wake(o);
+    obj_unref(o); /* the fill's reference */
+    free(j);
+}
+
+static void
+on_finished(h2o_socket_t *sock, const char *err)
+{
+    upd_cache_t *c = sock->data;
+    finish_job_t *j;
+    ssize_t n;
+    while ((n = read(c->pipe[0], &j, sizeof(j))) == (ssize_t)sizeof(j))
+        complete_job(c, j);
+}
+
 upd_cache_obj_t *
 upd_cache_get(upd_cache_t *c, const upd_fetch_spec_t *spec, upd_cache_lookup_t *how)
 {
@@ -305,7 +404,7 @@ upd_cache_get(upd_cache_t *c, const upd_fetch_spec_t *spec, upd_cache_lookup_t *
         o = NULL;
     }
     if (o != NULL) {
-        if (o->state == OBJ_COMPLETE) {
+        if (o->state == OBJ_COMPLETE || (o->state == OBJ_FILLING && o->fetch == NULL && o->available == o->size)) {
             if (o->fd < 0) {
                 char name[129];
                 hex_name(o->sha512, name);
@@ -316,14 +415,17 @@ upd_cache_get(upd_cache_t *c, const upd_fetch_spec_t *spec, upd_cache_lookup_t *
                     return upd_cache_get(c, spec, how);
                 }
             }
-            h2o_linklist_unlink(&o->lru);
-            h2o_linklist_insert(c->lru.next, &o->lru);
+            if (h2o_linklist_is_linked(&o->lru)) { /* not yet while the finisher names it */
+                h2o_linklist_unlink(&o->lru);
+                h2o_linklist_insert(c->lru.next, &o->lru);
+            }
             ++c->hits;
             *how = UPD_CACHE_HIT;
         } else {
             ++c->joins;
             *how = UPD_CACHE_JOINED;
         }
+        o->used_seq = ++c->use_seq;
         ++o->refs;
         ++o->readers;
         return o;
@@ -336,6 +438,7 @@ upd_cache_get(upd_cache_t *c, const upd_fetch_spec_t *spec, upd_cache_lookup_t *
     o->size = spec->size;
     o->state = OBJ_FILLING;
     o->fd = -1;
+    o->used_seq = ++c->use_seq;
     o->wake_entry.cb = on_wake;
     h2o_linklist_init_anchor(&o->waiters);
     o->cacheable = spec->size <= c->max_bytes;
@@ -535,11 +638,26 @@ upd_cache_open(const char *dir, uint64_t max_bytes, uint64_t lead_bytes, upd_bac
     c->nbuckets = 1024;
     c->buckets = calloc(c->nbuckets, sizeof(*c->buckets));
     h2o_linklist_init_anchor(&c->lru);
+    c->pipe[0] = c->pipe[1] = -1;
+    pthread_mutex_init(&c->mutex, NULL);
+    pthread_cond_init(&c->cond, NULL);
+    c->jobs_tail = &c->jobs;
     if ((c->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || rebuild(c) != 0) {
         upd_log_error("cache: %s: %s", dir, strerror(errno));
         upd_cache_close(c);
         return NULL;
     }
+    if (pipe2(c->pipe, O_CLOEXEC | O_NONBLOCK) != 0 || pthread_create(&c->finisher, NULL, finisher_main, c) != 0) {
+        upd_log_error("cache: cannot start its finisher thread: %s", strerror(errno));
+        upd_cache_close(c);
+        return NULL;
+    }
+    c->finisher_started = true;
+    /* the loop watches the read end (and leaves the reading to on_finished); the thread writes one pointer per
+     * finished job */
+    c->pipe_sock = h2o_evloop_socket_create(loop, c->pipe[0], H2O_SOCKET_FLAG_DONT_READ);
+    c->pipe_sock->data = c;
+    h2o_socket_read_start(c->pipe_sock, on_finished);
     return c;
 }
 
@@ -548,6 +666,25 @@ upd_cache_close(upd_cache_t *c)
 {
     if (c == NULL)
         return;
+    if (c->finisher_started) {
+        /* let the thread finish what it has, then complete those jobs here */
+        pthread_mutex_lock(&c->mutex);
+        c->quit = true;
+        pthread_cond_signal(&c->cond);
+        pthread_mutex_unlock(&c->mutex);
+        pthread_join(c->finisher, NULL);
+        finish_job_t *j;
+        while (read(c->pipe[0], &j, sizeof(j)) == (ssize_t)sizeof(j))
+            complete_job(c, j);
+    }
+    if (c->pipe_sock != NULL) {
+        h2o_socket_read_stop(c->pipe_sock);
+        h2o_socket_close(c->pipe_sock); /* closes pipe[0] */
+    } else if (c->pipe[0] >= 0) {
+        close(c->pipe[0]);
+    }
+    if (c->pipe[1] >= 0)
+        close(c->pipe[1]);
     for (size_t i = 0; c->buckets != NULL && i < c->nbuckets; ++i) {
         upd_cache_obj_t *next;
         for (upd_cache_obj_t *o = c->buckets[i]; o != NULL; o = next) {

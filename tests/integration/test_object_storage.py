@@ -397,9 +397,15 @@ class ObjectStorage(unittest.TestCase):
         a = self.publish(400 * 1024)
         b = self.publish(400 * 1024)
         c = self.publish(400 * 1024)
-        for key, path, data in (a, b, a, c):  # a is used again before c arrives: b is the least recent
+        # a is used again before c arrives: b is the least recent
+        for (key, path, data), fills in ((a, 1), (b, 2), (a, 2), (c, 3)):
             st, h, body = self.get(path, origin=origin)
             self.assertEqual((st, body), (200, data))
+            # a fill counts as cached (and can be evicted) once the file is durable and named
+            deadline = time.monotonic() + 10
+            while metric(self.metrics(origin), "updraft_cache_fills_total", result="verified") < fills:
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.05)
         files = [f for f in os.listdir(cache) if not f.startswith(".")]
         self.assertEqual(sorted(files), sorted([digest(a[2]), digest(c[2])]))
         self.assertEqual(metric(self.metrics(origin), "updraft_cache_evictions_total"), 1)

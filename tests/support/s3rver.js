@@ -104,6 +104,8 @@ function stop() {
         process.stderr.write("s3rver.js: connections still open 5 s after the signal\n");
         process.exit(1);
     }, 5000).unref();
+    // an idle keep-alive connection (origins poll and reuse connections) must not hold the close up
+    if (server.httpServer) server.httpServer.closeIdleConnections();
     server.close().then(
         () => process.exit(0),
         (err) => {
