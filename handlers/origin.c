@@ -99,6 +99,11 @@ handle_healthz(upd_origin_t *o, h2o_req_t *req)
     upd_store_txn_end(txn);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
     char why[128];
+    if (o->sync != NULL && !upd_sync_ready(o->sync)) {
+        /* until the published state has been read once, this origin may answer from an old copy: out of rotation */
+        upd_http_send_text(req, 503, "unhealthy: published state not loaded yet");
+        return;
+    }
     if (o->fetchers != NULL && !upd_backends_healthy(o->fetchers, why, sizeof(why))) {
         upd_http_send_text(req, 503, "unhealthy: %s", why);
         return;

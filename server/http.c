@@ -90,6 +90,9 @@ upd_http_send(h2o_req_t *req, int status, const char *content_type, const char *
     req->res.content_length = len; /* h2o_send_inline leaves it unset, and HTTP/1.1 would go chunked */
     if (content_type == NULL)
         content_type = "text/plain; charset=utf-8";
+    /* an error is about this moment: no edge may keep it (a release could not purge an untagged 404) */
+    if (status >= 400 && h2o_find_header(&req->res.headers, H2O_TOKEN_CACHE_CONTROL, -1) == -1)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
     h2o_send_inline(req, body, len);
 }

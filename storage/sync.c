@@ -318,6 +318,12 @@ upd_sync_unwait(upd_sync_waiter_t *w)
         h2o_linklist_unlink(&w->link);
 }
 
+bool
+upd_sync_ready(const upd_sync_t *s)
+{
+    return s->polls_ok != 0;
+}
+
 void
 upd_sync_metrics(const upd_sync_t *s, FILE *fp)
 {

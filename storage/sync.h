@@ -32,6 +32,8 @@ void upd_sync_stop(upd_sync_t *s);
 /** Polls now (or again right after the poll under way, which may have read the index too early). */
 void upd_sync_poll_now(upd_sync_t *s);
 void upd_sync_metrics(const upd_sync_t *s, FILE *fp);
+/** Whether a poll has succeeded since start-up (before, this origin may answer from old state). */
+bool upd_sync_ready(const upd_sync_t *s);
 
 /** Called after each poll ends, successful or not. */
 typedef struct st_upd_sync_waiter_t {

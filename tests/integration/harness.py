@@ -274,6 +274,17 @@ S3RVER_JS = os.path.join(SOURCE_DIR, "tests", "support", "s3rver.js")
 S3RVER_PKG = os.path.join(SOURCE_DIR, "tests", "node_modules", "@20minutes", "s3rver", "package.json")
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago (for programs that cannot bind port 0
+    and report it, like varnishd, or to name a port where nothing listens)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
 def _has_opt(args, opt):
     return any(a == opt or a.startswith(opt + "=") for a in args)
 
@@ -452,6 +463,52 @@ class Env:
                                                     proc.bucket, S3_ACCESS_KEY, secret))
             f.write(extra)
         return path
+
+    # --- the CDN edge (Varnish) ---------------------------------------------------------------
+
+    def start_varnish(self, vcl_path, port=0, name="varnish", params=()):
+        """Starts varnishd in the foreground as the CDN edge: `-j none` (no jail: these tests run as
+        root and Varnish's default jail wants a `varnish` user), its working dir DIR/NAME.d (-n, which
+        also holds the management secret), HTTP on 127.0.0.1:PORT (a free port when 0), management
+        (-T) on another free port, VCL vcl_path, 64 MB of malloc storage and a ban lurker that
+        wakes every 10 ms. Waits until it answers HTTP (any status: its backends may be down).
+        Returns the Proc, with .url, .port, .workdir and .admin_port; stopped with the others."""
+        varnishd = shutil.which("varnishd") or shutil.which("varnishd", path="/usr/sbin:/usr/local/sbin")
+        if varnishd is None:
+            raise AssertionError("varnishd is not installed (Debian: apt-get install varnish)")
+        name = self._name(name)
+        workdir = os.path.join(self.dir, "%s.d" % name)
+        port = port or free_port()
+        admin_port = free_port()
+        argv = [varnishd, "-F", "-j", "none", "-n", workdir, "-a", "127.0.0.1:%d" % port,
+                "-T", "127.0.0.1:%d" % admin_port, "-f", os.path.abspath(vcl_path), "-s", "malloc,64m",
+                "-p", "ban_lurker_sleep=0.01"] + [str(a) for a in params]
+        try:
+            proc = Proc(self, name, argv, 0)  # varnishd prints no "listening on" line: poll below
+        except AssertionError:
+            self.failed = True
+            raise
+        self.procs.append(proc)
+        proc.url, proc.port, proc.workdir, proc.admin_port = "http://127.0.0.1:%d" % port, port, workdir, admin_port
+        proc.listeners.append(("http", "127.0.0.1", port))
+        deadline = time.monotonic() + 3 * READY_TIMEOUT  # compiling the VCL with cc takes a few seconds
+        while True:
+            if proc.popen.poll() is not None:
+                proc.stopped = True
+                proc._close_stdout()
+                self.failed = True
+                raise AssertionError("%s exited early with status %d\n%s" % (name, proc.popen.returncode, proc.describe()))
+            try:
+                self.http("HEAD", "/_varnish_ready", base=proc.url, timeout=2)
+                return proc
+            except (OSError, http.client.HTTPException):
+                pass
+            if time.monotonic() > deadline:
+                proc.kill()
+                self.failed = True
+                raise AssertionError("%s not answering on port %d within %.0f s\n%s"
+                                     % (name, port, 3 * READY_TIMEOUT, proc.describe()))
+            time.sleep(0.05)
 
     # --- HTTP ---------------------------------------------------------------------------------
 
