@@ -223,10 +223,10 @@ run(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *method, c
         if (x->sink_aborted)
             snprintf(res->message, sizeof(res->message), "%s: %s %s: aborted", b->name, method, key);
         else if (x->read_errno != 0)
-            snprintf(res->message, sizeof(res->message), "%s: %s %s: reading the upload: %s", b->name, method, key,
+            snprintf(res->message, sizeof(res->message), "%s: %s %.100s: reading the upload: %.100s", b->name, method, key,
                      strerror(x->read_errno));
         else
-            snprintf(res->message, sizeof(res->message), "%s: %s %s: %s", b->name, method, key,
+            snprintf(res->message, sizeof(res->message), "%s: %s %.100s: %.120s", b->name, method, key,
                      curl_err[0] ? curl_err : curl_easy_strerror(rc));
         if (status != 0 && !x->sink_aborted) {
             size_t ml = strlen(res->message);
