@@ -1013,6 +1013,67 @@ upd_propagate_run(upd_propagate_t *p, upd_store_t *store, const char *app, const
     return json_pack("{s:I, s:o, s:o}", "generation", (json_int_t)generation, "state", state_j, "purges", purges_j);
 }
 
+struct republish {
+    upd_propagate_t *p;
+    char (*apps)[UPD_ID_MAX + 1];
+    size_t n, cap;
+};
+
+static int
+collect_for_republish(const char *app, void *arg)
+{
+    struct republish *r = arg;
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 16;
+        if ((r->apps = realloc(r->apps, r->cap * sizeof(*r->apps))) == NULL)
+            abort();
+    }
+    snprintf(r->apps[r->n++], UPD_ID_MAX + 1, "%s", app);
+    return 0;
+}
+
+size_t
+upd_propagate_republish(upd_propagate_t *p, upd_store_t *store)
+{
+    if (p->nbackends == 0)
+        return 0;
+    p->store = store;
+    struct republish r = {p, NULL, 0, 0};
+    upd_store_txn_t *txn;
+    if (upd_store_read_begin(store, &txn) != 0)
+        return 0;
+    upd_store_app_list(txn, collect_for_republish, &r);
+    upd_store_txn_end(txn);
+    size_t failed = 0;
+    for (size_t a = 0; a < r.n; ++a) {
+        char *doc = NULL;
+        size_t doc_len = 0;
+        uint64_t generation = 0;
+        if (upd_store_read_begin(store, &txn) != 0)
+            break;
+        int err = upd_store_app_export(txn, r.apps[a], &doc, &doc_len, &generation);
+        upd_store_txn_end(txn);
+        if (err != 0)
+            continue;
+        for (size_t i = 0; i < p->nbackends; ++i) {
+            supersede(p, KIND_STATE, i, r.apps[a]);
+            item_t *it = item_new(KIND_STATE, i, r.apps[a], generation, NULL);
+            it->doc = malloc(doc_len + 1);
+            memcpy(it->doc, doc, doc_len + 1);
+            it->doc_len = doc_len;
+            publish_state(p, it);
+            if (!it->ok)
+                ++failed;
+            settle(p, it); /* a failure is retried like any other */
+        }
+        free(doc);
+    }
+    free(r.apps);
+    if (r.n != 0)
+        upd_log_info("propagation: republished the state of %zu app(s) at start-up%s", r.n, failed ? "; some writes failed and will be retried" : "");
+    return r.n;
+}
+
 void
 upd_propagate_run_due(upd_propagate_t *p)
 {

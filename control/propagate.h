@@ -107,6 +107,13 @@ void upd_propagate_log_targets(const upd_propagate_t *p);
  */
 json_t *upd_propagate_run(upd_propagate_t *p, upd_store_t *store, const char *app, const json_t *tags);
 
+/**
+ * Writes the state documents of every app again (no purges), so that a change committed just before the
+ * control plane died is published all the same; failures are retried like any other. Call at start-up.
+ * @return the number of apps
+ */
+size_t upd_propagate_republish(upd_propagate_t *p, upd_store_t *store);
+
 /* Event-loop hooks (server/http.h): retries run from a zero timeout of the loop, linked when one is due. */
 int upd_propagate_loop_start(upd_propagate_t *p, h2o_loop_t *loop);
 void upd_propagate_loop_stop(upd_propagate_t *p);

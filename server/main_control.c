@@ -85,7 +85,11 @@ static int
 on_loop_start(void *app, h2o_context_t *ctx)
 {
     upd_control_t *c = app;
-    return upd_propagate_loop_start(c->propagate, ctx->loop);
+    if (upd_propagate_loop_start(c->propagate, ctx->loop) != 0)
+        return -1;
+    /* a change committed just before a crash or kill was never published: publish every app's state again */
+    upd_propagate_republish(c->propagate, c->store);
+    return 0;
 }
 
 static void

@@ -327,6 +327,24 @@ class PropagationTest(unittest.TestCase):
         index = json.loads(self.state_doc(self.s3, "_updraft/state/index.json"))
         self.assertEqual((index["apps"]["state-app"], index["apps"]["state-other"]), (gen2, 1))
 
+    def test_a_change_never_published_is_published_at_the_next_start(self):
+        # a change committed by a control plane that published nothing (local object store here; a crash between
+        # commit and publication has the same effect) reaches object storage when a control plane starts again
+        local, key = self.start_control("unpublished", "", object_store=False)
+        self.new_app("late-app", control=local, key=key)
+        self.release("late-app", "1.0.0", control=local, key=key)
+        self.assertEqual(self.env.s3_get(self.r2, "_updraft/state/late-app.json")[0], 404)
+        data = os.path.join(self.env.dir, "data-unpublished")
+        local.stop()
+        cfg = self.env.object_store_config(self.r2, self.s3, name="control-republish")
+        again = self.env.start_control("--config", cfg, "--data", data, public_url="http://127.0.0.1:8080")
+        for backend in (self.r2, self.s3):
+            doc = json.loads(self.state_doc(backend, "_updraft/state/late-app.json"))
+            self.assertEqual((doc["app"], doc["generation"]), ("late-app", 1))
+            self.assertEqual(json.loads(self.state_doc(backend, "_updraft/state/index.json"))["apps"]["late-app"], 1)
+        self.assertIn("republished the state of 1 app", self.log(again))
+        again.stop()
+
     def test_the_origin_is_purged_signed_then_varnish_and_cloudflare_with_the_changes_tags(self):
         self.new_app("tag-app")
         before = len(self.cf.purges)
