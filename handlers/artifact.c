@@ -96,9 +96,10 @@ note_backend(artifact_gen_t *gen)
 static void on_fill_progress(upd_cache_waiter_t *w);
 
 /*
- * Sends the next piece. Bytes come from the memory map of a complete cached object (no copy), or
- * are pread() into the pool buffer (the local-directory store, a fill in progress). During a fill
- * only verified bytes are read; when the next byte is not there yet the generator waits for the fill.
+ * Sends the next piece. Bytes come from the memory map of a cached object or of a fill in progress
+ * (no copy), or are pread() into the pool buffer (the local-directory store, or when mapping
+ * failed). During a fill only verified bytes are sent; when the next byte is not there yet the
+ * generator waits for the fill.
  */
 static void
 do_proceed(h2o_generator_t *_gen, h2o_req_t *req)
@@ -116,8 +117,8 @@ do_proceed(h2o_generator_t *_gen, h2o_req_t *req)
             h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
             return;
         }
-        if ((map = upd_cache_obj_map(gen->obj)) == NULL)
-            avail = upd_cache_obj_available(gen->obj);
+        map = upd_cache_obj_map(gen->obj);
+        avail = upd_cache_obj_available(gen->obj);
     }
     h2o_iovec_t vecs[MAX_VECS];
     size_t nv = 0, used = 0, total = 0;
@@ -148,12 +149,14 @@ do_proceed(h2o_generator_t *_gen, h2o_req_t *req)
         }
         if (gen->left > 0) {
             size_t n;
+            if (gen->off >= avail)
+                break; /* not verified yet */
             if (map != NULL) {
                 n = (size_t)(gen->left < MAP_SEND_MAX - total ? gen->left : MAP_SEND_MAX - total);
+                if (n > avail - gen->off)
+                    n = (size_t)(avail - gen->off);
                 vecs[nv++] = h2o_iovec_init((char *)map + gen->off, n);
             } else {
-                if (gen->off >= avail)
-                    break; /* not verified yet */
                 size_t want = CHUNK_SIZE - used;
                 if (want > gen->left)
                     want = (size_t)gen->left;

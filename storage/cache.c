@@ -454,6 +454,13 @@ upd_cache_get(upd_cache_t *c, const upd_fetch_spec_t *spec, upd_cache_lookup_t *
         *how = UPD_CACHE_MISS;
         return o;
     }
+    if (o->size != 0 && ftruncate(o->fd, (off_t)o->size) == 0) {
+        /* the file at its final size (sparse until written) and mapped once: readers of the fill send the verified
+         * part from the mapping, and keep it when the fill completes (same inode after the rename) */
+        void *p = mmap(NULL, o->size, PROT_READ, MAP_SHARED, o->fd, 0);
+        if (p != MAP_FAILED)
+            o->map = p;
+    }
     if (o->cacheable) {
         make_room(c, o->size);
         c->used += o->size;
@@ -524,8 +531,10 @@ upd_cache_obj_fd(const upd_cache_obj_t *o)
 const uint8_t *
 upd_cache_obj_map(upd_cache_obj_t *o)
 {
-    if (o->state != OBJ_COMPLETE || o->size == 0 || o->map_failed || o->fd < 0)
-        return o->map;
+    if (o->state == OBJ_FAILED || o->size == 0 || o->map_failed || o->fd < 0 || o->map != NULL)
+        return o->state == OBJ_FAILED ? NULL : o->map;
+    if (o->state != OBJ_COMPLETE)
+        return NULL; /* a fill that could not be mapped: its readers pread */
     if (o->map == NULL) {
         void *p = mmap(NULL, o->size, PROT_READ, MAP_SHARED, o->fd, 0);
         if (p == MAP_FAILED) {

@@ -56,7 +56,10 @@ int upd_cache_obj_result(const upd_cache_obj_t *o);
 const char *upd_cache_obj_path(const upd_cache_obj_t *o);
 /** The descriptor to pread the available bytes from. */
 int upd_cache_obj_fd(const upd_cache_obj_t *o);
-/** The whole object mapped in memory once complete (NULL before, or for an empty object). */
+/**
+ * The whole object mapped in memory (NULL for an empty object, or when mapping failed: pread then). During a fill
+ * only the first upd_cache_obj_available() bytes of it may be read.
+ */
 const uint8_t *upd_cache_obj_map(upd_cache_obj_t *o);
 /** A reader has sent everything before `off`: lets the fill run up to `lead` beyond the fastest reader. */
 void upd_cache_obj_progress(upd_cache_obj_t *o, uint64_t off);
