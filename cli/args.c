@@ -22,6 +22,7 @@ static const char usage_global[] =
     "  releases create APP --file release.json\n"
     "  releases create APP --version V [--channel C] [--notes TEXT] [--rollout PERCENT]\n"
     "                      --artifact NAME:PLATFORM:ARCH:PATH [--artifact ...]\n"
+    "  releases pull APP VERSION [--reason TEXT]\n"
     "  rollout set APP CHANNEL PERCENT\n"
     "  rollout pause APP CHANNEL\n"
     "  rollout resume APP CHANNEL\n"
@@ -54,8 +55,9 @@ static const char usage_releases[] =
     "Usage: updraft releases create APP --file release.json\n"
     "       updraft releases create APP --version V [--channel C] [--notes TEXT] [--rollout PERCENT]\n"
     "                               --artifact NAME:PLATFORM:ARCH:PATH [--artifact ...]\n"
+    "       updraft releases pull APP VERSION [--reason TEXT]\n"
     "\n"
-    "Registers a release whose files are already uploaded to storage under APP/VERSION/NAME.\n"
+    "'create' registers a release whose files are already uploaded to storage under APP/VERSION/NAME.\n"
     "The control plane checks each file's size and sha512 against storage and registers nothing on a mismatch.\n"
     "With object storage (R2 and the S3 mirror), it also uploads each staged file to both backends, or checks the\n"
     "copies already there.\n"
@@ -69,7 +71,16 @@ static const char usage_releases[] =
     "                    a file of the release: its name in storage, the platform (windows, mac, linux), the arch\n"
     "                    (x64, arm64, ia32, universal) and the local copy to take size and sha512 from; repeatable\n"
     "\n"
-    "Prints the registered files, what was uploaded or verified on each backend, and the channel's resulting state.\n";
+    "Prints the registered files, what was uploaded or verified on each backend, and the channel's resulting state.\n"
+    "\n"
+    "'pull' withdraws a bad release from its channel. The release is kept, marked pulled, and its files stay\n"
+    "downloadable, but it is never offered again. Its rollout ends when it was rolling out; when it was the stable\n"
+    "version, the newest older release not itself pulled becomes stable (clients already on the pulled version are\n"
+    "not offered a downgrade). Pulling an older, superseded release only marks it, so it is never fallen back to.\n"
+    "\n"
+    "  --reason TEXT     why, kept with the release and logged\n"
+    "\n"
+    "Prints the channel's resulting state and what the change reached (state, origin and edge purges).\n";
 
 static const char usage_rollout[] =
     "Usage: updraft rollout set APP CHANNEL PERCENT\n"
@@ -427,6 +438,47 @@ Exit:
  * options. Sets method and path.
  */
 static int
+releases_pull(upd_cli_args_t *a, int n, char **w)
+{
+    const char *app = NULL, *version = NULL, *reason = NULL;
+    for (int i = 0; i < n;) {
+        int r;
+        if ((r = take_value(a, n, w, &i, "--reason", &reason)) != 0) {
+            if (r < 0)
+                return r;
+        } else if (is_option_word(w[i])) {
+            return usage_error(a, "unknown option '%s' for 'releases pull'%s", w[i],
+                               is_global_option(w[i]) ? " (global options go before the command)" : "");
+        } else if (app == NULL) {
+            app = w[i++];
+        } else if (version == NULL) {
+            version = w[i++];
+        } else {
+            return usage_error(a, "unexpected argument '%s': 'releases pull' takes APP VERSION", w[i]);
+        }
+    }
+    if (version == NULL)
+        return usage_error(a, "'releases pull' needs APP VERSION");
+    if (check_app(a, app) != 0)
+        return UPD_EINVAL;
+    upd_version_t v;
+    if (strlen(version) > UPD_VERSION_MAX || upd_version_parse(version, strlen(version), &v) != 0)
+        return usage_error(a, "version '%s' is not a SemVer 2.0 version (such as 1.2.3 or 1.3.0-beta.2)", version);
+    a->body = json_object();
+    if (reason != NULL) {
+        json_t *jreason = utf8_string(a, "--reason", reason);
+        if (jreason == NULL)
+            return UPD_EINVAL;
+        json_object_set_new(a->body, "reason", jreason);
+    }
+    a->method = "POST";
+    /* SemVer's characters ([0-9A-Za-z.+-]) need no escaping in a path */
+    set_path(a, "/v1/apps/%s/releases/%s/pull", app, version);
+    a->print = UPD_CLI_PRINT_CHANNEL; /* commands.c says what was pulled first (a->command) */
+    return 0;
+}
+
+static int
 rollout_target(upd_cli_args_t *a, const char *verb, const char *extra_name, int n, char **w, int min, int max)
 {
     for (int i = 0; i != n; ++i)
@@ -552,6 +604,7 @@ static const struct command {
 } commands[] = {
     {"apps", "create", "apps create", apps_create},
     {"releases", "create", "releases create", releases_create},
+    {"releases", "pull", "releases pull", releases_pull},
     {"rollout", "set", "rollout set", rollout_set},
     {"rollout", "pause", "rollout pause", rollout_pause},
     {"rollout", "resume", "rollout resume", rollout_resume},

@@ -143,7 +143,13 @@ upd_cli_print_channel(FILE *out, const json_t *ch)
         char count[32] = "?";
         if (json_is_integer(offered))
             snprintf(count, sizeof(count), "%" JSON_INTEGER_FORMAT, json_integer_value(offered));
-        fprintf(out, "  %-*s  %15s  %s\n", (int)width, str_or(r, "version", "?"), count, str_or(r, "pub_date", ""));
+        fprintf(out, "  %-*s  %15s  %s", (int)width, str_or(r, "version", "?"), count, str_or(r, "pub_date", ""));
+        if (json_is_true(json_object_get(r, "pulled"))) {
+            fprintf(out, "  PULLED %s", str_or(r, "pulled_at", ""));
+            if (json_is_string(json_object_get(r, "pull_reason")))
+                fprintf(out, ": %s", json_string_value(json_object_get(r, "pull_reason")));
+        }
+        fputc('\n', out);
     }
 }
 
@@ -254,6 +260,14 @@ print_answer(const upd_cli_args_t *a, const json_t *body, const json_t *answer)
     case UPD_CLI_PRINT_CHANNEL:
         if (!json_is_object(answer))
             return false;
+        if (a->command != NULL && strcmp(a->command, "releases pull") == 0) {
+            /* the version is the path's next-to-last part: /v1/apps/APP/releases/VERSION/pull */
+            const char *end = strrchr(a->path, '/'), *v = end;
+            while (v > a->path && v[-1] != '/')
+                --v;
+            printf("pulled %s %.*s from channel %s\n\n", str_or(answer, "app", "?"), (int)(end - v), v,
+                   str_or(answer, "channel", "?"));
+        }
         upd_cli_print_channel(stdout, answer);
         print_propagation(stdout, json_object_get(answer, "propagation"));
         return true;

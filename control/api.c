@@ -5,10 +5,14 @@
 #include "control/control.h"
 #include "domain/err.h"
 #include "domain/ids.h"
+#include "domain/version.h"
 #include "server/http.h"
 #include "server/log.h"
 
-const char *const upd_control_route_names[UPD_CONTROL_ROUTE_COUNT] = {"apps", "releases", "rollout", "channel", "health", "other"};
+const char *const upd_control_route_names[UPD_CONTROL_ROUTE_COUNT] = {"apps",   "releases", "rollout", "channel",
+                                                                      "health", "pull",     "other"};
+#define ROUTE_PULL 5 /* also the internal route number below; "other" stays last (server/metrics.c counts there) */
+#define ROUTE_OTHER 6
 
 static void
 send_json(h2o_req_t *req, int status, json_t *body)
@@ -177,6 +181,9 @@ upd_control_on_req(void *app, h2o_req_t *req)
     } else if (n == 5 && seg_is(&segs[3], "channels")) {
         route = 3;
         allow = "GET, HEAD";
+    } else if (n == 6 && seg_is(&segs[3], "releases") && seg_is(&segs[5], "pull")) {
+        route = ROUTE_PULL;
+        allow = "POST";
     } else {
         send_error(req, 404, "not_found", "no such API route");
         return 0;
@@ -185,7 +192,7 @@ upd_control_on_req(void *app, h2o_req_t *req)
         method_not_allowed(req, allow);
         return 0;
     }
-    const char *app_id = n >= 3 ? bufs[2] : NULL, *channel = n >= 5 ? bufs[4] : NULL;
+    const char *app_id = n >= 3 ? bufs[2] : NULL, *channel = route == 2 || route == 3 ? bufs[4] : NULL;
     if (app_id != NULL && !upd_id_is_app(app_id, strlen(app_id))) {
         send_error(req, 400, "invalid", "app id: expected [a-z0-9][a-z0-9-]{0,62}");
         return 0;
@@ -193,6 +200,16 @@ upd_control_on_req(void *app, h2o_req_t *req)
     if (channel != NULL && !upd_id_is_channel(channel, strlen(channel))) {
         send_error(req, 400, "invalid", "channel: expected [a-z0-9][a-z0-9-]{0,62}");
         return 0;
+    }
+    char version[UPD_VERSION_MAX + 1] = "";
+    if (route == ROUTE_PULL) {
+        upd_version_t v;
+        if (segs[4].len > UPD_VERSION_MAX || upd_version_parse(segs[4].p, segs[4].len, &v) != 0) {
+            send_error(req, 400, "invalid", "version: expected SemVer 2.0 (1.2.3, 1.3.0-beta.2)");
+            return 0;
+        }
+        memcpy(version, segs[4].p, segs[4].len);
+        version[segs[4].len] = '\0';
     }
 
     upd_role_t role;
@@ -213,7 +230,8 @@ upd_control_on_req(void *app, h2o_req_t *req)
 
     json_t *out = NULL, *body = NULL;
     int status;
-    if (route != 3) {
+    /* pulling takes an optional body */
+    if (route != 3 && !(route == ROUTE_PULL && (req->entity.base == NULL || req->entity.len == 0))) {
         char msg[256];
         if ((body = parse_body(req, msg, sizeof(msg))) == NULL) {
             send_error(req, 400, "invalid", msg);
@@ -229,6 +247,9 @@ upd_control_on_req(void *app, h2o_req_t *req)
         break;
     case 2:
         status = upd_publish_rollout(c, app_id, channel, body, &out);
+        break;
+    case ROUTE_PULL:
+        status = upd_publish_pull(c, app_id, version, body, &out);
         break;
     default:
         status = upd_publish_channel_show(c, app_id, channel, &out);
@@ -246,13 +267,17 @@ upd_control_route_of(const h2o_req_t *req)
     size_t len = req->input.path.len;
     if (len >= 8 && memcmp(p, "/healthz", 8) == 0)
         return 4;
-    if (len < 9 || memcmp(p, "/v1/apps", 8) != 0)
-        return 5;
+    if (len < 8 || memcmp(p, "/v1/apps", 8) != 0)
+        return ROUTE_OTHER;
     if (len == 8 || p[8] == '?')
         return 0;
-    /* /v1/apps/APP/... : count the slashes */
+    /* /v1/apps/APP/... : count the slashes; /v1/apps/APP/releases/VERSION/pull has as many as a rollout */
     int slashes = 0;
+    size_t after_app = 0;
     for (size_t i = 0; i < len && p[i] != '?'; ++i)
-        slashes += p[i] == '/';
-    return slashes == 4 ? 1 : slashes == 6 ? 2 : slashes == 5 ? 3 : 5;
+        if (p[i] == '/' && ++slashes == 4)
+            after_app = i + 1;
+    if (slashes == 6 && len - after_app > 9 && memcmp(p + after_app, "releases/", 9) == 0)
+        return ROUTE_PULL;
+    return slashes == 4 ? 1 : slashes == 6 ? 2 : slashes == 5 ? 3 : ROUTE_OTHER;
 }

@@ -49,6 +49,16 @@ int upd_keys_verify(upd_store_txn_t *txn, const char *key, size_t len, upd_role_
  * "propagation" says what reached which target; a failed target does not undo the change, it is retried. */
 int upd_publish_release(upd_control_t *c, const char *app, json_t *body, json_t **out);
 int upd_publish_rollout(upd_control_t *c, const char *app, const char *channel, json_t *body, json_t **out);
+/**
+ * Pulls a release (POST /v1/apps/APP/releases/VERSION/pull, body NULL or {"reason"}): marks it pulled (kept, files
+ * still served, never again stable or rollout, its feed bodies dropped) and withdraws it from its channel. The
+ * channel's rollout version: the rollout ends. Its stable version: the newest older release of the channel not itself
+ * pulled becomes stable (none: the channel has no stable version; a rollout in progress goes on). Another, already
+ * superseded version: only marked. The generation is bumped, what is now offered re-rendered, and the change
+ * propagated like a rollout change (tags app, channel, the pulled version and the versions now offered).
+ * @return 200 with the channel and "propagation"; 400 (body), 404 (app or version), 409 "pulled" (already), 503
+ */
+int upd_publish_pull(upd_control_t *c, const char *app, const char *version, json_t *body, json_t **out);
 int upd_publish_channel_show(upd_control_t *c, const char *app, const char *channel, json_t **out);
 int upd_publish_app_create(upd_control_t *c, json_t *body, json_t **out);
 /** {"error":{"code":code,"message":message}} */
@@ -80,6 +90,6 @@ int upd_mirror_release(upd_control_t *c, upd_release_t *rel, json_t **backends, 
 int upd_control_on_req(void *app, h2o_req_t *req);
 size_t upd_control_route_of(const h2o_req_t *req);
 extern const char *const upd_control_route_names[];
-#define UPD_CONTROL_ROUTE_COUNT 6
+#define UPD_CONTROL_ROUTE_COUNT 7
 
 #endif

@@ -5,6 +5,7 @@
  */
 #include <inttypes.h>
 #include <math.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -171,8 +172,15 @@ collect_release(const upd_release_t *rel, void *arg)
     if (strcmp(rel->channel, lc->channel) != 0)
         return 0;
     json_t *j = upd_release_to_json(rel);
+    /* the API shows every field, stored or not */
     if (json_object_get(j, "notes") == NULL)
-        json_object_set_new(j, "notes", json_null()); /* the API shows every field, stored or not */
+        json_object_set_new(j, "notes", json_null());
+    if (json_object_get(j, "pulled") == NULL)
+        json_object_set_new(j, "pulled", json_false());
+    if (json_object_get(j, "pulled_at") == NULL)
+        json_object_set_new(j, "pulled_at", json_null());
+    if (json_object_get(j, "pull_reason") == NULL)
+        json_object_set_new(j, "pull_reason", json_null());
     uint64_t n = 0;
     upd_store_clients_count(lc->txn, rel->app, rel->channel, rel->version, &n);
     json_object_set_new(j, "clients_offered", json_integer((json_int_t)n));
@@ -565,5 +573,176 @@ Exit:
         upd_store_txn_end(txn);
     upd_release_dispose(&rel);
     free(pins);
+    return status;
+}
+
+/* ---- pulling a release ---- */
+
+typedef struct {
+    const char *channel, *below;
+    char best[UPD_VERSION_MAX + 1]; /* "" until one is found */
+} fallback_ctx_t;
+
+/* The newest release of the channel older than the pulled one, not itself pulled. */
+static int
+find_fallback(const upd_release_t *rel, void *arg)
+{
+    fallback_ctx_t *fc = arg;
+    size_t vl = strlen(rel->version);
+    if (rel->pulled || strcmp(rel->channel, fc->channel) != 0 ||
+        upd_version_cmp_str(rel->version, vl, fc->below, strlen(fc->below)) >= 0)
+        return 0;
+    if (fc->best[0] == '\0' || upd_version_cmp_str(rel->version, vl, fc->best, strlen(fc->best)) > 0)
+        strcpy(fc->best, rel->version);
+    return 0;
+}
+
+/* Re-renders a release of the channel as ch now has it (none when version is ""). */
+static int
+rerender(upd_control_t *c, upd_store_txn_t *txn, const char *app, const char *version, const upd_channel_t *ch)
+{
+    upd_release_t rel = {0};
+    int err;
+    if (version[0] == '\0')
+        return 0;
+    if ((err = upd_store_release_get(txn, app, version, &rel)) == 0)
+        err = render_release(c, txn, &rel, ch);
+    upd_release_dispose(&rel);
+    return err;
+}
+
+int
+upd_publish_pull(upd_control_t *c, const char *app, const char *version, json_t *body, json_t **out)
+{
+    const char *reason = NULL, *key;
+    json_t *value;
+
+    if (body != NULL) {
+        if (!json_is_object(body))
+            return fail(out, 400, "invalid", "expected a JSON object");
+        json_object_foreach(body, key, value)
+        {
+            if (strcmp(key, "reason") != 0) {
+                *out = upd_api_error("invalid", "%s: unknown field (reason)", key);
+                return 400;
+            }
+            if (json_is_null(value))
+                continue;
+            if (!json_is_string(value) || json_string_length(value) > UPD_PULL_REASON_MAX ||
+                memchr(json_string_value(value), '\0', json_string_length(value)) != NULL) {
+                *out = upd_api_error("invalid", "reason: expected a string of at most %d bytes", UPD_PULL_REASON_MAX);
+                return 400;
+            }
+            if (json_string_length(value) != 0)
+                reason = json_string_value(value);
+        }
+    }
+
+    upd_store_txn_t *txn;
+    upd_release_t rel = {0};
+    int status, err = upd_store_write_begin(c->store, &txn);
+    if (err != 0)
+        return store_fail(out, err);
+    const char *app_json;
+    size_t app_len;
+    if (upd_store_app_get(txn, app, &app_json, &app_len) != 0) {
+        status = fail(out, 404, "not_found", "unknown app");
+        goto Exit;
+    }
+    if ((err = upd_store_release_get(txn, app, version, &rel)) != 0) {
+        if (err == UPD_ENOTFOUND)
+            *out = upd_api_error("not_found", "%s has no release %s", app, version);
+        status = err == UPD_ENOTFOUND ? 404 : store_fail(out, err);
+        goto Exit;
+    }
+    if (rel.pulled) {
+        *out = upd_api_error("pulled", "release %s of %s was already pulled (at %s)", version, app, rel.pulled_at);
+        status = 409;
+        goto Exit;
+    }
+    upd_channel_t ch;
+    if ((err = upd_store_channel_get(txn, app, rel.channel, &ch)) != 0) {
+        /* a registered release always has its channel */
+        status = store_fail(out, err == UPD_ENOTFOUND ? UPD_ESTORE : err);
+        goto Exit;
+    }
+    /* the record's countries point into the map, which the rewrite below moves */
+    char countries[2 * UPD_ROLLOUT_MAX_COUNTRIES];
+    if (ch.rollout.ncountries != 0)
+        memcpy(countries, ch.rollout.countries, 2 * ch.rollout.ncountries);
+    ch.rollout.countries = countries;
+
+    rel.pulled = true;
+    upd_release_format_time((int64_t)time(NULL), rel.pulled_at);
+    if (reason != NULL && (rel.pull_reason = strdup(reason)) == NULL)
+        abort();
+    /* its feeds go (nothing may offer it again); its files stay: clients mid-download finish, and the .nupkg and
+     * blockmaps stay where electron-updater and Squirrel.Windows look for them */
+    if ((err = upd_store_release_replace(txn, &rel)) != 0 || (err = upd_store_feed_clear(txn, app, version)) != 0) {
+        status = store_fail(out, err);
+        goto Exit;
+    }
+    enum { WAS_ROLLOUT, WAS_STABLE, WAS_SUPERSEDED } was;
+    static const char *const was_names[] = {"rollout", "stable", "superseded"};
+    if (strcmp(ch.rollout_version, version) == 0) {
+        /* the rollout ends: everyone is offered the stable version again */
+        was = WAS_ROLLOUT;
+        ch.rollout_version[0] = '\0';
+        ch.rollout.percent_bp = 0;
+        ch.rollout.seed = 0;
+        ch.rollout.paused = false;
+        ch.rollout.ncountries = 0;
+    } else if (strcmp(ch.stable, version) == 0) {
+        /* the newest older release not itself pulled, or none: the channel then has no stable version */
+        was = WAS_STABLE;
+        fallback_ctx_t fc = {.channel = rel.channel, .below = version};
+        if ((err = upd_store_release_list(txn, app, find_fallback, &fc)) != 0) {
+            status = store_fail(out, err);
+            goto Exit;
+        }
+        strcpy(ch.stable, fc.best);
+    } else {
+        /* already superseded: marked, so that it is never a fallback; what clients are offered does not change */
+        was = WAS_SUPERSEDED;
+    }
+    ++ch.generation;
+    /* the stable version's feeds and download links, and a rollout's staged Squirrel.Windows answer, which lists the
+     * stable release's packages */
+    if ((was != WAS_SUPERSEDED && (err = rerender(c, txn, app, ch.stable, &ch)) != 0) ||
+        (was == WAS_STABLE && (err = rerender(c, txn, app, ch.rollout_version, &ch)) != 0) ||
+        (err = upd_store_channel_put(txn, app, rel.channel, &ch)) != 0) {
+        status = store_fail(out, err);
+        goto Exit;
+    }
+    json_t *chj = channel_json(txn, app, rel.channel);
+    err = upd_store_commit(txn);
+    txn = NULL;
+    if (err != 0) {
+        json_decref(chj);
+        status = store_fail(out, err);
+        goto Exit;
+    }
+    /* the reason as one log line: control characters become spaces */
+    char why[UPD_PULL_REASON_MAX + 1];
+    snprintf(why, sizeof(why), "%s", reason != NULL ? reason : "no reason given");
+    for (char *p = why; *p != '\0'; ++p)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+    upd_log_info("release %s %s pulled from %s: %s", app, version, rel.channel, why);
+    upd_log_info("channel %s/%s after the pull of %s %s: stable %s, rollout %s (generation %" PRIu64 ")", app, rel.channel,
+                 was_names[was], version, ch.stable[0] ? ch.stable : "none", ch.rollout_version[0] ? ch.rollout_version : "none",
+                 ch.generation);
+    *out = chj;
+    if (c->propagate != NULL) {
+        const char *versions[] = {version, ch.stable, ch.rollout_version};
+        json_t *tags = upd_propagate_tags(app, rel.channel, versions, 3);
+        json_object_set_new(*out, "propagation", upd_propagate_run(c->propagate, c->store, app, tags));
+        json_decref(tags);
+    }
+    status = 200;
+Exit:
+    if (txn != NULL)
+        upd_store_txn_end(txn);
+    upd_release_dispose(&rel);
     return status;
 }

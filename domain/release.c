@@ -76,6 +76,7 @@ upd_release_dispose(upd_release_t *rel)
     }
     free(rel->files);
     free(rel->notes);
+    free(rel->pull_reason);
     memset(rel, 0, sizeof(*rel));
 }
 
@@ -182,8 +183,8 @@ file_from_request(json_t *jf, size_t i, upd_file_t *f, char *errbuf, size_t errl
     return 0;
 }
 
-static void
-format_pub_date(int64_t now, char out[32])
+void
+upd_release_format_time(int64_t now, char out[32])
 {
     time_t t = (time_t)now;
     struct tm tm;
@@ -259,7 +260,7 @@ upd_release_from_request(const char *app, json_t *body, int64_t now, upd_release
         }
     }
 
-    format_pub_date(now, out->pub_date);
+    upd_release_format_time(now, out->pub_date);
     return 0;
 
 Error:
@@ -356,6 +357,10 @@ upd_release_to_json(const upd_release_t *rel)
     files = NULL; /* "o" stole the reference, even when json_pack failed */
     if (root == NULL || (rel->notes != NULL && json_object_set_new(root, "notes", json_string(rel->notes)) != 0))
         goto Error;
+    if (rel->pulled && (json_object_set_new(root, "pulled", json_true()) != 0 ||
+                        json_object_set_new(root, "pulled_at", json_string(rel->pulled_at)) != 0 ||
+                        (rel->pull_reason != NULL && json_object_set_new(root, "pull_reason", json_string(rel->pull_reason)) != 0)))
+        goto Error;
     return root;
 
 Error:
@@ -404,6 +409,19 @@ upd_release_from_json(json_t *json, upd_release_t *out)
         if (!json_is_string(v))
             goto Error;
         if ((out->notes = strdup(json_string_value(v))) == NULL)
+            abort();
+    }
+    if ((v = json_object_get(json, "pulled")) != NULL) {
+        if (!json_is_boolean(v))
+            goto Error;
+        out->pulled = json_is_true(v);
+    }
+    if (out->pulled && copy_string(json, "pulled_at", out->pulled_at, sizeof(out->pulled_at)) != 0)
+        goto Error;
+    if (out->pulled && (v = json_object_get(json, "pull_reason")) != NULL) {
+        if (!json_is_string(v))
+            goto Error;
+        if ((out->pull_reason = strdup(json_string_value(v))) == NULL)
             abort();
     }
     files = json_object_get(json, "files");

@@ -33,6 +33,7 @@ typedef enum {
 #define UPD_SHA1_HEX_LEN 40
 #define UPD_SIGNATURE_MAX 4096 /* minisign .sig text */
 #define UPD_NOTES_MAX 65536
+#define UPD_PULL_REASON_MAX 1024 /* why a release was pulled, as the operator wrote it */
 #define UPD_RELEASE_MAX_FILES 64
 #define UPD_BLOCK_DIGEST_LEN 16 /* XXH3-128, canonical form */
 #define UPD_BLOCK_SIZE_MIN (64u * 1024)
@@ -69,6 +70,14 @@ typedef struct st_upd_release_t {
     char pub_date[32]; /* RFC 3339 UTC, "2026-11-29T01:52:31Z" */
     size_t nfiles;
     upd_file_t *files; /* owned */
+    /*
+     * Pulled (withdrawn from its channel, control/publish.c): kept, its files still served, but never again offered
+     * as the channel's stable or rollout version. pulled_at is RFC 3339 UTC ("" unless pulled); pull_reason NULL
+     * when none was given (owned).
+     */
+    bool pulled;
+    char pulled_at[32];
+    char *pull_reason;
 } upd_release_t;
 
 /**
@@ -99,8 +108,12 @@ void upd_release_dispose(upd_release_t *rel);
  */
 int upd_release_from_request(const char *app, json_t *body, int64_t now, upd_release_t *out, char *errbuf, size_t errlen);
 
+/** Writes the RFC 3339 UTC form of a unix time ("2026-11-29T01:52:31Z"), as pub_date and pulled_at hold it. */
+void upd_release_format_time(int64_t t, char out[32]);
+
 /**
- * Serialises a release (every field) for storage, and reads it back.
+ * Serialises a release (every field) for storage, and reads it back. "pulled", "pulled_at" and "pull_reason" are
+ * written only for a pulled release (records written before pulling existed read back as not pulled).
  * @return a new reference; NULL on allocation failure
  */
 json_t *upd_release_to_json(const upd_release_t *rel);

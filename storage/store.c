@@ -823,6 +823,26 @@ upd_store_blocks_get(upd_store_txn_t *txn, const char *app, const char *version,
     return 0;
 }
 
+int
+upd_store_release_replace(upd_store_txn_t *txn, const upd_release_t *rel)
+{
+    KEYBUF(rk);
+    MDB_val v;
+    int err;
+    if (!key_add_str(&rk, rel->app, UPD_ID_MAX) || !key_add_str(&rk, rel->version, UPD_VERSION_MAX))
+        return UPD_EINVAL;
+    if ((err = db_get(txn, DB_RELEASES, &rk, &v)) != 0)
+        return err;
+    json_t *j = upd_release_to_json(rel);
+    char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (text == NULL)
+        return UPD_ENOMEM;
+    err = db_put(txn, DB_RELEASES, &rk, text, strlen(text), 0);
+    free(text);
+    return err;
+}
+
 static int
 release_parse(MDB_val *v, upd_release_t *out)
 {

@@ -111,6 +111,11 @@ int upd_store_app_get(upd_store_txn_t *txn, const char *app, const char **json, 
  * already used by another version), UPD_ESTORE
  */
 int upd_store_release_put(upd_store_txn_t *txn, const upd_release_t *rel);
+/**
+ * Rewrites the JSON record of a registered release (its pulled mark, say); its file records, blocks and
+ * nupkg index stay as registered. @return 0, UPD_ENOTFOUND, UPD_ENOMEM, UPD_ESTORE
+ */
+int upd_store_release_replace(upd_store_txn_t *txn, const upd_release_t *rel);
 /** Reads a release back (heap copy; dispose with upd_release_dispose). @return 0, UPD_ENOTFOUND, UPD_ESTORE */
 int upd_store_release_get(upd_store_txn_t *txn, const char *app, const char *version, upd_release_t *out);
 /** cb for each release of an app (all channels), in key order; stops when cb returns non-zero. */

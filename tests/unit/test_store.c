@@ -512,6 +512,34 @@ test_release_round_trips_through_the_store(void **state)
     upd_release_dispose(&rel);
 }
 
+/* A registered release's record can be rewritten (pulled), its file records untouched; an unknown one cannot. */
+static void
+test_release_replace_marks_a_release_pulled(void **state)
+{
+    struct fixture *f = *state;
+    upd_release_t rel, got;
+    make_release(&rel, "1.2.0", "latest", windows_files);
+    upd_store_txn_t *txn = write_begin(f->store);
+    assert_int_equal(upd_store_release_put(txn, &rel), 0);
+    rel.pulled = true;
+    strcpy(rel.pulled_at, "2026-11-29T05:00:00Z");
+    assert_int_equal(upd_store_release_replace(txn, &rel), 0);
+    upd_release_t other;
+    make_release(&other, "9.9.9", "latest", windows_files);
+    assert_int_equal(upd_store_release_replace(txn, &other), UPD_ENOTFOUND);
+    upd_release_dispose(&other);
+    assert_int_equal(upd_store_commit(txn), 0);
+    txn = read_begin(f->store);
+    assert_int_equal(upd_store_release_get(txn, "acme", "1.2.0", &got), 0);
+    upd_file_rec_t fr;
+    assert_int_equal(upd_store_file_get(txn, "acme", "1.2.0", rel.files[0].name, strlen(rel.files[0].name), &fr), 0);
+    upd_store_txn_end(txn);
+    assert_true(got.pulled);
+    assert_string_equal(got.pulled_at, "2026-11-29T05:00:00Z");
+    upd_release_dispose(&got);
+    upd_release_dispose(&rel);
+}
+
 /* Blocks and a blockmap record survive the trip too. */
 static void
 test_release_blocks_and_blockmap_records(void **state)
@@ -1134,6 +1162,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_aborted_write_leaves_nothing_behind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_round_trips_through_the_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_blocks_and_blockmap_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_release_replace_marks_a_release_pulled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_app_export_import_replays_the_state_on_another_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_put_of_a_registered_version_is_eexist, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nupkg_name_of_another_version_is_a_conflict_and_writes_nothing, setup, teardown),
