@@ -107,16 +107,10 @@ do_proceed(h2o_generator_t *_gen, h2o_req_t *req)
     artifact_gen_t *gen = (artifact_gen_t *)_gen;
     const uint8_t *map = NULL;
     uint64_t avail = UINT64_MAX;
+    int fill_err = 0;
     if (gen->obj != NULL) {
-        int err = upd_cache_obj_result(gen->obj);
-        if (err != 0) {
-            /* the fill failed after this response began: cut it rather than complete it with bytes nobody verified */
-            note_backend(gen);
-            upd_log_error("%s: artifact fill failed at byte %" PRIu64 " (%s): closing the response", upd_http_request_id(req),
-                          gen->off, upd_strerror(err));
-            h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
-            return;
-        }
+        /* after a failed fill, what it verified is still good: only a reader that needs more is cut (below) */
+        fill_err = upd_cache_obj_result(gen->obj);
         map = upd_cache_obj_map(gen->obj);
         avail = upd_cache_obj_available(gen->obj);
     }
@@ -189,6 +183,15 @@ do_proceed(h2o_generator_t *_gen, h2o_req_t *req)
             gen->part_started = false;
             ++gen->cur;
         }
+    }
+    if (nv == 0 && !final && fill_err != 0) {
+        /* the fill failed before the bytes this response needs: cut it rather than complete it with bytes nobody
+         * verified */
+        note_backend(gen);
+        upd_log_error("%s: artifact fill failed at byte %" PRIu64 " (%s): closing the response", upd_http_request_id(req), gen->off,
+                      upd_strerror(fill_err));
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
+        return;
     }
     if (nv == 0 && !final) {
         /* nothing verified beyond what was sent: wait for the fill, and let it run up to here (a range far into

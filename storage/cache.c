@@ -211,6 +211,21 @@ on_wake(h2o_timeout_entry_t *entry)
     obj_unref(o);
 }
 
+/*
+ * Wakes the waiting readers at once. Called from the fill's own progress, inside libcurl's callbacks: libcurl reads
+ * many blocks per socket event, so a wake deferred to the loop's next turn would hold readers back until it yields.
+ * Readers only send from here (h2o completes writes later), and the fill's reference keeps the object alive.
+ */
+static void
+wake_now(upd_cache_obj_t *o)
+{
+    if (h2o_linklist_is_empty(&o->waiters))
+        return;
+    if (h2o_timeout_is_linked(&o->wake_entry))
+        h2o_timeout_unlink(&o->wake_entry);
+    on_wake(&o->wake_entry);
+}
+
 static void
 wake(upd_cache_obj_t *o)
 {
@@ -252,7 +267,7 @@ on_verified(void *arg, uint64_t off, const uint8_t *p, size_t len)
         len -= (size_t)n;
     }
     o->available = off;
-    wake(o);
+    wake_now(o);
     return 0;
 }
 
@@ -532,7 +547,7 @@ const uint8_t *
 upd_cache_obj_map(upd_cache_obj_t *o)
 {
     if (o->state == OBJ_FAILED || o->size == 0 || o->map_failed || o->fd < 0 || o->map != NULL)
-        return o->state == OBJ_FAILED ? NULL : o->map;
+        return o->map; /* after a failure too: its first upd_cache_obj_available() bytes were verified */
     if (o->state != OBJ_COMPLETE)
         return NULL; /* a fill that could not be mapped: its readers pread */
     if (o->map == NULL) {

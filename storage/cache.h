@@ -47,7 +47,7 @@ typedef enum { UPD_CACHE_HIT, UPD_CACHE_MISS, UPD_CACHE_JOINED } upd_cache_looku
 upd_cache_obj_t *upd_cache_get(upd_cache_t *c, const upd_fetch_spec_t *spec, upd_cache_lookup_t *how);
 void upd_cache_obj_release(upd_cache_obj_t *o);
 
-/** Bytes [0, n) are verified and readable. */
+/** Bytes [0, n) are verified and readable (still after a failed fill). */
 uint64_t upd_cache_obj_available(const upd_cache_obj_t *o);
 bool upd_cache_obj_complete(const upd_cache_obj_t *o);
 /** 0 while filling or complete; the fill's error (UPD_EBACKEND, UPD_EUNAVAILABLE, UPD_ENOTFOUND, UPD_EINTEGRITY, UPD_EIO) after a failure. */
