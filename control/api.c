@@ -143,20 +143,6 @@ upd_control_on_req(void *app, h2o_req_t *req)
     if (n == 1 && seg_is(&segs[0], "metrics")) {
         size_t len;
         char *text = upd_metrics_render(c->metrics, &len);
-        if (c->propagate != NULL) {
-            /* the propagation counters live with the propagator; appended to the same exposition */
-            char *all = NULL;
-            size_t all_len = 0;
-            FILE *fp = open_memstream(&all, &all_len);
-            if (fp == NULL)
-                abort();
-            fwrite(text, 1, len, fp);
-            upd_propagate_render_metrics(c->propagate, fp);
-            fclose(fp);
-            free(text);
-            text = all;
-            len = all_len;
-        }
         upd_http_send(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
         free(text);
         return 0;

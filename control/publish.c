@@ -283,6 +283,18 @@ upd_publish_app_create(upd_control_t *c, json_t *body, json_t **out)
     return 201;
 }
 
+/* After a committed change: publish the app's state, purge origins and edges by the change's tags, and report it
+ * all in the answer's "propagation" (control/propagate.h). */
+static void
+attach_propagation(upd_control_t *c, json_t *out, const char *app, const char *channel, const char *const *versions, size_t n)
+{
+    if (c->propagate == NULL)
+        return;
+    json_t *tags = upd_propagate_tags(app, channel, versions, n);
+    json_object_set_new(out, "propagation", upd_propagate_run(c->propagate, c->store, app, tags));
+    json_decref(tags);
+}
+
 /* ---- releases ---- */
 
 /* A release must be newer than the newest of its channel. @return 0 with *ch the channel (zeroed when new), or 409 */
@@ -401,12 +413,8 @@ upd_publish_release(upd_control_t *c, const char *app, json_t *body, json_t **ou
     txn = NULL;
     upd_log_info("release %s %s registered on %s at %u.%02u%%", app, rel.version, rel.channel, bp / 100, bp % 100);
     *out = json_pack("{s:o, s:o, s:O}", "release", upd_release_to_json(&rel), "channel", chj, "backends", backends);
-    if (c->propagate != NULL) {
-        const char *versions[] = {rel.version};
-        json_t *tags = upd_propagate_tags(app, rel.channel, versions, 1);
-        json_object_set_new(*out, "propagation", upd_propagate_run(c->propagate, c->store, app, tags));
-        json_decref(tags);
-    }
+    const char *versions[] = {rel.version};
+    attach_propagation(c, *out, app, rel.channel, versions, 1);
     status = 201;
 Exit:
     if (txn != NULL)
@@ -561,12 +569,8 @@ upd_publish_rollout(upd_control_t *c, const char *app, const char *channel, json
     }
     upd_log_info("rollout of %s/%s updated (generation %" PRIu64 ")", app, channel, ch.generation);
     *out = chj;
-    if (c->propagate != NULL) {
-        const char *versions[] = {rollout_before, stable_before, ch.stable};
-        json_t *tags = upd_propagate_tags(app, channel, versions, 3);
-        json_object_set_new(*out, "propagation", upd_propagate_run(c->propagate, c->store, app, tags));
-        json_decref(tags);
-    }
+    const char *versions[] = {rollout_before, stable_before, ch.stable};
+    attach_propagation(c, *out, app, channel, versions, 3);
     status = 200;
 Exit:
     if (txn != NULL)
@@ -733,12 +737,8 @@ upd_publish_pull(upd_control_t *c, const char *app, const char *version, json_t 
                  was_names[was], version, ch.stable[0] ? ch.stable : "none", ch.rollout_version[0] ? ch.rollout_version : "none",
                  ch.generation);
     *out = chj;
-    if (c->propagate != NULL) {
-        const char *versions[] = {version, ch.stable, ch.rollout_version};
-        json_t *tags = upd_propagate_tags(app, rel.channel, versions, 3);
-        json_object_set_new(*out, "propagation", upd_propagate_run(c->propagate, c->store, app, tags));
-        json_decref(tags);
-    }
+    const char *versions[] = {version, ch.stable, ch.rollout_version};
+    attach_propagation(c, *out, app, rel.channel, versions, 3);
     status = 200;
 Exit:
     if (txn != NULL)

@@ -111,31 +111,24 @@ handle_healthz(upd_origin_t *o, h2o_req_t *req)
     upd_http_send_text(req, 200, "ok");
 }
 
+void
+upd_origin_render_metrics(void *arg, FILE *fp)
+{
+    const upd_origin_t *o = arg;
+    upd_purge_metrics(fp);
+    if (o->fetchers != NULL) {
+        upd_backends_metrics(o->fetchers, fp);
+        upd_cache_metrics(o->cache, fp);
+    }
+    if (o->sync != NULL)
+        upd_sync_metrics(o->sync, fp);
+}
+
 static void
 handle_metrics(upd_origin_t *o, h2o_req_t *req)
 {
     size_t len;
     char *text = upd_metrics_render(o->metrics, &len);
-    if (o->fetchers != NULL || o->purge_secret != NULL) {
-        /* object storage and the cache add their own families */
-        char *all = NULL;
-        size_t all_len = 0;
-        FILE *fp = open_memstream(&all, &all_len);
-        if (fp == NULL)
-            abort();
-        fwrite(text, 1, len, fp);
-        upd_purge_metrics(fp);
-        if (o->fetchers != NULL) {
-            upd_backends_metrics(o->fetchers, fp);
-            upd_cache_metrics(o->cache, fp);
-        }
-        if (o->sync != NULL)
-            upd_sync_metrics(o->sync, fp);
-        fclose(fp);
-        free(text);
-        text = all;
-        len = all_len;
-    }
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
     upd_http_send(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
     free(text);

@@ -48,6 +48,9 @@ void upd_artifact_handle(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r);
 void upd_download_handle(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r);
 
 
+/** Object storage, cache, state and purge metrics (an upd_metrics_add_renderer callback; arg: the origin). */
+void upd_origin_render_metrics(void *arg, FILE *fp);
+
 /** POST /_updraft/purge from the control plane (handlers/purge.c). */
 void upd_purge_handle(upd_origin_t *o, h2o_req_t *req);
 void upd_purge_metrics(FILE *fp);

@@ -80,6 +80,13 @@ keys_create(upd_conf_t *conf, int argc, char **argv)
     return 0;
 }
 
+/* the propagation counters live with the propagator: appended to /metrics */
+static void
+render_propagation(void *arg, FILE *fp)
+{
+    upd_propagate_render_metrics(arg, fp);
+}
+
 /* Retries of failed propagation targets run on this loop (control/propagate.h). */
 static int
 on_loop_start(void *app, h2o_context_t *ctx)
@@ -160,6 +167,8 @@ main(int argc, char **argv)
                      control.backends[i].virtual_hosted ? "virtual" : "path");
     upd_propagate_log_targets(control.propagate);
     control.metrics = upd_metrics_create("control", upd_control_route_names, UPD_CONTROL_ROUTE_COUNT);
+    if (control.propagate != NULL)
+        upd_metrics_add_renderer(control.metrics, render_propagation, control.propagate);
     upd_http_opts_t opts = {
         .program = "updraft-control",
         .conf = &conf,

@@ -155,6 +155,7 @@ main(int argc, char **argv)
                                                      "public, max-age=%llu, stale-if-error=86400",
                                                      (unsigned long long)conf.feed_max_age);
     origin.metrics = upd_metrics_create("origin", upd_route_labels, UPD_ROUTE_LABEL_COUNT);
+    upd_metrics_add_renderer(origin.metrics, upd_origin_render_metrics, &origin);
     origin.seen = upd_seen_start(origin.store, conf.clients_queue, on_seen_commit, origin.metrics);
 
     upd_http_opts_t opts = {

@@ -23,7 +23,22 @@ struct st_upd_metrics_t {
     uint64_t decisions[UPD_DECISION_COUNT];
     /* counters may be bumped from the clients-seen thread */
     _Atomic uint64_t counters[UPD_COUNTER_COUNT];
+    struct {
+        void (*fn)(void *arg, FILE *fp);
+        void *arg;
+    } renderers[8];
+    size_t nrenderers;
 };
+
+void
+upd_metrics_add_renderer(upd_metrics_t *m, void (*fn)(void *arg, FILE *fp), void *arg)
+{
+    if (m->nrenderers == sizeof(m->renderers) / sizeof(m->renderers[0]))
+        abort();
+    m->renderers[m->nrenderers].fn = fn;
+    m->renderers[m->nrenderers].arg = arg;
+    ++m->nrenderers;
+}
 
 upd_metrics_t *
 upd_metrics_create(const char *program, const char *const *route_names, size_t nroutes)
@@ -134,6 +149,8 @@ upd_metrics_render(const upd_metrics_t *m, size_t *len)
     for (int c = 0; c < UPD_COUNTER_COUNT; ++c)
         fprintf(fp, "# HELP %s %s\n# TYPE %s counter\n%s{program=\"%s\"} %" PRIu64 "\n", counter_names[c], counter_help[c],
                 counter_names[c], counter_names[c], m->program, atomic_load_explicit(&m->counters[c], memory_order_relaxed));
+    for (size_t i = 0; i < m->nrenderers; ++i)
+        m->renderers[i].fn(m->renderers[i].arg, fp);
     fclose(fp);
     *len = size;
     return buf;

@@ -2,6 +2,7 @@
 #define UPD_METRICS_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include "domain/rollout.h"
 
@@ -27,6 +28,12 @@ void upd_metrics_destroy(upd_metrics_t *m);
 void upd_metrics_request(upd_metrics_t *m, size_t route, int status, uint64_t duration_us);
 void upd_metrics_decision(upd_metrics_t *m, upd_decision_t d);
 void upd_metrics_add(upd_metrics_t *m, upd_counter_t c, uint64_t n);
+
+/**
+ * Adds the metric families of another module (object storage, the cache, propagation): fn writes them, in the
+ * Prometheus text format, after the built-in ones on every render. At most 8.
+ */
+void upd_metrics_add_renderer(upd_metrics_t *m, void (*fn)(void *arg, FILE *fp), void *arg);
 
 /** Renders every metric. @return a malloc'ed NUL-terminated text, *len its length */
 char *upd_metrics_render(const upd_metrics_t *m, size_t *len);
