@@ -438,6 +438,71 @@ class ObjectStorage(unittest.TestCase):
         self.assertEqual((st, part), (206, data[at:at + 1000]))
         origin.stop()
 
+    def test_17_r2_stalling_mid_transfer_hands_over_at_the_stall_timeout(self):
+        origin = self.env.start_origin("--config", self.env.object_store_config(
+            self.r2, self.s3, extra="  stall_timeout_ms: 800\ncache:\n  fill_lead_mib: 1\n"),
+            "--cache", os.path.join(self.env.dir, "cache-stall"))
+        size = 40 * 1024 * 1024 + 5
+        key, path, data = self.publish(size)
+        s = socket.create_connection(("127.0.0.1", origin.port), timeout=60)
+        s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path).encode())
+        got = bytearray()
+        try:
+            while len(got) < 2 * 1024 * 1024:  # a slow reader holds the fill back, R2's transfer half done
+                chunk = s.recv(65536)
+                self.assertTrue(chunk)
+                got += chunk
+            time.sleep(0.3)
+            os.kill(self.r2.popen.pid, signal.SIGSTOP)
+            while True:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                got += chunk
+        finally:
+            os.kill(self.r2.popen.pid, signal.SIGCONT)
+            s.close()
+        head, _, body = bytes(got).partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head[:100])
+        self.assertEqual(digest(body), digest(data))
+        log = self.origin_log(origin)
+        self.assertRegex(log, r"backend r2: GET %s from byte \d+: stall" % re.escape(key))
+        m = re.search(r"continuing from backend s3 at byte (\d+)", log)
+        self.assertIsNotNone(m, log[-2000:])
+        self.assertGreater(int(m.group(1)), 0)
+        self.assertGreaterEqual(metric(self.metrics(origin), "updraft_backend_requests_total", backend="r2", outcome="stall"), 1)
+        origin.stop()
+
+    def test_18_bytes_that_cannot_be_verified_cut_the_response(self):
+        # R2's copy is corrupt in its fourth block and S3 has none: the client gets the three verified blocks,
+        # then the connection is cut, never a complete 200 with bytes nobody verified; nothing is cached
+        key, path, data = self.publish(6 * BLOCK, backends=(self.r2,))
+        p = self.env.s3_object_path(self.r2, key)
+        with open(p, "r+b") as f:
+            f.seek(3 * BLOCK + 7)
+            b = f.read(1)
+            f.seek(3 * BLOCK + 7)
+            f.write(bytes([b[0] ^ 0x55]))
+        s = socket.create_connection(("127.0.0.1", self.origin.port), timeout=30)
+        s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path).encode())
+        got = bytearray()
+        while True:
+            try:
+                chunk = s.recv(1 << 20)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            got += chunk
+        s.close()
+        head, _, body = bytes(got).partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head[:100])
+        self.assertIn(b"content-length: %d" % (6 * BLOCK), head.lower())
+        self.assertEqual(len(body), 3 * BLOCK)
+        self.assertEqual(body, data[:3 * BLOCK])
+        self.assertNotIn(digest(data), self.cached_files())
+        self.assertIn("closing the response", self.origin_log())
+
     def test_15_credentials_from_the_environment_and_config_errors(self):
         # the file's R2 secret is wrong; the environment's is right and wins
         conf = self.env.object_store_config(self.r2, self.s3, r2_secret="wrong-in-file")
