@@ -20,7 +20,7 @@ typedef struct st_backend_t {
     uint64_t open_until; /* loop time, ms */
     bool probing;        /* the half-open probe is in flight */
     uint64_t outcomes[UPD_S3_OUTCOME_COUNT];
-    uint64_t not_found, auth_errors, server_errors, integrity_failures, breaker_opens, bytes;
+    uint64_t not_found, auth_errors, server_errors, integrity_failures, breaker_opens, bytes, connects;
     uint64_t failovers_to[MAX_BACKENDS];
 } backend_t;
 
@@ -190,6 +190,10 @@ upd_backends_metrics(const upd_backends_t *bs, FILE *fp)
                 "# TYPE updraft_backend_breaker_opens_total counter\n");
     for (size_t i = 0; i < bs->n; ++i)
         fprintf(fp, "updraft_backend_breaker_opens_total{backend=\"%s\"} %" PRIu64 "\n", bs->b[i].conf->name, bs->b[i].breaker_opens);
+    fprintf(fp, "# HELP updraft_backend_connections_total Connections opened to each backend for artifact GETs (the rest reused one).\n"
+                "# TYPE updraft_backend_connections_total counter\n");
+    for (size_t i = 0; i < bs->n; ++i)
+        fprintf(fp, "updraft_backend_connections_total{backend=\"%s\"} %" PRIu64 "\n", bs->b[i].conf->name, bs->b[i].connects);
     fprintf(fp, "# HELP updraft_backend_bytes_total Verified bytes received per backend.\n# TYPE updraft_backend_bytes_total counter\n");
     for (size_t i = 0; i < bs->n; ++i)
         fprintf(fp, "updraft_backend_bytes_total{backend=\"%s\"} %" PRIu64 "\n", bs->b[i].conf->name, bs->b[i].bytes);
@@ -370,6 +374,7 @@ on_get_done(upd_s3_get_t *get, const upd_s3_outcome_t *o, void *arg)
     backend_t *b = &bs->b[f->cur];
     f->get = NULL;
     ++b->outcomes[o->kind];
+    b->connects += o->connects;
 
     if (f->sink_failed) {
         end(f, UPD_EIO);

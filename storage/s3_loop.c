@@ -243,6 +243,9 @@ finish(upd_s3_get_t *g, CURLcode rc)
 {
     upd_s3_outcome_t o = {.kind = UPD_S3_OK, .status = g->status, .bytes = g->bytes};
     memcpy(o.etag, g->etag, sizeof(o.etag));
+    long connects = 0;
+    curl_easy_getinfo(g->easy, CURLINFO_NUM_CONNECTS, &connects);
+    o.connects = connects > 0 ? (unsigned)connects : 0;
     if (g->forced != UPD_S3_OK) {
         o.kind = g->forced;
         snprintf(o.message, sizeof(o.message), "%s", o.kind == UPD_S3_FIRST_BYTE ? "no answer within the first-byte timeout"

@@ -49,6 +49,7 @@ typedef struct st_upd_s3_outcome_t {
     char message[192]; /* for logs: libcurl's error text or "STATUS CODE" */
     uint64_t bytes;    /* body bytes delivered to on_data */
     char etag[80];     /* the answer's ETag, quotes included ("" when none) */
+    unsigned connects; /* new connections this transfer opened (0: it reused one) */
 } upd_s3_outcome_t;
 
 #define UPD_S3_PAUSE 1

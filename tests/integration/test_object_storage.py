@@ -503,6 +503,20 @@ class ObjectStorage(unittest.TestCase):
         self.assertNotIn(digest(data), self.cached_files())
         self.assertIn("closing the response", self.origin_log())
 
+    def test_19_backend_connections_are_reused(self):
+        # no state polling: the artifact GETs are the only requests to R2, so the first must connect
+        origin = self.env.start_origin("--config", self.env.object_store_config(self.r2, self.s3, extra="state:\n  poll_ms: 0\n"),
+                                       "--cache", os.path.join(self.env.dir, "cache-reuse"))
+        for _ in range(6):
+            key, path, data = self.publish(5000)
+            st, h, body = self.get(path, origin=origin)
+            self.assertEqual((st, body), (200, data))
+        m = self.metrics(origin)
+        self.assertEqual(metric(m, "updraft_backend_requests_total", backend="r2", outcome="ok"), 6)
+        # six GETs one after the other: the first opens a connection, the others find it in libcurl's pool
+        self.assertEqual(metric(m, "updraft_backend_connections_total", backend="r2"), 1)
+        origin.stop()
+
     def test_15_credentials_from_the_environment_and_config_errors(self):
         # the file's R2 secret is wrong; the environment's is right and wins
         conf = self.env.object_store_config(self.r2, self.s3, r2_secret="wrong-in-file")
