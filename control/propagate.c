@@ -11,15 +11,13 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <openssl/core_names.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "domain/err.h"
+#include "domain/hex.h"
+#include "domain/purge_sig.h"
 #include "domain/ids.h"
 #include "server/log.h"
 
@@ -72,31 +70,6 @@ struct st_upd_propagate_t {
 };
 
 /* ---- pure parts ---- */
-
-void
-upd_propagate_sign(const char *secret, size_t secret_len, const char *timestamp, const char *nonce, const char *body,
-                   size_t body_len, char hex[65])
-{
-    unsigned char mac[32];
-    size_t mac_len = 0;
-    char digest[] = "SHA256";
-    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_construct_end()};
-    EVP_MAC *hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    EVP_MAC_CTX *ctx = hmac != NULL ? EVP_MAC_CTX_new(hmac) : NULL;
-    /* an empty key is legal for HMAC; OpenSSL wants a non-NULL pointer for it */
-    if (ctx == NULL || EVP_MAC_init(ctx, (const unsigned char *)(secret != NULL ? secret : ""), secret_len, params) != 1 ||
-        EVP_MAC_update(ctx, (const unsigned char *)timestamp, strlen(timestamp)) != 1 ||
-        EVP_MAC_update(ctx, (const unsigned char *)"\n", 1) != 1 ||
-        EVP_MAC_update(ctx, (const unsigned char *)nonce, strlen(nonce)) != 1 ||
-        EVP_MAC_update(ctx, (const unsigned char *)"\n", 1) != 1 ||
-        (body_len != 0 && EVP_MAC_update(ctx, (const unsigned char *)body, body_len) != 1) ||
-        EVP_MAC_final(ctx, mac, &mac_len, sizeof(mac)) != 1 || mac_len != sizeof(mac))
-        abort(); /* HMAC-SHA256 is always there in OpenSSL 3; failing here is an allocation failure */
-    EVP_MAC_CTX_free(ctx);
-    EVP_MAC_free(hmac);
-    for (size_t i = 0; i < sizeof(mac); ++i)
-        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
-}
 
 bool
 upd_propagate_tag_is_valid(const char *tag)
@@ -640,8 +613,7 @@ random_nonce(char out[UPD_PROPAGATE_NONCE_LEN + 1])
     unsigned char raw[UPD_PROPAGATE_NONCE_LEN / 2];
     if (RAND_bytes(raw, sizeof(raw)) != 1)
         abort(); /* the CSPRNG failing is not something to carry on from */
-    for (size_t i = 0; i < sizeof(raw); ++i)
-        snprintf(out + 2 * i, 3, "%02x", raw[i]);
+    upd_hex_encode(raw, sizeof(raw), out);
 }
 
 static req_t *
@@ -711,7 +683,8 @@ build_reqs(const upd_propagate_t *p, item_t *it, req_t ***reqs, size_t *n)
         char ts[32], nonce[UPD_PROPAGATE_NONCE_LEN + 1], sig[65];
         snprintf(ts, sizeof(ts), "%lld", (long long)time(NULL));
         random_nonce(nonce);
-        upd_propagate_sign(p->secret, p->secret_len, ts, nonce, body, strlen(body), sig);
+        if (!upd_purge_sign(p->secret, p->secret_len, ts, nonce, body, strlen(body), sig))
+            abort(); /* HMAC-SHA256 is always there in OpenSSL 3: failing here is an allocation failure */
         req_post_json(r, body);
         add_header(r, "X-Updraft-Timestamp", ts);
         add_header(r, "X-Updraft-Nonce", nonce);

@@ -48,13 +48,6 @@ typedef struct st_upd_propagate_t upd_propagate_t;
 
 /* ---- pure parts (unit-tested) ---- */
 
-/**
- * X-Updraft-Signature: lowercase hex HMAC-SHA256(secret, TIMESTAMP "\n" NONCE "\n" BODY).
- * @param[out] hex  64 hex digits and a NUL
- */
-void upd_propagate_sign(const char *secret, size_t secret_len, const char *timestamp, const char *nonce, const char *body,
-                        size_t body_len, char hex[65]);
-
 /** @return true when tag is 1..UPD_PROPAGATE_TAG_MAX bytes of [a-z0-9:/._+-] */
 bool upd_propagate_tag_is_valid(const char *tag);
 

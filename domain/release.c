@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "domain/err.h"
+#include "domain/hex.h"
 
 /* ---- kinds ---- */
 
@@ -281,27 +282,13 @@ upd_blocks_count(uint64_t size, uint32_t block_size)
 static json_t *
 hex_string(const uint8_t *p, size_t n)
 {
-    static const char digits[] = "0123456789abcdef";
     char *s = malloc(n * 2 + 1);
     if (s == NULL)
         return NULL;
-    for (size_t i = 0; i != n; ++i) {
-        s[i * 2] = digits[p[i] >> 4];
-        s[i * 2 + 1] = digits[p[i] & 15];
-    }
+    upd_hex_encode(p, n, s);
     json_t *j = json_stringn(s, n * 2);
     free(s);
     return j;
-}
-
-static int
-hex_value(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
 }
 
 /* Reads "block_size" and "blocks" (lower-case hex) of a stored file; both absent means no blocks. */
@@ -322,13 +309,7 @@ blocks_from_json(json_t *jf, upd_file_t *f)
     if ((f->blocks = malloc(n * UPD_BLOCK_DIGEST_LEN)) == NULL)
         abort();
     f->nblocks = (uint32_t)n;
-    for (size_t i = 0; i != n * UPD_BLOCK_DIGEST_LEN; ++i) {
-        int hi = hex_value(hex[i * 2]), lo = hex_value(hex[i * 2 + 1]);
-        if (hi < 0 || lo < 0)
-            return UPD_EINVAL;
-        f->blocks[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return 0;
+    return upd_hex_decode(hex, n * UPD_BLOCK_DIGEST_LEN, f->blocks) ? 0 : UPD_EINVAL;
 }
 
 json_t *

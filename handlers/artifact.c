@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "domain/err.h"
+#include "domain/hex.h"
 #include "domain/range.h"
 #include "handlers/origin.h"
 #include "server/http.h"
@@ -392,12 +393,10 @@ static void
 format_etag(char *etag, const uint8_t *sha512)
 {
     /* a strong validator every origin computes alike: the first 128 bits of the sha512 */
-    char *p = etag;
-    *p++ = '"';
-    for (int i = 0; i < 16; ++i)
-        p += sprintf(p, "%02x", sha512[i]);
-    *p++ = '"';
-    *p = '\0';
+    etag[0] = '"';
+    upd_hex_encode(sha512, 16, etag + 1);
+    etag[33] = '"';
+    etag[34] = '\0';
 }
 
 /* Object storage: the verified disk cache, filled from R2 or the S3 mirror on a miss. */

@@ -16,14 +16,13 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <xxhash.h>
 #include "domain/err.h"
 #include "domain/ids.h"
+#include "domain/purge_sig.h"
 #include "handlers/origin.h"
 #include "server/http.h"
 #include "server/log.h"
@@ -193,26 +192,12 @@ upd_purge_handle(upd_origin_t *o, h2o_req_t *req)
         refuse(req, 401, "the timestamp is not within 30 s of this origin's clock");
         return;
     }
-    /* HMAC-SHA256(secret, TIMESTAMP "\n" NONCE "\n" BODY), compared in constant time */
-    unsigned char mac[32];
-    unsigned int mac_len = 0;
+    /* the control plane's signature (domain/purge_sig.h), compared in constant time */
     char hex[65];
-    {
-        size_t tl = strlen(ts), bl = req->entity.base != NULL ? req->entity.len : 0;
-        char *msg = h2o_mem_alloc_pool(&req->pool, tl + nl + 2 + bl + 1);
-        memcpy(msg, ts, tl);
-        msg[tl] = '\n';
-        memcpy(msg + tl + 1, nonce, nl);
-        msg[tl + 1 + nl] = '\n';
-        if (bl != 0)
-            memcpy(msg + tl + nl + 2, req->entity.base, bl);
-        if (HMAC(EVP_sha256(), o->purge_secret, (int)strlen(o->purge_secret), (unsigned char *)msg, tl + nl + 2 + bl, mac, &mac_len) ==
-            NULL) {
-            refuse(req, 500, "HMAC failed");
-            return;
-        }
-        for (int i = 0; i < 32; ++i)
-            sprintf(hex + i * 2, "%02x", mac[i]);
+    if (!upd_purge_sign(o->purge_secret, strlen(o->purge_secret), ts, nonce, req->entity.base,
+                        req->entity.base != NULL ? req->entity.len : 0, hex)) {
+        refuse(req, 500, "HMAC failed");
+        return;
     }
     if (strlen(sig) != 64 || CRYPTO_memcmp(hex, sig, 64) != 0) {
         refuse(req, 401, "bad signature");

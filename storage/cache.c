@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "domain/err.h"
+#include "domain/hex.h"
 #include "server/log.h"
 
 #define TMP_PREFIX ".fill-"
@@ -148,12 +149,7 @@ index_remove(upd_cache_t *c, upd_cache_obj_t *o)
 static void
 hex_name(const uint8_t *sha512, char out[129])
 {
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < 64; ++i) {
-        out[i * 2] = digits[sha512[i] >> 4];
-        out[i * 2 + 1] = digits[sha512[i] & 15];
-    }
-    out[128] = '\0';
+    upd_hex_encode(sha512, 64, out);
 }
 
 static void
@@ -570,16 +566,6 @@ upd_cache_obj_map(upd_cache_obj_t *o)
 
 /* ---- start-up ---- */
 
-static int
-hex_digit(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    return -1;
-}
-
 typedef struct {
     upd_cache_obj_t *o;
     int64_t mtime;
@@ -614,12 +600,7 @@ rebuild(upd_cache_t *c)
             continue;
         }
         uint8_t sha[64];
-        bool ok = strlen(de->d_name) == 128;
-        for (int i = 0; ok && i < 64; ++i) {
-            int hi = hex_digit(de->d_name[i * 2]), lo = hex_digit(de->d_name[i * 2 + 1]);
-            ok = hi >= 0 && lo >= 0;
-            sha[i] = (uint8_t)(hi << 4 | lo);
-        }
+        bool ok = strlen(de->d_name) == 128 && upd_hex_decode(de->d_name, 64, sha);
         struct stat st;
         if (!ok || fstatat(c->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
             continue;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "control/propagate.h"
+#include "domain/purge_sig.h"
 
 /*
  * control/propagate.c, the parts without I/O: the purge signature (against values computed independently with
@@ -27,7 +28,7 @@ test_the_signature_is_hmac_sha256_of_timestamp_nonce_and_body(void **state)
     const char *secret = "purge-secret-for-tests";
     const char *body = "{\"app\":\"acme\",\"generation\":7,\"tags\":[\"app:acme\",\"chan:acme/latest\",\"rel:acme/1.3.0\"]}";
     char hex[65];
-    upd_propagate_sign(secret, strlen(secret), "1767225600", "0123456789abcdef0123456789abcdef", body, strlen(body), hex);
+    upd_purge_sign(secret, strlen(secret), "1767225600", "0123456789abcdef0123456789abcdef", body, strlen(body), hex);
     assert_string_equal(hex, "b650768c9894c9ce4ea1813d24a9ed6f8e02b93e74538d81b9eb130ef5cf8299");
 }
 
@@ -36,7 +37,7 @@ test_the_signature_of_an_empty_body_still_covers_both_newlines(void **state)
 {
     /* printf '1\n2\n' | openssl dgst -sha256 -hmac 'k' */
     char hex[65];
-    upd_propagate_sign("k", 1, "1", "2", "", 0, hex);
+    upd_purge_sign("k", 1, "1", "2", "", 0, hex);
     assert_string_equal(hex, "abfcf5c6d3de01b6105f6c79642c998e8ea008082f5361c7e7f3b588bc2a9434");
 }
 
@@ -44,17 +45,17 @@ static void
 test_any_change_of_secret_timestamp_nonce_or_body_changes_the_signature(void **state)
 {
     char base[65], other[65];
-    upd_propagate_sign("secret", 6, "100", "aa", "{}", 2, base);
-    upd_propagate_sign("secreT", 6, "100", "aa", "{}", 2, other);
+    upd_purge_sign("secret", 6, "100", "aa", "{}", 2, base);
+    upd_purge_sign("secreT", 6, "100", "aa", "{}", 2, other);
     assert_string_not_equal(base, other);
-    upd_propagate_sign("secret", 6, "101", "aa", "{}", 2, other);
+    upd_purge_sign("secret", 6, "101", "aa", "{}", 2, other);
     assert_string_not_equal(base, other);
-    upd_propagate_sign("secret", 6, "100", "ab", "{}", 2, other);
+    upd_purge_sign("secret", 6, "100", "ab", "{}", 2, other);
     assert_string_not_equal(base, other);
-    upd_propagate_sign("secret", 6, "100", "aa", "{ }", 3, other);
+    upd_purge_sign("secret", 6, "100", "aa", "{ }", 3, other);
     assert_string_not_equal(base, other);
     /* the separators are part of what is signed: moving a byte across one is another message */
-    upd_propagate_sign("secret", 6, "10", "0\naa", "{}", 2, other);
+    upd_purge_sign("secret", 6, "10", "0\naa", "{}", 2, other);
     assert_string_not_equal(base, other);
 }
 
