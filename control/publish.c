@@ -283,6 +283,20 @@ upd_publish_app_create(upd_control_t *c, json_t *body, json_t **out)
     return 201;
 }
 
+/* Commits a change (the transaction ends either way), with the channel as GET shows it, read inside the same
+ * transaction so the answer is exactly what was committed. *chj is NULL on failure. */
+static int
+commit_with_channel(upd_store_txn_t *txn, const char *app, const char *channel, json_t **chj)
+{
+    *chj = channel_json(txn, app, channel);
+    int err = upd_store_commit(txn);
+    if (err != 0) {
+        json_decref(*chj);
+        *chj = NULL;
+    }
+    return err;
+}
+
 /* After a committed change: publish the app's state, purge origins and edges by the change's tags, and report it
  * all in the answer's "propagation" (control/propagate.h). */
 static void
@@ -403,14 +417,13 @@ upd_publish_release(upd_control_t *c, const char *app, json_t *body, json_t **ou
         status = store_fail(out, err);
         goto Exit;
     }
-    json_t *chj = channel_json(txn, app, rel.channel);
-    if ((err = upd_store_commit(txn)) != 0) {
-        txn = NULL;
-        json_decref(chj);
+    json_t *chj;
+    err = commit_with_channel(txn, app, rel.channel, &chj);
+    txn = NULL;
+    if (err != 0) {
         status = store_fail(out, err);
         goto Exit;
     }
-    txn = NULL;
     upd_log_info("release %s %s registered on %s at %u.%02u%%", app, rel.version, rel.channel, bp / 100, bp % 100);
     *out = json_pack("{s:o, s:o, s:O}", "release", upd_release_to_json(&rel), "channel", chj, "backends", backends);
     const char *versions[] = {rel.version};
@@ -559,11 +572,10 @@ upd_publish_rollout(upd_control_t *c, const char *app, const char *channel, json
         status = store_fail(out, err);
         goto Exit;
     }
-    json_t *chj = channel_json(txn, app, channel);
-    err = upd_store_commit(txn);
+    json_t *chj;
+    err = commit_with_channel(txn, app, channel, &chj);
     txn = NULL;
     if (err != 0) {
-        json_decref(chj);
         status = store_fail(out, err);
         goto Exit;
     }
@@ -718,11 +730,10 @@ upd_publish_pull(upd_control_t *c, const char *app, const char *version, json_t 
         status = store_fail(out, err);
         goto Exit;
     }
-    json_t *chj = channel_json(txn, app, rel.channel);
-    err = upd_store_commit(txn);
+    json_t *chj;
+    err = commit_with_channel(txn, app, rel.channel, &chj);
     txn = NULL;
     if (err != 0) {
-        json_decref(chj);
         status = store_fail(out, err);
         goto Exit;
     }
