@@ -7,7 +7,7 @@
  *   upd_route_parse     "/update/acme/latest.yml?client_id=ID" over 1M pre-generated targets
  *   upd_range_parse     one header of 40 ascending ranges on a 100 MB file
  *
- * Built by bench/run (gcc -O2 -I. against domain/rollout.c, domain/range.c, handlers/route.c and
+ * Built by bench/run (gcc -O2 -I. against domain/rollout.c, domain/range.c, domain/route.c and
  * what they need); prints one JSON line. Each figure is the median of PASSES timed passes.
  *
  *   decision_bench [N_IDS [SEED]]
@@ -19,7 +19,7 @@
 #include <time.h>
 #include "domain/range.h"
 #include "domain/rollout.h"
-#include "handlers/route.h"
+#include "domain/route.h"
 
 #define ID_LEN 36
 #define PASSES 5

@@ -1,6 +1,6 @@
 #include "cli/args.h"
 
-#include "domain/err.h"
+#include "base/err.h"
 #include "domain/ids.h"
 #include "domain/rollout.h"
 #include "domain/version.h"
@@ -501,7 +501,7 @@ rollout_target(upd_cli_args_t *a, const char *verb, const char *extra_name, int 
 static int
 rollout_set(upd_cli_args_t *a, int n, char **w)
 {
-    json_t *percent;
+    json_t *percent = NULL; /* set by percent_json on success; -O3 cannot see that */
     if (rollout_target(a, "set", "PERCENT", n, w, 1, 1) != 0 || percent_json(a, "percent", w[2], &percent) != 0)
         return UPD_EINVAL;
     a->body = json_pack("{s:o}", "percent", percent);

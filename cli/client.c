@@ -1,7 +1,7 @@
 #include "cli/client.h"
 
 #include "cli/args.h"
-#include "domain/err.h"
+#include "base/err.h"
 
 #include <curl/curl.h>
 #include <stdio.h>

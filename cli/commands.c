@@ -1,7 +1,7 @@
 #include "cli/commands.h"
 
 #include "cli/client.h"
-#include "domain/err.h"
+#include "base/err.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -3,11 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include "control/control.h"
-#include "domain/err.h"
+#include "base/err.h"
 #include "domain/ids.h"
 #include "domain/version.h"
 #include "server/http.h"
-#include "server/log.h"
+#include "base/log.h"
 
 const char *const upd_control_route_names[UPD_CONTROL_ROUTE_COUNT] = {"apps",   "releases", "rollout", "channel",
                                                                       "health", "pull",     "other"};

@@ -8,6 +8,7 @@
 #include "server/metrics.h"
 #include "server/program.h"
 #include "storage/s3.h"
+#include "storage/s3_sync.h"
 #include "storage/store.h"
 
 /* updraft-control: the only writer of release and rollout state (ARCHITECTURE.md). */

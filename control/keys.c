@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 #include "control/control.h"
-#include "domain/err.h"
+#include "base/err.h"
 
 #define ID_HEX 16
 #define SECRET_BYTES 32

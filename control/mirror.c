@@ -17,8 +17,8 @@
 #include <unistd.h>
 #include <xxhash.h>
 #include "control/control.h"
-#include "domain/err.h"
-#include "server/log.h"
+#include "base/err.h"
+#include "base/log.h"
 #include "storage/localdir.h"
 
 #define READ_CHUNK (1 << 20)

@@ -15,11 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "domain/err.h"
-#include "domain/hex.h"
+#include "base/err.h"
+#include "base/hex.h"
 #include "domain/purge_sig.h"
 #include "domain/ids.h"
-#include "server/log.h"
+#include "base/log.h"
 
 #define STATE_PREFIX "_updraft/state/"
 #define RESPONSE_MAX 16384 /* answers are a few hundred bytes; more is not kept */

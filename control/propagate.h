@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include "server/config.h"
 #include "storage/s3.h"
+#include "storage/s3_sync.h"
 #include "storage/store.h"
 
 /*

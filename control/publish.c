@@ -13,10 +13,10 @@
 #include <string.h>
 #include <time.h>
 #include "control/control.h"
-#include "domain/err.h"
+#include "base/err.h"
 #include "domain/render.h"
 #include "domain/version.h"
-#include "server/log.h"
+#include "base/log.h"
 
 #define MAX_PINNED 10000
 

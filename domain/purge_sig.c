@@ -3,7 +3,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include <string.h>
-#include "domain/hex.h"
+#include "base/hex.h"
 
 bool
 upd_purge_sign(const char *secret, size_t secret_len, const char *timestamp, const char *nonce, const char *body, size_t body_len,

@@ -9,8 +9,8 @@
 #include <strings.h>
 #include <time.h>
 
-#include "domain/err.h"
-#include "domain/hex.h"
+#include "base/err.h"
+#include "base/hex.h"
 
 /* ---- kinds ---- */
 

@@ -1,5 +1,5 @@
 #include "domain/render.h"
-#include "domain/err.h"
+#include "base/err.h"
 #include <ctype.h>
 #include <inttypes.h>
 #include <jansson.h>

@@ -5,7 +5,7 @@
 #define XXH_INLINE_ALL /* the bucket is computed on every personalised feed request: let the compiler inline XXH3 */
 #include <xxhash.h>
 
-#include "domain/err.h"
+#include "base/err.h"
 
 uint32_t
 upd_rollout_bucket(const char *client_id, size_t len, uint64_t seed)

@@ -3,7 +3,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "domain/err.h"
+#include "base/err.h"
 
 static bool
 is_digit(char c)

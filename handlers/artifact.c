@@ -14,13 +14,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "domain/err.h"
-#include "domain/hex.h"
+#include "base/err.h"
+#include "base/hex.h"
 #include "domain/range.h"
 #include "handlers/origin.h"
 #include "server/http.h"
-#include "server/log.h"
-#include "storage/cache.h"
+#include "base/log.h"
+#include "loop/cache.h"
 #include "storage/localdir.h"
 
 #define CHUNK_SIZE (256 * 1024)

@@ -8,11 +8,11 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
-#include "domain/err.h"
+#include "base/err.h"
 #include "domain/rollout.h"
 #include "handlers/origin.h"
 #include "server/http.h"
-#include "server/log.h"
+#include "base/log.h"
 
 static const char *const feed_names[UPD_FEED_COUNT] = {"electron-updater", "Squirrel.Mac", "Squirrel.Windows", "Tauri"};
 

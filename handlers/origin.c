@@ -6,10 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "domain/err.h"
+#include "base/err.h"
 #include "handlers/origin.h"
 #include "server/http.h"
-#include "server/log.h"
+#include "base/log.h"
 
 void
 upd_origin_store_error(upd_origin_t *o, h2o_req_t *req, int err)

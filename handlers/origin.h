@@ -2,15 +2,15 @@
 #define UPD_ORIGIN_H
 
 #include <h2o.h>
-#include "handlers/route.h"
-#include "server/cidr.h"
+#include "domain/route.h"
+#include "domain/cidr.h"
 #include "server/config.h"
 #include "server/metrics.h"
-#include "storage/cache.h"
-#include "storage/fetch.h"
+#include "loop/cache.h"
+#include "loop/fetch.h"
 #include "storage/geo.h"
-#include "storage/s3_loop.h"
-#include "storage/sync.h"
+#include "loop/s3_loop.h"
+#include "loop/sync.h"
 #include "storage/seen.h"
 #include "storage/store.h"
 

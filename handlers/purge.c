@@ -20,12 +20,12 @@
 #include <string.h>
 #include <time.h>
 #include <xxhash.h>
-#include "domain/err.h"
+#include "base/err.h"
 #include "domain/ids.h"
 #include "domain/purge_sig.h"
 #include "handlers/origin.h"
 #include "server/http.h"
-#include "server/log.h"
+#include "base/log.h"
 
 #define MAX_SKEW_S 30
 #define NONCE_SLOTS 16384 /* nonces remembered for 2 * MAX_SKEW_S: far more purges than a control plane sends */

@@ -14,10 +14,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include "h2o/http1.h"
-#include "h2o/http2.h"
+#include <h2o/http1.h>
+#include <h2o/http2.h>
 #include "server/framing.h"
-#include "server/log.h"
+#include "base/log.h"
 
 typedef struct st_listener_t {
     h2o_socket_t *sock;

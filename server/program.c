@@ -6,8 +6,8 @@
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <unistd.h>
-#include "domain/err.h"
-#include "server/log.h"
+#include "base/err.h"
+#include "base/log.h"
 
 int
 upd_mkdirs(const char *path)

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "domain/err.h"
+#include "base/err.h"
 
 struct st_upd_geo_t {
     MMDB_s mmdb;

@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "domain/err.h"
+#include "base/err.h"
 #include "storage/sigv4.h"
 
 static int

@@ -1,10 +1,11 @@
 /*
- * The blocking S3 operations of storage/s3.h (HEAD, PUT, GET into a sink) on libcurl's easy interface, for the control
+ * The blocking S3 operations (storage/s3_sync.h: HEAD, PUT, GET into a sink) on libcurl's easy interface, for the control
  * plane. One easy handle per operation: registrations are rare and every request is signed afresh anyway.
  *
  * Messages name the backend, the status and S3's error code, or libcurl's error text; never a header (the
  * Authorization value carries a signature) and never the secret.
  */
+#include "storage/s3_sync.h"
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -13,8 +14,7 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
-#include "domain/err.h"
-#include "storage/s3.h"
+#include "base/err.h"
 #include "storage/sigv4.h"
 
 #define ERROR_BODY_MAX 8192 /* S3 error documents are a few hundred bytes; the rest is not read into memory */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "base/log.h"
 
 #define BATCH_MAX 1024
 
@@ -43,7 +44,7 @@ writer_main(void *_seen)
             if (seen->on_commit != NULL)
                 seen->on_commit(n, seen->arg);
         } else {
-            fprintf(stderr, "updraft: clients-seen: lost a batch of %zu entries (store error)\n", n);
+            upd_log_error("clients-seen: lost a batch of %zu entries (store error)", n);
         }
         pthread_mutex_lock(&seen->mutex);
     }

@@ -12,7 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
-#include "domain/err.h"
+#include "base/err.h"
 
 /* ---- capped string builder ------------------------------------------------------------------ */
 

@@ -20,7 +20,8 @@
 #include <sys/stat.h>
 #include <xxhash.h>
 
-#include "domain/err.h"
+#include "base/err.h"
+#include "base/log.h"
 
 #define DEFAULT_MAP_SIZE ((size_t)1 << 30)
 #define MAX_DBS 16
@@ -62,7 +63,7 @@ struct st_upd_store_t {
 static int
 lmdb_fail(const char *what, int rc)
 {
-    fprintf(stderr, "updraft: lmdb: %s: %s\n", what, mdb_strerror(rc));
+    upd_log_error("lmdb: %s: %s", what, mdb_strerror(rc));
     return UPD_ESTORE;
 }
 
@@ -328,7 +329,7 @@ upd_store_open(const char *data_dir, const upd_store_opts_t *opts, upd_store_t *
     if ((size_t)snprintf(path, sizeof(path), "%s/lmdb", data_dir) >= sizeof(path))
         return UPD_EINVAL;
     if (!read_only && mkdir_p(path, 0700) != 0) {
-        fprintf(stderr, "updraft: cannot create %s: %s\n", path, strerror(errno));
+        upd_log_error("cannot create %s: %s", path, strerror(errno));
         return UPD_EIO;
     }
     if (read_only) {
@@ -371,7 +372,7 @@ upd_store_open(const char *data_dir, const upd_store_opts_t *opts, upd_store_t *
         goto Error;
     }
     if (pthread_key_create(&store->reader_key, on_thread_exit) != 0) {
-        fprintf(stderr, "updraft: lmdb: no thread-specific key left for the readers\n");
+        upd_log_error("lmdb: no thread-specific key left for the readers");
         ret = UPD_ESTORE;
         goto Error;
     }
@@ -430,7 +431,7 @@ upd_store_read_begin(upd_store_t *store, upd_store_txn_t **out)
         if (pthread_setspecific(store->reader_key, r) != 0) {
             mdb_txn_abort(r->txn);
             free(r);
-            fprintf(stderr, "updraft: lmdb: cannot keep this thread's reader\n");
+            upd_log_error("lmdb: cannot keep this thread's reader");
             return UPD_ESTORE;
         }
         pthread_mutex_lock(&store->readers_mutex);
@@ -441,7 +442,7 @@ upd_store_read_begin(upd_store_t *store, upd_store_txn_t **out)
     } else {
         /* LMDB binds one reader slot to a thread: a second read transaction here would fail inside LMDB anyway */
         if (r->active) {
-            fprintf(stderr, "updraft: lmdb: a read transaction is already open on this thread\n");
+            upd_log_error("lmdb: a read transaction is already open on this thread");
             return UPD_ESTORE;
         }
         if ((rc = mdb_txn_renew(r->txn)) != 0)
@@ -548,7 +549,7 @@ upd_store_channel_get(upd_store_txn_t *txn, const char *app, const char *channel
     return 0;
 
 Corrupt:
-    fprintf(stderr, "updraft: lmdb: channel record %.*s is corrupt\n", (int)k.len, k.buf);
+    upd_log_error("lmdb: channel record %.*s is corrupt", (int)k.len, k.buf);
     return UPD_ESTORE;
 }
 
@@ -851,7 +852,7 @@ release_parse(MDB_val *v, upd_release_t *out)
     int err = j != NULL ? upd_release_from_json(j, out) : UPD_EINVAL;
     json_decref(j);
     if (err != 0) {
-        fprintf(stderr, "updraft: lmdb: a release record is corrupt\n");
+        upd_log_error("lmdb: a release record is corrupt");
         return UPD_ESTORE;
     }
     return 0;
@@ -912,7 +913,7 @@ upd_store_file_get(upd_store_txn_t *txn, const char *app, const char *version, c
     if ((err = db_get(txn, DB_FILES, &k, &v)) != 0)
         return err;
     if (v.mv_size != sizeof(*out)) {
-        fprintf(stderr, "updraft: lmdb: file record %.*s is corrupt\n", (int)k.len, k.buf);
+        upd_log_error("lmdb: file record %.*s is corrupt", (int)k.len, k.buf);
         return UPD_ESTORE;
     }
     /* memcpy: LMDB aligns values to 2 bytes only */
@@ -931,7 +932,7 @@ upd_store_nupkg_version(upd_store_txn_t *txn, const char *app, const char *name,
     if ((err = db_get(txn, DB_NUPKGS, &k, &v)) != 0)
         return err;
     if (v.mv_size == 0 || v.mv_size > UPD_VERSION_MAX) {
-        fprintf(stderr, "updraft: lmdb: nupkg record %.*s is corrupt\n", (int)k.len, k.buf);
+        upd_log_error("lmdb: nupkg record %.*s is corrupt", (int)k.len, k.buf);
         return UPD_ESTORE;
     }
     memcpy(version, v.mv_data, v.mv_size);
@@ -985,7 +986,7 @@ upd_store_feed_get(upd_store_txn_t *txn, const char *app, const char *version, c
     if ((err = db_get(txn, DB_FEEDS, &k, &v)) != 0)
         return err;
     if (v.mv_size < ETAG_LEN) {
-        fprintf(stderr, "updraft: lmdb: feed record %.*s is corrupt\n", (int)k.len, k.buf);
+        upd_log_error("lmdb: feed record %.*s is corrupt", (int)k.len, k.buf);
         return UPD_ESTORE;
     }
     *etag = get_le64(v.mv_data);
@@ -1038,7 +1039,7 @@ upd_store_clients_record(upd_store_t *store, const upd_client_seen_t *seen, size
         }
     }
     if (malformed != 0)
-        fprintf(stderr, "updraft: clients-seen: skipped %zu malformed entries\n", malformed);
+        upd_log_error("clients-seen: skipped %zu malformed entries", malformed);
     return upd_store_commit(txn);
 }
 

@@ -1,5 +1,5 @@
 /*
- * Fuzzes trusted-proxy ranges (upd_cidr_parse, upd_cidr_addr_parse, server/cidr.h).
+ * Fuzzes trusted-proxy ranges (upd_cidr_parse, upd_cidr_addr_parse, domain/cidr.h).
  *
  * Input: one range as written in the config ("10.0.0.0/8", "::1/128", "192.0.2.7").
  * Invariants: the result is 0 or UPD_EINVAL; an accepted range has a prefix of at most 128 bits (96 to 128 for IPv4,
@@ -9,8 +9,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdint.h>
-#include "domain/err.h"
-#include "server/cidr.h"
+#include "base/err.h"
+#include "domain/cidr.h"
 #include "tests/fuzz/fuzz.h"
 
 static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};

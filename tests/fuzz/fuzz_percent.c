@@ -7,7 +7,7 @@
  */
 #include <stdbool.h>
 #include <stdint.h>
-#include "domain/err.h"
+#include "base/err.h"
 #include "domain/rollout.h"
 #include "tests/fuzz/fuzz.h"
 

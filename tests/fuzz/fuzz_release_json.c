@@ -9,7 +9,7 @@
  */
 #include <jansson.h>
 #include <stdint.h>
-#include "domain/err.h"
+#include "base/err.h"
 #include "domain/release.h"
 #include "tests/fuzz/fuzz.h"
 

@@ -1,5 +1,5 @@
 /*
- * Fuzzes the origin's router (handlers/route.h) with request targets.
+ * Fuzzes the origin's router (domain/route.h) with request targets.
  *
  * Input: a request target (path and optional query) exactly as sent.
  * Invariants: the result is 0, UPD_ENOTFOUND or UPD_EINVAL (with a reason); on 0 every field that reaches the store or the
@@ -7,8 +7,8 @@
  * and the metrics label names the same route.
  */
 #include <stdint.h>
-#include "domain/err.h"
-#include "handlers/route.h"
+#include "base/err.h"
+#include "domain/route.h"
 #include "tests/fuzz/fuzz.h"
 
 static bool

@@ -9,7 +9,7 @@
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include "domain/err.h"
+#include "base/err.h"
 #include "domain/version.h"
 #include "tests/fuzz/fuzz.h"
 

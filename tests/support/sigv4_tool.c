@@ -23,7 +23,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "domain/err.h"
+#include "base/err.h"
 #include "storage/sigv4.h"
 
 #define MAX_EXTRA_HEADERS 16

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "server/cidr.h"
+#include "domain/cidr.h"
 #include "server/conf_common.h"
 #include "server/config.h"
 

@@ -8,7 +8,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "domain/err.h"
+#include "base/err.h"
 
 static void
 test_every_updraft_code_has_its_own_description(void **state)

@@ -13,7 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "domain/err.h"
+#include "base/err.h"
 #include "domain/rollout.h"
 #include "storage/geo.h"
 

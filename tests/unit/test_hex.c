@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include "domain/hex.h"
+#include "base/hex.h"
 
 static void
 test_encode_is_lower_case_and_terminated(void **state)

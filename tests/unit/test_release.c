@@ -9,7 +9,7 @@
 #include <cmocka.h>
 #include <openssl/evp.h>
 
-#include "domain/err.h"
+#include "base/err.h"
 #include "domain/release.h"
 
 /* 2023-11-14T22:13:20Z */

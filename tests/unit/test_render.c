@@ -16,7 +16,7 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "domain/err.h"
+#include "base/err.h"
 #include "domain/render.h"
 
 /*

@@ -10,7 +10,7 @@
 /* The library's exported (non-inline) XXH3, to check the inlined one in rollout.c against an independent build. */
 #include <xxhash.h>
 
-#include "domain/err.h"
+#include "base/err.h"
 #include "domain/rollout.h"
 
 #define NIDS 100000

@@ -3,8 +3,8 @@
 #include <stddef.h>
 #include <string.h>
 #include <cmocka.h>
-#include "domain/err.h"
-#include "handlers/route.h"
+#include "base/err.h"
+#include "domain/route.h"
 
 static int
 parse(const char *target, upd_route_t *r)

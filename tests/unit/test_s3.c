@@ -15,8 +15,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "domain/err.h"
+#include "base/err.h"
 #include "storage/s3.h"
+#include "storage/s3_sync.h"
 #include "storage/sigv4.h"
 
 /*

@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "domain/err.h"
+#include "base/err.h"
 #include "storage/sigv4.h"
 
 /*

@@ -18,7 +18,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "domain/err.h"
+#include "base/err.h"
 #include "domain/release.h"
 #include "storage/store.h"
 

@@ -6,7 +6,7 @@
 
 #include <cmocka.h>
 
-#include "domain/err.h"
+#include "base/err.h"
 #include "domain/version.h"
 
 static int

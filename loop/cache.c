@@ -1,4 +1,4 @@
-#include "storage/cache.h"
+#include "loop/cache.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -9,9 +9,9 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "domain/err.h"
-#include "domain/hex.h"
-#include "server/log.h"
+#include "base/err.h"
+#include "base/hex.h"
+#include "base/log.h"
 
 #define TMP_PREFIX ".fill-"
 

@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
-#include "storage/s3_loop.h"
+#include "loop/s3_loop.h"
 #include "storage/store.h"
 
 /*

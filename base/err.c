@@ -1,4 +1,4 @@
-#include "domain/err.h"
+#include "base/err.h"
 
 #include <string.h>
 

@@ -4,7 +4,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
-#include "storage/s3_loop.h"
+#include "loop/s3_loop.h"
 
 /*
  * Verified fetches from object storage with failover: R2 first, the S3 mirror when R2 fails.

@@ -6,10 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 #include "control/control.h"
-#include "domain/err.h"
+#include "base/err.h"
 #include "server/conf_common.h"
 #include "server/http.h"
-#include "server/log.h"
+#include "base/log.h"
 #include "server/program.h"
 
 static const upd_conf_decl_t control_decls[] = {

@@ -1,4 +1,4 @@
-#include "domain/hex.h"
+#include "base/hex.h"
 
 void
 upd_hex_encode(const void *src, size_t n, char *dst)

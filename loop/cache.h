@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
-#include "storage/fetch.h"
+#include "loop/fetch.h"
 
 /*
  * The origin's disk cache of verified artifacts, filled from object storage.

@@ -1,9 +1,9 @@
-#include "server/cidr.h"
+#include "domain/cidr.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
-#include "domain/err.h"
+#include "base/err.h"
 
 int
 upd_cidr_addr_parse(const char *s, size_t len, uint8_t out[16])

@@ -5,7 +5,7 @@
  * zero timeout, so every curl callback, and every write our callers make from them, happens inside
  * a loop callback (STACK-NOTES.md Trap 1).
  */
-#include "storage/s3_loop.h"
+#include "loop/s3_loop.h"
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,8 +13,8 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
-#include "domain/err.h"
-#include "server/log.h"
+#include "base/err.h"
+#include "base/log.h"
 
 /* one socket of curl's, watched by the loop */
 typedef struct st_watch_t {

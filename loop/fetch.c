@@ -1,13 +1,13 @@
-#include "storage/fetch.h"
+#include "loop/fetch.h"
 #include <inttypes.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 #define XXH_INLINE_ALL
 #include <xxhash.h>
-#include "domain/err.h"
+#include "base/err.h"
 #include "domain/release.h"
-#include "server/log.h"
+#include "base/log.h"
 
 #define MAX_BACKENDS 4
 

@@ -1,4 +1,4 @@
-#include "server/log.h"
+#include "base/log.h"
 #include <stdio.h>
 #include <string.h>
 #include <time.h>

@@ -1,12 +1,12 @@
-#include "storage/sync.h"
+#include "loop/sync.h"
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "domain/err.h"
+#include "base/err.h"
 #include "domain/ids.h"
-#include "server/log.h"
+#include "base/log.h"
 
 #define DOC_MAX (256u * 1024 * 1024) /* an app's state document: far above any real one */
 

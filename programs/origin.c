@@ -5,11 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "domain/err.h"
+#include "base/err.h"
 #include "handlers/origin.h"
 #include "server/conf_common.h"
 #include "server/http.h"
-#include "server/log.h"
+#include "base/log.h"
 #include "server/program.h"
 
 static const upd_conf_decl_t origin_decls[] = {

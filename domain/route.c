@@ -1,6 +1,6 @@
-#include "handlers/route.h"
+#include "domain/route.h"
 #include <string.h>
-#include "domain/err.h"
+#include "base/err.h"
 
 const char *const upd_route_labels[UPD_ROUTE_LABEL_COUNT] = {"feed_electron", "feed_squirrel_mac", "feed_squirrel_win", "feed_tauri",
                                                              "nupkg",         "artifact",          "download",          "healthz",

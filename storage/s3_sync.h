@@ -1,0 +1,53 @@
+#ifndef UPD_S3_SYNC_H
+#define UPD_S3_SYNC_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include "storage/s3.h"
+
+/*
+ * Blocking S3 operations (libcurl easy) on the caller's thread, for the control plane and other threads that may block;
+ * never call them from an event loop (loop/s3_loop.h is the non-blocking client). Requests are signed by
+ * upd_s3_request_build(); nothing here logs or returns a secret.
+ */
+
+typedef struct st_upd_s3_result_t {
+    int status;          /* HTTP status, 0 when the exchange failed before one (see message) */
+    char code[64];       /* S3 error code of a non-2xx answer ("NoSuchKey", "SignatureDoesNotMatch"), or "" */
+    char message[256];   /* human-readable: transport error or status and code */
+    uint64_t content_length;
+    char etag[80];       /* as sent, quotes included */
+} upd_s3_result_t;
+
+typedef struct st_upd_s3_timeouts_t {
+    uint32_t connect_ms;
+    uint32_t total_ms; /* 0: none (large uploads) */
+    uint32_t stall_ms; /* abort when below 1 byte/s for this long; 0: none */
+} upd_s3_timeouts_t;
+
+/**
+ * HEAD of an object. @return 0 when an HTTP answer came (res->status tells: 200, 404, 403...),
+ * UPD_EIO when none did (res->message says why)
+ */
+int upd_s3_head(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *key, upd_s3_result_t *res);
+
+/**
+ * PUT of size bytes read from fd at offset 0, signed with the payload's SHA-256 (sha256_hex, hex) so
+ * the store checks what it received, and with Content-Type. @return as upd_s3_head()
+ */
+int upd_s3_put_fd(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *key, int fd, uint64_t size,
+                  const char *sha256_hex, const char *content_type, upd_s3_result_t *res);
+
+/** PUT of a buffer (small documents). @return as upd_s3_head() */
+int upd_s3_put_mem(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *key, const void *data, size_t len,
+                   const char *content_type, upd_s3_result_t *res);
+
+/**
+ * GET of an object, its bytes handed to sink as they arrive (only on a 2xx answer; an error body is
+ * read into res->code). sink returns 0 to go on, non-zero to abort (then UPD_EIO, message "aborted").
+ * @return as upd_s3_head()
+ */
+int upd_s3_get(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *key,
+               int (*sink)(const void *data, size_t len, void *arg), void *arg, upd_s3_result_t *res);
+
+#endif

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""The include graph keeps its layers (README "Layout", ../shared/STYLE.md section 1).
+
+Every `#include "DIR/FILE.h"` in the project's C sources must point at its own folder or at a folder
+of a lower layer; `handlers/` (the origin) and `control/` (the control plane) never include each
+other; `cli/` uses `base/` and `domain/` only. The layers below the event loop (`base/`, `domain/`,
+`storage/`) never include h2o, and `base/` no library but libc. Every library source `X.c` has its
+header `X.h` beside it and includes it first, so a header is the whole public face of one file.
+
+Prints one line per violation (file:line: what, and the rule) and exits 1 when there is any.
+Tests, benches and tools are not part of the graph.
+"""
+import os
+import re
+import sys
+
+ROOT = os.environ.get("UPDRAFT_SOURCE_DIR") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# bottom up; a folder may include its own and any of a lower rank
+RANK = {"base": 0, "domain": 1, "storage": 2, "loop": 3, "server": 4, "handlers": 5, "control": 5, "programs": 6}
+# folders outside the ladder, with what they may include
+OWN = {"cli": {"base", "domain", "cli"}}
+# where the programs' entry points live; they need no header of their own
+MAINS = {"programs", "cli/main.c"}
+# below the loop: no h2o; base: libc and POSIX only
+NO_H2O = {"base", "domain", "storage"}
+LIBC_ONLY = {"base"}
+SYSTEM_OK = re.compile(r"^(std[a-z]*\.h|string\.h|strings\.h|errno\.h|inttypes\.h|limits\.h|ctype\.h|time\.h|assert\.h|"
+                       r"stdarg\.h|pthread\.h|unistd\.h|fcntl\.h|sys/.*|arpa/.*|netinet/.*)$")
+
+INCLUDE = re.compile(r'^\s*#\s*include\s+([<"])([^>"]+)[>"]')
+
+
+def sources():
+    for top in sorted(set(RANK) | set(OWN)):
+        d = os.path.join(ROOT, top)
+        if not os.path.isdir(d):
+            continue
+        for name in sorted(os.listdir(d)):
+            if name.endswith((".c", ".h")):
+                yield top, name
+
+
+def allowed(src_dir, dst_dir):
+    if src_dir in OWN:
+        return dst_dir in OWN[src_dir]
+    if dst_dir == src_dir:
+        return True
+    return dst_dir in RANK and RANK[dst_dir] < RANK[src_dir]
+
+
+def check():
+    problems = []
+    for top, name in sources():
+        rel = f"{top}/{name}"
+        with open(os.path.join(ROOT, rel), encoding="utf-8") as f:
+            lines = f.read().split("\n")
+        first_local = None
+        for no, line in enumerate(lines, 1):
+            m = INCLUDE.match(line)
+            if not m:
+                continue
+            kind, target = m.groups()
+            if kind == "<":
+                if top in NO_H2O and (target == "h2o.h" or target.startswith("h2o/")):
+                    problems.append(f"{rel}:{no}: includes <{target}>: {top}/ lies below the event loop and never uses h2o")
+                elif top in LIBC_ONLY and not SYSTEM_OK.match(target):
+                    problems.append(f"{rel}:{no}: includes <{target}>: base/ uses no library but libc")
+                continue
+            if first_local is None:
+                first_local = target
+            dst = target.split("/", 1)[0] if "/" in target else None
+            if dst is None:
+                problems.append(f'{rel}:{no}: includes "{target}": name headers from the root ("DIR/FILE.h")')
+            elif not os.path.exists(os.path.join(ROOT, target)):
+                problems.append(f'{rel}:{no}: includes "{target}", which does not exist')
+            elif not allowed(top, dst):
+                why = (f"{top}/ may include only {', '.join(sorted(OWN[top]))}/" if top in OWN else
+                       f"{dst}/ is not below {top}/" if RANK.get(dst, 99) >= RANK[top] else "")
+                problems.append(f'{rel}:{no}: includes "{target}": {why}')
+        if name.endswith(".c") and top not in MAINS and rel not in MAINS:
+            header = f"{top}/{name[:-2]}.h"
+            if not os.path.exists(os.path.join(ROOT, header)):
+                problems.append(f"{rel}: has no header {header} beside it (one header per .c)")
+            elif first_local != header:
+                problems.append(f'{rel}: includes "{first_local}" first, not its own header {header}')
+    return problems
+
+
+def main():
+    problems = check()
+    for p in problems:
+        print(p)
+    nfiles = sum(1 for _ in sources())
+    print(f"layers: {nfiles} files, {len(problems)} violation(s)")
+    print(f"{1 if not problems else 0} passed, {1 if problems else 0} failed")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
