@@ -1,5 +1,7 @@
 #include "base/err.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 const char *
@@ -46,4 +48,17 @@ upd_strerror(int err)
     if (err > 0)
         return strerror(err);
     return "unknown error";
+}
+
+int
+upd_reason_set(upd_reason_t *r, int err, const char *code, const char *fmt, ...)
+{
+    if (r == NULL)
+        return err;
+    snprintf(r->code, sizeof(r->code), "%s", code != NULL ? code : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->message, sizeof(r->message), fmt, ap);
+    va_end(ap);
+    return err;
 }

@@ -29,4 +29,22 @@ enum {
  */
 const char *upd_strerror(int err);
 
+/*
+ * Why a call failed, for callers that must explain it (an API answer, a CLI line): a stable machine code
+ * ("size_mismatch", "paused") and a sentence for a person. The function that fails returns a negative UPD_E* code as
+ * always and fills the reason beside it; the HTTP status is derived from the UPD_E* code alone
+ * (server/http_error.h), so no code below the HTTP surfaces deals in statuses. Never put a secret in a reason.
+ */
+#define UPD_REASON_CODE_MAX 48
+typedef struct st_upd_reason_t {
+    char code[UPD_REASON_CODE_MAX]; /* "" when the UPD_E* code says all (the mapping then names it) */
+    char message[512];
+} upd_reason_t;
+
+/**
+ * Fills r (NULL is fine) with code (NULL: none) and a printf-style message, truncated to fit.
+ * @return err, so that a refusal reads `return upd_reason_set(r, UPD_EMISMATCH, "size_mismatch", "...", ...);`
+ */
+int upd_reason_set(upd_reason_t *r, int err, const char *code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 #endif
