@@ -31,9 +31,10 @@ SYSTEM_OK = re.compile(r"^(std[a-z]*\.h|string\.h|strings\.h|errno\.h|inttypes\.
 INCLUDE = re.compile(r'^\s*#\s*include\s+([<"])([^>"]+)[>"]')
 
 
-def sources():
+def sources(root=None):
+    root = root or ROOT
     for top in sorted(set(RANK) | set(OWN)):
-        d = os.path.join(ROOT, top)
+        d = os.path.join(root, top)
         if not os.path.isdir(d):
             continue
         for name in sorted(os.listdir(d)):
@@ -49,11 +50,12 @@ def allowed(src_dir, dst_dir):
     return dst_dir in RANK and RANK[dst_dir] < RANK[src_dir]
 
 
-def check():
+def check(root=None):
+    root = root or ROOT
     problems = []
-    for top, name in sources():
+    for top, name in sources(root):
         rel = f"{top}/{name}"
-        with open(os.path.join(ROOT, rel), encoding="utf-8") as f:
+        with open(os.path.join(root, rel), encoding="utf-8") as f:
             lines = f.read().split("\n")
         first_local = None
         for no, line in enumerate(lines, 1):
@@ -72,7 +74,7 @@ def check():
             dst = target.split("/", 1)[0] if "/" in target else None
             if dst is None:
                 problems.append(f'{rel}:{no}: includes "{target}": name headers from the root ("DIR/FILE.h")')
-            elif not os.path.exists(os.path.join(ROOT, target)):
+            elif not os.path.exists(os.path.join(root, target)):
                 problems.append(f'{rel}:{no}: includes "{target}", which does not exist')
             elif not allowed(top, dst):
                 why = (f"{top}/ may include only {', '.join(sorted(OWN[top]))}/" if top in OWN else
@@ -80,14 +82,56 @@ def check():
                 problems.append(f'{rel}:{no}: includes "{target}": {why}')
         if name.endswith(".c") and top not in MAINS and rel not in MAINS:
             header = f"{top}/{name[:-2]}.h"
-            if not os.path.exists(os.path.join(ROOT, header)):
+            if not os.path.exists(os.path.join(root, header)):
                 problems.append(f"{rel}: has no header {header} beside it (one header per .c)")
             elif first_local != header:
                 problems.append(f'{rel}: includes "{first_local}" first, not its own header {header}')
     return problems
 
 
+def self_test():
+    """The checker refuses each kind of violation in a small tree made here (a checker that cannot fail proves nothing)."""
+    import tempfile
+    files = {
+        "base/err.h": "", "base/err.c": '#include "base/err.h"\n',
+        "base/bad.h": "", "base/bad.c": '#include "base/bad.h"\n#include <jansson.h>\n',
+        "storage/store.h": '#include "base/err.h"\n', "storage/store.c": '#include "storage/store.h"\n#include <h2o.h>\n',
+        "domain/up.h": "", "domain/up.c": '#include "domain/up.h"\n#include "storage/store.h"\n',
+        "handlers/feed.h": "", "handlers/feed.c": '#include "handlers/feed.h"\n#include "control/api.h"\n',
+        "control/api.h": "", "control/api.c": '#include "base/err.h"\n#include "control/api.h"\n',
+        "control/lonely.c": '#include "base/err.h"\n',
+        "cli/args.h": "", "cli/args.c": '#include "cli/args.h"\n#include "storage/store.h"\n#include "domain/gone.h"\n',
+        "programs/origin.c": '#include "handlers/feed.h"\n#include "control/api.h"\n',
+    }
+    expected = [
+        ("base/bad.c:2", "base/ uses no library but libc"),
+        ("storage/store.c:2", "never uses h2o"),
+        ("domain/up.c:2", "storage/ is not below domain/"),
+        ("handlers/feed.c:2", "control/ is not below handlers/"),
+        ("control/api.c", "not its own header"),
+        ("control/lonely.c", "has no header"),
+        ("cli/args.c:2", "cli/ may include only"),
+        ("cli/args.c:3", "does not exist"),
+    ]
+    with tempfile.TemporaryDirectory() as root:
+        for rel, text in files.items():
+            os.makedirs(os.path.join(root, os.path.dirname(rel)), exist_ok=True)
+            with open(os.path.join(root, rel), "w") as f:
+                f.write(text)
+        problems = check(root)
+    missed = [e for e in expected if not any(p.startswith(e[0]) and e[1] in p for p in problems)]
+    extra = [p for p in problems if not any(p.startswith(e[0]) and e[1] in p for e in expected)]
+    for e in missed:
+        print(f"self-test: not caught: {e[0]}: {e[1]}")
+    for p in extra:
+        print(f"self-test: reported but allowed: {p}")
+    return not missed and not extra
+
+
 def main():
+    if not self_test():
+        print("0 passed, 1 failed")
+        return 1
     problems = check()
     for p in problems:
         print(p)
