@@ -490,7 +490,9 @@ sha1_is_valid(const char *s)
 /* Appends a release's lines for one arch, the delta before the full package as Squirrel's own
  * WriteReleaseFile orders them, lines joined by "\n" with none after the last (also Squirrel's). A
  * file whose SHA-1 is not known is left out: one unparsable line makes Squirrel reject the file.
- * staged_percent >= 0 appends "#NN%" right after the size (PROTOCOLS.md "Update feeds"). */
+ * staged_percent >= 0 appends "# NN%" right after the size (PROTOCOLS.md "Update feeds"): Squirrel.Windows
+ * (ReleaseEntry.cs) reads its staging from `#\s+(\d{1,3})%$` and strips anything else after '#' as a comment, so
+ * "#NN%" would stage nothing; clients older than 1.4.0 need the '#' to touch the size, hence no space before it. */
 static int
 append_releases_lines(const upd_release_t *rel, upd_arch_t arch, int staged_percent, buf_t *out, size_t *nfull)
 {
@@ -506,7 +508,7 @@ append_releases_lines(const upd_release_t *rel, upd_arch_t arch, int staged_perc
                 sha1[j] = (char)toupper((unsigned char)f->sha1[j]); /* Squirrel writes upper-case hex */
             if ((out->len != 0 && buf_append(out, "\n", 1) != 0) ||
                 buf_printf(out, "%s %s %" PRIu64, sha1, f->name, f->size) != 0 ||
-                (staged_percent >= 0 && buf_printf(out, "#%d%%", staged_percent) != 0))
+                (staged_percent >= 0 && buf_printf(out, "# %d%%", staged_percent) != 0))
                 return UPD_ENOMEM;
             if (order[k] == UPD_KIND_NUPKG_FULL && nfull != NULL)
                 ++*nfull;

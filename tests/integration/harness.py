@@ -696,11 +696,11 @@ def parse_yaml(text):
     return out
 
 
-RELEASES_LINE = re.compile(r"^([0-9a-fA-F]{40})\s+(\S+)\s+(\d+)(#\d+%)?$")
+RELEASES_LINE = re.compile(r"^([0-9a-fA-F]{40})\s+(\S+)\s+(\d+)(# \d+%)?$")
 
 
 def parse_releases(text):
-    """Squirrel.Windows RELEASES: [(sha1, filename, size, "#NN%" or None)]; raises on a bad line."""
+    """Squirrel.Windows RELEASES: [(sha1, filename, size, "# NN%" or None)]; raises on a bad line."""
     out = []
     for line in text.replace("\r\n", "\n").split("\n"):
         if not line.strip():

@@ -308,7 +308,7 @@ class FeedsTest(unittest.TestCase):
         doc, _ = self.yml("/update/floor/latest.yml")
         self.assertEqual(doc["stagingPercentage"], 25)
         lines = harness.parse_releases(self.get("/update/floor/win32/x64/RELEASES")[1].decode())
-        self.assertEqual({l[3] for l in lines if "1.1.0" in l[1]}, {"#25%"})
+        self.assertEqual({l[3] for l in lines if "1.1.0" in l[1]}, {"# 25%"})
         etag = self.get("/update/floor/latest.yml")[0].get("etag")
         status, body = self.env.api("PUT", "/v1/apps/floor/channels/latest/rollout", {"percent": 33.99}, key=self.key)
         self.assertEqual(status, 200, body)
@@ -318,18 +318,18 @@ class FeedsTest(unittest.TestCase):
         status, _, _ = self.env.http("GET", "/update/floor/latest.yml", {"If-None-Match": etag})
         self.assertEqual(status, 200, "a stale ETag revalidates to the new answer")
         lines = harness.parse_releases(self.get("/update/floor/win32/x64/RELEASES")[1].decode())
-        self.assertEqual({l[3] for l in lines if "1.1.0" in l[1]}, {"#33%"})
+        self.assertEqual({l[3] for l in lines if "1.1.0" in l[1]}, {"# 33%"})
 
     def test_non_personalised_releases_of_a_partial_rollout_lists_stable_then_rollout_lines_with_percent(self):
         _, body = self.get("/update/stage/win32/x64/RELEASES")
         text = body.decode()
         for line in text.split("\n"):
-            self.assertRegex(line, r"^[0-9a-fA-F]{40}\s+(\S+)\s+(\d+)(#\d+%)?$")
+            self.assertRegex(line, r"^[0-9a-fA-F]{40}\s+(\S+)\s+(\d+)(# \d+%)?$")
         lines = harness.parse_releases(text)
         self.assertEqual([(l[1], l[3]) for l in lines], [
             ("acme-1.0.0-full.nupkg", None),
-            ("acme-1.1.0-delta.nupkg", "#10%"), ("acme-1.1.0-full.nupkg", "#10%")])
-        self.assertIn("%d#10%%" % len(self.bytes[("stage", "1.1.0", "acme-1.1.0-full.nupkg")]), text)
+            ("acme-1.1.0-delta.nupkg", "# 10%"), ("acme-1.1.0-full.nupkg", "# 10%")])
+        self.assertIn("%d# 10%%" % len(self.bytes[("stage", "1.1.0", "acme-1.1.0-full.nupkg")]), text)
         for sha1, name, size, _ in lines:
             data = self.bytes[("stage", name.split("-")[1], name)]
             self.assertEqual((sha1.lower(), size), (hashlib.sha1(data).hexdigest(), len(data)))
@@ -342,6 +342,28 @@ class FeedsTest(unittest.TestCase):
             self.assertEqual({l[3] for l in lines}, {None}, cid)
             self.assertIn("acme-%s-full.nupkg" % version, [l[1] for l in lines], cid)
             self.assertEqual(hdrs.get("cache-control"), "private, no-cache")
+
+    def releases_line(self, name, suffix=""):
+        data = self.bytes[("stage", name.split("-")[1], name)]
+        return "%s %s %d%s" % (hashlib.sha1(data).hexdigest().upper(), name, len(data), suffix)
+
+    def test_staged_releases_is_byte_exact_with_the_suffix_squirrel_windows_reads_as_staging(self):
+        # Regression: "#10%" (no space after '#') is a comment to Squirrel.Windows, whose staging pattern is
+        # #\s+(\d{1,3})%$, so a 10% release reached every non-personalised client.
+        _, body = self.get("/update/stage/win32/x64/RELEASES")
+        self.assertEqual(body.decode(), "\n".join([
+            self.releases_line("acme-1.0.0-full.nupkg"),
+            self.releases_line("acme-1.1.0-delta.nupkg", "# 10%"),
+            self.releases_line("acme-1.1.0-full.nupkg", "# 10%")]))
+        for line in body.decode().split("\n")[1:]:
+            self.assertEqual(re.search(r"#\s+(\d{1,3})%$", line).group(1), "10", line)
+
+    def test_personalised_releases_is_byte_exact_without_a_suffix(self):
+        _, body = self.get("/update/stage/win32/x64/c/%s/RELEASES" % self.in_id)
+        self.assertEqual(body.decode(), "\n".join([
+            self.releases_line("acme-1.1.0-delta.nupkg"), self.releases_line("acme-1.1.0-full.nupkg")]))
+        _, body = self.get("/update/stage/win32/x64/c/%s/RELEASES" % self.out_id)
+        self.assertEqual(body.decode(), self.releases_line("acme-1.0.0-full.nupkg"))
 
     def test_squirrel_mac_and_tauri_non_personalised_answers_offer_the_newest_fully_released(self):
         doc, _ = self.sqmac("stage", "x64", "0.9.0")

@@ -253,7 +253,7 @@ class PullTest(unittest.TestCase):
         # the staged Squirrel.Windows answer lists the stable release's packages: the new stable's now
         _, _, rel = self.env.http("GET", "/update/both/win32/x64/RELEASES")
         self.assertEqual([(x[1], x[3]) for x in harness.parse_releases(rel.decode())],
-                         [("app-1.0.0-full.nupkg", None), ("app-1.2.0-full.nupkg", "#30%")])
+                         [("app-1.0.0-full.nupkg", None), ("app-1.2.0-full.nupkg", "# 30%")])
         self.assertEqual(self.varnish.last("both"), "app:both chan:both/latest rel:both/1.1.0 rel:both/1.0.0 rel:both/1.2.0")
         # the rollout goes on: to 100%, it becomes stable as usual
         status, doc = self.env.api("PUT", "/v1/apps/both/channels/latest/rollout", {"percent": 100}, key=self.release_key)

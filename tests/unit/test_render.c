@@ -675,14 +675,14 @@ test_staged_releases_lists_stable_lines_first_then_suffixed_lines(void **state)
     char *body = strdup(get_feed(&set, "squirrel-win:x64+staged")->body);
     assert_int_equal(split_lines(body, lines, 8), 3);
     assert_entry(lines[0], "", &stable.files[0]);
-    assert_entry(lines[1], "#25%", &fx.files[10]);
-    assert_entry(lines[2], "#25%", &fx.files[9]);
+    assert_entry(lines[1], "# 25%", &fx.files[10]);
+    assert_entry(lines[2], "# 25%", &fx.files[9]);
     free(body);
 
     /* the stable release has nothing for ia32: only the staged lines */
     body = strdup(get_feed(&set, "squirrel-win:ia32+staged")->body);
     assert_int_equal(split_lines(body, lines, 8), 1);
-    assert_entry(lines[0], "#25%", &fx.files[11]);
+    assert_entry(lines[0], "# 25%", &fx.files[11]);
     free(body);
 
     /* the plain variant, for personalised answers, carries no suffix */
@@ -693,6 +693,63 @@ test_staged_releases_lists_stable_lines_first_then_suffixed_lines(void **state)
 
     /* the release has no arm64 package, so the stable one's is not served as if staged */
     assert_null(find_feed(&set, "squirrel-win:arm64+staged"));
+    upd_feed_set_dispose(&set);
+}
+
+/* Regression: the staging suffix was "#25%", which Squirrel.Windows strips as a comment (its staging pattern is
+ * #\s+(\d{1,3})%$), so a partial release reached every non-personalised client. Byte for byte, then through
+ * Squirrel's own two patterns. */
+static void
+test_staged_releases_suffix_is_what_squirrel_windows_parses_as_staging(void **state)
+{
+    fixture_t stable, fx;
+    upd_feed_set_t set;
+    char want[1024], sha1[3][UPD_SHA1_HEX_LEN + 1];
+
+    fixture_init(&stable, "1.9.0", NULL);
+    add_file(&stable, "acme-1.9.0-full.nupkg", UPD_PLATFORM_WINDOWS, UPD_ARCH_X64, UPD_KIND_NUPKG_FULL, 999);
+    fixture_full_release(&fx);
+    const upd_render_opts_t opts = {PUBLIC_URL, 25, &stable.rel};
+    render(&fx, &opts, &set);
+    const upd_file_t *files[3] = {&stable.files[0], &fx.files[10], &fx.files[9]};
+    for (size_t k = 0; k != 3; ++k) {
+        for (size_t i = 0; i != UPD_SHA1_HEX_LEN; ++i)
+            sha1[k][i] = (char)toupper((unsigned char)files[k]->sha1[i]);
+        sha1[k][UPD_SHA1_HEX_LEN] = '\0';
+    }
+    snprintf(want, sizeof(want), "%s %s %" PRIu64 "\n%s %s %" PRIu64 "# 25%%\n%s %s %" PRIu64 "# 25%%", sha1[0], files[0]->name,
+             files[0]->size, sha1[1], files[1]->name, files[1]->size, sha1[2], files[2]->name, files[2]->size);
+    const upd_feed_t *staged = get_feed(&set, "squirrel-win:x64+staged");
+    assert_int_equal(staged->len, strlen(want));
+    assert_memory_equal(staged->body, want, staged->len);
+
+    /* Squirrel.Windows: staging from #\s+(\d{1,3})%$, then the entry with the comment stripped */
+    regex_t staging, comment, entry;
+    regmatch_t m[2];
+    assert_int_equal(regcomp(&staging, "#[[:space:]]+([0-9]{1,3})%$", REG_EXTENDED), 0);
+    assert_int_equal(regcomp(&comment, "[[:space:]]*#.*$", REG_EXTENDED), 0);
+    assert_int_equal(regcomp(&entry, "^[0-9a-fA-F]{40}[[:space:]]+[^[:space:]]+[[:space:]]+[0-9]+$", REG_EXTENDED), 0);
+    char *body = strdup(staged->body), *lines[8];
+    assert_int_equal(split_lines(body, lines, 8), 3);
+    for (size_t k = 1; k != 3; ++k) {
+        assert_int_equal(regexec(&staging, lines[k], 2, m, 0), 0);
+        assert_int_equal(atoi(lines[k] + m[1].rm_so), 25);
+        assert_int_equal(regexec(&comment, lines[k], 1, m, 0), 0);
+        lines[k][m[0].rm_so] = '\0';
+        assert_int_equal(regexec(&entry, lines[k], 0, NULL, 0), 0);
+    }
+    assert_int_not_equal(regexec(&staging, lines[0], 0, NULL, 0), 0); /* the stable line is not staged */
+    free(body);
+    regfree(&staging);
+    regfree(&comment);
+    regfree(&entry);
+
+    /* the plain variant (personalised answers) is the release's lines alone, without a suffix */
+    const upd_feed_t *plain = get_feed(&set, "squirrel-win:x64");
+    snprintf(want, sizeof(want), "%s %s %" PRIu64 "\n%s %s %" PRIu64, sha1[1], files[1]->name, files[1]->size, sha1[2],
+             files[2]->name, files[2]->size);
+    assert_int_equal(plain->len, strlen(want));
+    assert_memory_equal(plain->body, want, plain->len);
     upd_feed_set_dispose(&set);
 }
 
@@ -884,6 +941,7 @@ main(void)
         cmocka_unit_test(test_without_public_url_electron_urls_are_absolute_paths),
         cmocka_unit_test(test_releases_lines_match_squirrels_entry_regex),
         cmocka_unit_test(test_staged_releases_lists_stable_lines_first_then_suffixed_lines),
+        cmocka_unit_test(test_staged_releases_suffix_is_what_squirrel_windows_parses_as_staging),
         cmocka_unit_test(test_squirrel_win_needs_a_full_package_with_a_known_sha1),
         cmocka_unit_test(test_squirrel_mac_json_has_url_name_notes_pub_date),
         cmocka_unit_test(test_squirrel_mac_falls_back_to_a_universal_zip),
