@@ -20,7 +20,7 @@ open_walk(int dirfd, const char *app, const char *version, const char *name)
         errno = saved;
         return -1;
     }
-    int fd = openat(v, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = openat(v, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     saved = errno;
     close(v);
     errno = saved;
@@ -35,7 +35,9 @@ upd_localdir_open(int dirfd, const char *app, const char *version, const char *n
         errno = ENAMETOOLONG;
         return -1;
     }
-    struct open_how how = {.flags = O_RDONLY | O_CLOEXEC, .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS};
+    /* O_NONBLOCK: opening a FIFO (or a device) planted in the store must not wait for a writer, and so hold the
+     * caller's event loop; what is not a regular file is refused below, and the flag is dropped again for the rest */
+    struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK, .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS};
     int fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
     if (fd < 0 && (errno == ENOSYS || errno == EPERM))
         fd = open_walk(dirfd, app, version, name);
@@ -44,6 +46,13 @@ upd_localdir_open(int dirfd, const char *app, const char *version, const char *n
     if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
         close(fd);
         errno = EISDIR;
+        return -1;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
         return -1;
     }
     return fd;

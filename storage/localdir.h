@@ -13,7 +13,8 @@
  * Opens APP/VERSION/FILE (each already validated: no "/", not "." or "..") under dirfd, read-only.
  * name may also be "FILE.blockmap"-style names: any single path component.
  * @param[out] st  the file's status
- * @return a descriptor, or -1 with errno (ENOENT, ELOOP for a link, EISDIR when not a regular file)
+ * Never blocks on what is not a regular file (a FIFO, a device): it is opened non-blocking and refused.
+ * @return a blocking descriptor, or -1 with errno (ENOENT, ELOOP for a link, EISDIR when not a regular file)
  */
 int upd_localdir_open(int dirfd, const char *app, const char *version, const char *name, struct stat *st);
 

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -484,6 +485,25 @@ class Artifacts(unittest.TestCase):
         status, _, body = self.get(self.art("Acme-Setup-1.2.0.exe", "1.2.0"))
         self.assertNotEqual(status, 200, "storage/acme/1.2.0 is a symlink to a directory outside storage")
         self.assertNotIn(SECRET_MARKER, body)
+
+    def test_fifo_in_storage_is_refused_without_stalling_the_origin(self):
+        # Regression: the local store opened a file before checking it was regular, and opening a FIFO with no
+        # writer blocks, so one planted FIFO hung the origin's event loop for every client.
+        name = "Acme-Setup-1.3.0.exe"
+        f = self.env.put_artifact(APP, "1.3.0", name, os.urandom(4096))
+        status, body = self.env.register_release(self.key_admin, APP, "1.3.0", [dict(f, platform="windows", arch="x64")])
+        self.assertEqual(status, 201, body)
+        path = os.path.join(self.env.storage, APP, "1.3.0", name)
+        os.unlink(path)
+        os.mkfifo(path)
+        started = time.monotonic()
+        status, _, body = self.env.http("GET", self.art(name, "1.3.0"), timeout=10)
+        self.assertNotEqual(status, 200, "a FIFO is not an artifact")
+        self.assertLess(time.monotonic() - started, 5, "the answer came at once, not after a stalled open")
+        status, _, _ = self.env.http("GET", "/healthz", timeout=5)
+        self.assertEqual(status, 200, "the origin still answers other requests")
+        status, _, body = self.get(self.art())
+        self.assertEqual((status, sha512(body)), (200, sha512(self.big)))
 
     # --- HTTP/2 ----------------------------------------------------------------------------------
 
