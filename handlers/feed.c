@@ -1,7 +1,8 @@
 /*
  * Update checks: electron-updater, Squirrel.Mac, Squirrel.Windows and Tauri (PROTOCOLS.md "Update
  * feeds"). The hot path: one read transaction, one channel record, at most a pin lookup and a
- * clients-seen lookup, one pre-rendered body copied into the request pool. Nothing is serialised.
+ * clients-offered push (two hashes and, for a client new to the version, a queue slot), one pre-rendered body copied into
+ * the request pool. Nothing is serialised.
  */
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -215,8 +216,7 @@ upd_feed_handle(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r)
     }
 
     /* offered: counted once per client and version (a 204 above offered nothing) */
-    if (personal && !upd_store_client_seen_has(txn, r->app, r->channel, version, client, client_len) &&
-        !upd_seen_push(o->seen, r->app, r->channel, version, client, client_len))
+    if (personal && !upd_seen_push(o->seen, r->app, r->channel, version, client, client_len))
         upd_metrics_add(o->metrics, UPD_COUNTER_CLIENTS_DROPPED, 1);
 
     /* "%016x" in quotes, without printf on the hot path */

@@ -26,6 +26,7 @@ static const upd_conf_decl_t origin_decls[] = {
     {"feeds.public_max_age", UPD_CONF_UINT, offsetof(upd_conf_t, feed_max_age), 0, 86400, "60", NULL},
     {"downloads.max_age", UPD_CONF_UINT, offsetof(upd_conf_t, download_max_age), 0, 86400, "60", NULL},
     {"clients_seen.queue", UPD_CONF_UINT, offsetof(upd_conf_t, clients_queue), 16, 16777216, "65536", NULL},
+    {"clients_seen.flush_ms", UPD_CONF_UINT, offsetof(upd_conf_t, clients_flush_ms), 10, 60000, "1000", NULL},
     UPD_CONF_END,
 };
 
@@ -156,7 +157,7 @@ main(int argc, char **argv)
                                                      (unsigned long long)conf.feed_max_age);
     origin.metrics = upd_metrics_create("origin", upd_route_labels, UPD_ROUTE_LABEL_COUNT);
     upd_metrics_add_renderer(origin.metrics, upd_origin_render_metrics, &origin);
-    origin.seen = upd_seen_start(origin.store, conf.clients_queue, on_seen_commit, origin.metrics);
+    origin.seen = upd_seen_start(origin.store, conf.clients_queue, (uint32_t)conf.clients_flush_ms, on_seen_commit, origin.metrics);
 
     upd_http_opts_t opts = {
         .program = "updraft-origin",

@@ -60,6 +60,7 @@ typedef struct st_upd_conf_t {
     uint64_t feed_max_age;
     uint64_t download_max_age;
     uint64_t clients_queue;
+    uint64_t clients_flush_ms;
     /* updraft-control */
     char *public_url;
     uint64_t block_size; /* per-block digests for files over this size */

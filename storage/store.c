@@ -22,22 +22,27 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "domain/hll.h"
 
 #define DEFAULT_MAP_SIZE ((size_t)1 << 30)
 #define MAX_DBS 16
 #define MAX_READERS 126
 
-/* Longest key any sub-database uses: APP/CHANNEL/VERSION/CLIENT in clients (321 bytes), under LMDB's default 511. */
+/* Longest key any sub-database uses: APP/CHANNEL/VERSION/CLIENT in pins (321 bytes), under LMDB's default 511. */
 #define KEY_MAX 512
 /* Feed variants are short names chosen by the renderer ("electron:windows", "download:mac:arm64:dmg"). */
 #define VARIANT_MAX 128
 /* API key ids (hex) */
 #define KEY_ID_MAX 128
 
-enum { DB_META, DB_APPS, DB_CHANNELS, DB_PINS, DB_RELEASES, DB_FILES, DB_NUPKGS, DB_FEEDS, DB_CLIENTS, DB_KEYS, DB_BLOCKS, DB_COUNT };
+enum { DB_META, DB_APPS, DB_CHANNELS, DB_PINS, DB_RELEASES, DB_FILES, DB_NUPKGS, DB_FEEDS, DB_OFFERED, DB_KEYS, DB_BLOCKS, DB_COUNT };
 
 static const char *const db_names[DB_COUNT] = {"meta",  "apps",   "channels", "pins",    "releases",
-                                               "files", "nupkgs", "feeds",    "clients", "keys", "blocks"};
+                                               "files", "nupkgs", "feeds",    "offered", "keys", "blocks"};
+
+/* Schema 2 kept one record per client offered a version, in "clients"; schema 3 folds them into sketches. */
+#define SCHEMA_WITH_CLIENT_RECORDS 2
+static int migrate_clients(MDB_txn *txn, upd_store_t *store);
 
 struct st_upd_store_txn_t {
     upd_store_t *store;
@@ -301,10 +306,22 @@ open_dbs(upd_store_t *store, bool read_only)
             ret = rc == MDB_NOTFOUND ? UPD_ENOTFOUND : lmdb_fail("schema", rc);
             goto Exit;
         }
-        if (store->schema_found != UPD_STORE_SCHEMA) {
+        if (store->schema_found != UPD_STORE_SCHEMA && !(store->schema_found == SCHEMA_WITH_CLIENT_RECORDS && !read_only)) {
             ret = UPD_ESCHEMA;
             goto Exit;
         }
+    }
+    if (store->schema_found == SCHEMA_WITH_CLIENT_RECORDS) {
+        if ((ret = migrate_clients(txn, store)) != 0)
+            goto Exit;
+        put_le32(schema, UPD_STORE_SCHEMA);
+        val = (MDB_val){.mv_size = sizeof(schema), .mv_data = schema};
+        if ((rc = mdb_put(txn, store->dbi[DB_META], &key, &val, 0)) != 0) {
+            ret = lmdb_fail("schema", rc);
+            goto Exit;
+        }
+        upd_log_info("lmdb: schema %u migrated to %u (clients offered are sketches now)", store->schema_found, UPD_STORE_SCHEMA);
+        store->schema_found = UPD_STORE_SCHEMA;
     }
     /* committing keeps the handles (a read transaction included); they stay valid until the env is closed */
     rc = mdb_txn_commit(txn);
@@ -995,27 +1012,46 @@ upd_store_feed_get(upd_store_txn_t *txn, const char *app, const char *version, c
     return 0;
 }
 
-/* ---- clients seen ---- */
+/* ---- clients offered ---- */
 
 static bool
-client_key(struct keybuf *k, const char *app, const char *channel, const char *version)
+offered_key(struct keybuf *k, const char *app, const char *channel, const char *version)
 {
     return key_add_str(k, app, UPD_ID_MAX) && key_add_str(k, channel, UPD_ID_MAX) && key_add_str(k, version, UPD_VERSION_MAX);
 }
 
-bool
-upd_store_client_seen_has(upd_store_txn_t *txn, const char *app, const char *channel, const char *version, const char *client,
-                          size_t client_len)
+/* Reads the stored sketch of k into h (initialised; left empty when there is none or it is unreadable). */
+static int
+offered_load(upd_store_txn_t *txn, struct keybuf *k, upd_hll_t *h)
 {
-    KEYBUF(k);
     MDB_val v;
-    if (!client_key(&k, app, channel, version) || !key_add(&k, client, client_len, UPD_CLIENT_ID_MAX))
-        return false;
-    return db_get(txn, DB_CLIENTS, &k, &v) == 0;
+    upd_hll_init(h);
+    int err = db_get(txn, DB_OFFERED, k, &v);
+    if (err == UPD_ENOTFOUND)
+        return 0;
+    if (err != 0)
+        return err;
+    if ((err = upd_hll_decode(h, v.mv_data, v.mv_size)) == UPD_EINVAL) {
+        upd_log_error("lmdb: clients-offered sketch %.*s is corrupt: counted afresh", (int)k->len, k->buf);
+        return 0;
+    }
+    return err;
+}
+
+static int
+offered_store(upd_store_txn_t *txn, struct keybuf *k, const upd_hll_t *h)
+{
+    uint8_t *buf = malloc(UPD_HLL_ENCODED_MAX);
+    if (buf == NULL)
+        return UPD_ENOMEM;
+    size_t len = upd_hll_encode(h, buf);
+    int err = db_put(txn, DB_OFFERED, k, buf, len, 0);
+    free(buf);
+    return err;
 }
 
 int
-upd_store_clients_record(upd_store_t *store, const upd_client_seen_t *seen, size_t n)
+upd_store_offered_merge(upd_store_t *store, const upd_offered_t *sketches, size_t n)
 {
     upd_store_txn_t *txn;
     size_t malformed = 0;
@@ -1025,40 +1061,88 @@ upd_store_clients_record(upd_store_t *store, const upd_client_seen_t *seen, size
         return err;
     for (size_t i = 0; i != n; ++i) {
         KEYBUF(k);
-        uint8_t at[8];
-        if (!client_key(&k, seen[i].app, seen[i].channel, seen[i].version) ||
-            !key_add_str(&k, seen[i].client, UPD_CLIENT_ID_MAX)) {
+        upd_hll_t h;
+        if (!offered_key(&k, sketches[i].app, sketches[i].channel, sketches[i].version)) {
             ++malformed; /* one bad entry must not cost the batch */
             continue;
         }
-        put_le64(at, (uint64_t)seen[i].at);
-        /* NOOVERWRITE keeps the first time a client was offered the version */
-        if ((err = db_put(txn, DB_CLIENTS, &k, at, sizeof(at), MDB_NOOVERWRITE)) != 0 && err != UPD_EEXIST) {
+        if ((err = offered_load(txn, &k, &h)) != 0 || (err = upd_hll_merge(&h, sketches[i].sketch)) != 0 ||
+            (err = offered_store(txn, &k, &h)) != 0) {
+            upd_hll_dispose(&h);
             upd_store_txn_end(txn);
             return err;
         }
+        upd_hll_dispose(&h);
     }
     if (malformed != 0)
         upd_log_error("clients-seen: skipped %zu malformed entries", malformed);
     return upd_store_commit(txn);
 }
 
-static int
-on_count(MDB_val *key, MDB_val *val, void *arg)
-{
-    ++*(uint64_t *)arg;
-    return 0;
-}
-
 int
 upd_store_clients_count(upd_store_txn_t *txn, const char *app, const char *channel, const char *version, uint64_t *count)
 {
     KEYBUF(k);
+    upd_hll_t h;
     *count = 0;
-    if (!client_key(&k, app, channel, version))
+    if (!offered_key(&k, app, channel, version))
         return 0;
-    key_end_prefix(&k);
-    return walk_prefix(txn, DB_CLIENTS, &k, on_count, count);
+    int err = offered_load(txn, &k, &h);
+    if (err == 0)
+        *count = upd_hll_count(&h);
+    upd_hll_dispose(&h);
+    return err;
+}
+
+/* Schema 2 to 3: every "clients" record APP/CHANNEL/VERSION/CLIENT is added to the sketch of APP/CHANNEL/VERSION, in
+ * key order (one sketch at a time), then the old sub-database is deleted. Runs inside the opening write transaction,
+ * so an interrupted migration leaves schema 2 as it was. */
+static int
+migrate_clients(MDB_txn *mtxn, upd_store_t *store)
+{
+    MDB_dbi old;
+    MDB_cursor *cur;
+    MDB_val key, val;
+    int rc, ret = 0;
+    size_t migrated = 0;
+    upd_store_txn_t txn = {.store = store, .txn = mtxn, .write = true};
+    KEYBUF(cur_key);
+    upd_hll_t h;
+
+    if ((rc = mdb_dbi_open(mtxn, "clients", 0, &old)) == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return lmdb_fail("clients", rc);
+    if ((rc = mdb_cursor_open(mtxn, old, &cur)) != 0)
+        return lmdb_fail("cursor open", rc);
+    upd_hll_init(&h);
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        const char *p = key.mv_data, *slash = memrchr(p, '/', key.mv_size);
+        if (slash == NULL || slash == p || (size_t)(slash - p) >= sizeof(cur_key.buf))
+            continue;
+        size_t prefix = (size_t)(slash - p), client_len = key.mv_size - prefix - 1;
+        if (prefix != cur_key.len || memcmp(p, cur_key.buf, prefix) != 0) {
+            if (cur_key.len != 0 && (ret = offered_store(&txn, &cur_key, &h)) != 0)
+                break;
+            upd_hll_dispose(&h);
+            memcpy(cur_key.buf, p, prefix);
+            cur_key.len = prefix;
+        }
+        if ((ret = upd_hll_add(&h, upd_hll_hash(slash + 1, client_len))) != 0)
+            break;
+        ++migrated;
+    }
+    if (ret == 0 && rc != 0 && rc != MDB_NOTFOUND)
+        ret = lmdb_fail("cursor get", rc);
+    mdb_cursor_close(cur);
+    if (ret == 0 && cur_key.len != 0)
+        ret = offered_store(&txn, &cur_key, &h);
+    upd_hll_dispose(&h);
+    if (ret == 0 && (rc = mdb_drop(mtxn, old, 1)) != 0)
+        ret = lmdb_fail("drop clients", rc);
+    if (ret == 0)
+        upd_log_info("lmdb: %zu clients-seen records folded into sketches", migrated);
+    return ret;
 }
 
 /* ---- API keys ---- */

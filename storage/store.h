@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "domain/hll.h"
 #include "domain/ids.h"
 #include "domain/release.h"
 #include "domain/rollout.h"
@@ -21,7 +22,8 @@
  *   files     APP/VERSION/NAME -> packed upd_file_rec_t (what the artifact route needs)
  *   nupkgs    APP/NAME -> VERSION (Squirrel.Windows asks for .nupkg files without a version in the path)
  *   feeds     APP/VERSION/VARIANT -> uint64 etag (XXH3 of the body, little-endian) + body
- *   clients   APP/CHANNEL/VERSION/CLIENT -> int64 unix time first offered (clients seen)
+ *   offered   APP/CHANNEL/VERSION -> the distinct clients offered that version: a sketch (domain/hll.h), exact up to
+ *             16,384 clients, a HyperLogLog after that; at most UPD_HLL_ENCODED_MAX bytes whatever clients send
  *   keys      KEY_ID -> JSON {"id","name","role","hash","created"}
  *   blocks    APP/VERSION/NAME -> uint32 block size (little-endian) + XXH3-128 digest of each block
  *
@@ -33,7 +35,9 @@
  * (one writer at a time, across processes) and are visible to readers once committed.
  */
 
-#define UPD_STORE_SCHEMA 2 /* 2: blocks, and a files record for each NAME.blockmap */
+/* 2: blocks, and a files record for each NAME.blockmap; 3: clients offered as sketches (a schema 2 environment is
+ * migrated when opened for writing: its per-client records are folded into sketches) */
+#define UPD_STORE_SCHEMA 3
 
 typedef struct st_upd_store_t upd_store_t;
 typedef struct st_upd_store_txn_t upd_store_txn_t;
@@ -159,25 +163,27 @@ int upd_store_feed_clear(upd_store_txn_t *txn, const char *app, const char *vers
 int upd_store_feed_get(upd_store_txn_t *txn, const char *app, const char *version, const char *variant, size_t variant_len,
                        const char **body, size_t *len, uint64_t *etag);
 
-/* ---- clients seen ---- */
+/* ---- clients offered ---- */
 
-typedef struct st_upd_client_seen_t {
-    char app[UPD_ID_MAX + 1];
-    char channel[UPD_ID_MAX + 1];
-    char version[UPD_VERSION_MAX + 1];
-    char client[UPD_CLIENT_ID_MAX + 1];
-    int64_t at; /* unix time */
-} upd_client_seen_t;
+typedef struct st_upd_offered_t {
+    const char *app;
+    const char *channel;
+    const char *version;
+    const upd_hll_t *sketch; /* the clients to add (borrowed) */
+} upd_offered_t;
 
-/** @return true when that client was already recorded as offered that version */
-bool upd_store_client_seen_has(upd_store_txn_t *txn, const char *app, const char *channel, const char *version,
-                               const char *client, size_t client_len);
 /**
- * Records clients in one write transaction of its own (existing entries keep their first time).
- * Safe to call from any thread that has no transaction open. @return 0 or UPD_ESTORE
+ * Adds each sketch to what is stored for its app, channel and version (a union: a client already counted is not
+ * counted again), in one write transaction of its own. Entries with malformed ids are skipped and logged. Safe to
+ * call from any thread that has no transaction open.
+ * @return 0, UPD_ENOMEM or UPD_ESTORE (nothing is written then)
  */
-int upd_store_clients_record(upd_store_t *store, const upd_client_seen_t *seen, size_t n);
-/** Counts the distinct clients offered a version. @return 0 or UPD_ESTORE */
+int upd_store_offered_merge(upd_store_t *store, const upd_offered_t *sketches, size_t n);
+/**
+ * How many distinct clients were offered a version: exact up to 16,384, then an estimate within 2% (domain/hll.h).
+ * A stored sketch that cannot be read counts as none (and is logged).
+ * @return 0, UPD_ENOMEM or UPD_ESTORE
+ */
 int upd_store_clients_count(upd_store_txn_t *txn, const char *app, const char *channel, const char *version, uint64_t *count);
 
 /* ---- published state ---- */

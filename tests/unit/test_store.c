@@ -264,12 +264,18 @@ test_read_only_open_creates_nothing_but_can_record_clients(void **state)
     put_channel(f->store, "acme", "latest", 3, "1.0.0");
     assert_int_equal(upd_store_open(f->dir, &ro, &store), 0);
     assert_int_equal(read_generation(store, "acme", "latest"), 3);
-    upd_client_seen_t seen = {.app = "acme", .channel = "latest", .version = "1.0.0", .client = "c1", .at = 5};
-    assert_int_equal(upd_store_clients_record(store, &seen, 1), 0);
+    upd_hll_t one;
+    upd_hll_init(&one);
+    assert_int_equal(upd_hll_add(&one, upd_hll_hash("c1", 2)), 0);
+    upd_offered_t offered = {"acme", "latest", "1.0.0", &one};
+    assert_int_equal(upd_store_offered_merge(store, &offered, 1), 0);
+    upd_hll_dispose(&one);
     upd_store_close(store);
 
+    uint64_t count;
     upd_store_txn_t *txn = read_begin(f->store);
-    assert_true(upd_store_client_seen_has(txn, "acme", "latest", "1.0.0", "c1", 2));
+    assert_int_equal(upd_store_clients_count(txn, "acme", "latest", "1.0.0", &count), 0);
+    assert_int_equal(count, 1);
     upd_store_txn_end(txn);
 }
 
@@ -848,49 +854,132 @@ test_feed_put_get_clear_and_the_etag_is_xxh3_of_the_body(void **state)
 /* ---- clients seen ---- */
 
 static void
-test_clients_record_is_idempotent_and_counts_are_exact(void **state)
+add_clients(upd_hll_t *h, int from, int to, int step)
+{
+    for (int i = from; i < to; i += step) {
+        char client[64];
+        int len = snprintf(client, sizeof(client), "2f0e8a4c-%05d-4d7b-9a31-%012d", i % 100000, i);
+        assert_int_equal(upd_hll_add(h, upd_hll_hash(client, (size_t)len)), 0);
+    }
+}
+
+static void
+test_offered_merges_are_idempotent_exact_while_small_and_within_two_percent_after(void **state)
 {
     struct fixture *f = *state;
-    enum { N = 10000, BATCH = 1000 };
-    upd_client_seen_t *batch = calloc(BATCH, sizeof(*batch));
-    /* 10,000 clients offered 1.2.0, the even ones also 1.3.0; every batch is recorded twice */
-    for (int version = 0; version != 2; ++version) {
-        for (int start = 0; start < N; start += BATCH) {
-            size_t n = 0;
-            for (int i = start; i != start + BATCH; ++i) {
-                if (version == 1 && i % 2 != 0)
-                    continue;
-                upd_client_seen_t *s = &batch[n++];
-                strcpy(s->app, "acme");
-                strcpy(s->channel, "latest");
-                strcpy(s->version, version == 0 ? "1.2.0" : "1.3.0");
-                snprintf(s->client, sizeof(s->client), "2f0e8a4c-%04d-4d7b-9a31-%012d", i % 10000, i);
-                s->at = 1000 + version;
-            }
-            assert_int_equal(upd_store_clients_record(f->store, batch, n), 0);
-            for (size_t k = 0; k != n; ++k)
-                batch[k].at = 9999; /* a later offer must not move the first time */
-            assert_int_equal(upd_store_clients_record(f->store, batch, n), 0);
+    /* 4,000 clients offered 1.2.0 (exact), 40,000 offered 1.3.0 (estimated); each merged in two halves, twice */
+    for (int round = 0; round != 2; ++round) {
+        for (int half = 0; half != 2; ++half) {
+            upd_hll_t a, b;
+            upd_hll_init(&a);
+            upd_hll_init(&b);
+            add_clients(&a, half * 2000, half * 2000 + 2000, 1);
+            add_clients(&b, half * 20000, half * 20000 + 20000, 1);
+            upd_offered_t list[] = {{"acme", "latest", "1.2.0", &a}, {"acme", "latest", "1.3.0", &b}};
+            assert_int_equal(upd_store_offered_merge(f->store, list, 2), 0);
+            upd_hll_dispose(&a);
+            upd_hll_dispose(&b);
         }
     }
-    free(batch);
 
     uint64_t count;
     upd_store_txn_t *txn = read_begin(f->store);
     assert_int_equal(upd_store_clients_count(txn, "acme", "latest", "1.2.0", &count), 0);
-    assert_int_equal(count, N);
+    assert_int_equal(count, 4000);
     assert_int_equal(upd_store_clients_count(txn, "acme", "latest", "1.3.0", &count), 0);
-    assert_int_equal(count, N / 2);
+    assert_true(count >= 39200 && count <= 40800);
     assert_int_equal(upd_store_clients_count(txn, "acme", "beta", "1.2.0", &count), 0);
     assert_int_equal(count, 0);
     assert_int_equal(upd_store_clients_count(txn, "acme", "latest", "1.2", &count), 0);
     assert_int_equal(count, 0);
-    char client[64];
-    snprintf(client, sizeof(client), "2f0e8a4c-%04d-4d7b-9a31-%012d", 4243, 4243);
-    assert_true(upd_store_client_seen_has(txn, "acme", "latest", "1.2.0", client, strlen(client)));
-    assert_false(upd_store_client_seen_has(txn, "acme", "latest", "1.3.0", client, strlen(client)));
-    assert_false(upd_store_client_seen_has(txn, "acme", "latest", "1.2.0", "someone-else", 12));
     upd_store_txn_end(txn);
+}
+
+/* Writes a schema 2 environment as a build of that schema left it: meta/schema 2 and one "clients" record per client
+ * offered a version (APP/CHANNEL/VERSION/CLIENT -> int64 time). */
+static void
+write_schema2_clients(const char *dir, int n)
+{
+    char path[128];
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta, clients;
+    uint8_t le[4] = {2, 0, 0, 0}, at[8] = {1};
+    MDB_val key = {6, "schema"}, val = {4, le};
+    snprintf(path, sizeof(path), "%s/lmdb", dir);
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    assert_int_equal(mdb_put(txn, meta, &key, &val, 0), 0);
+    assert_int_equal(mdb_dbi_open(txn, "clients", MDB_CREATE, &clients), 0);
+    for (int i = 0; i != n; ++i) {
+        char k[128];
+        for (int v = 0; v != 2; ++v) {
+            if (v == 1 && i % 4 != 0)
+                continue;
+            int len = snprintf(k, sizeof(k), "acme/latest/%s/client-%05d", v == 0 ? "1.0.0" : "1.1.0", i);
+            MDB_val kv = {(size_t)len, k}, vv = {8, at};
+            assert_int_equal(mdb_put(txn, clients, &kv, &vv, 0), 0);
+        }
+    }
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+static void
+test_a_schema_2_store_is_migrated_with_its_clients_counted(void **state)
+{
+    struct fixture *f = *state;
+    upd_store_close(f->store);
+    f->store = NULL;
+    write_schema2_clients(f->dir, 3000);
+
+    /* read-only (no writes allowed to migrate) refuses it as before */
+    upd_store_t *store;
+    upd_store_opts_t ro = {.read_only = true};
+    assert_int_equal(upd_store_open(f->dir, &ro, &store), UPD_ESCHEMA);
+    assert_int_equal(upd_store_schema_found(store), 2);
+    upd_store_close(store);
+
+    assert_int_equal(upd_store_open(f->dir, NULL, &f->store), 0);
+    assert_int_equal(upd_store_schema_found(f->store), UPD_STORE_SCHEMA);
+    uint64_t count;
+    upd_store_txn_t *txn = read_begin(f->store);
+    assert_int_equal(upd_store_clients_count(txn, "acme", "latest", "1.0.0", &count), 0);
+    assert_int_equal(count, 3000);
+    assert_int_equal(upd_store_clients_count(txn, "acme", "latest", "1.1.0", &count), 0);
+    assert_int_equal(count, 750);
+    upd_store_txn_end(txn);
+    /* the per-client records are gone, and a later client of the same id is counted once */
+    upd_hll_t again;
+    upd_hll_init(&again);
+    assert_int_equal(upd_hll_add(&again, upd_hll_hash("client-00007", 12)), 0);
+    assert_int_equal(upd_hll_add(&again, upd_hll_hash("client-99999", 12)), 0);
+    upd_offered_t list = {"acme", "latest", "1.0.0", &again};
+    assert_int_equal(upd_store_offered_merge(f->store, &list, 1), 0);
+    upd_hll_dispose(&again);
+    txn = read_begin(f->store);
+    assert_int_equal(upd_store_clients_count(txn, "acme", "latest", "1.0.0", &count), 0);
+    assert_int_equal(count, 3001);
+    upd_store_txn_end(txn);
+    upd_store_close(f->store);
+    f->store = NULL;
+
+    char path[128];
+    MDB_env *env;
+    MDB_txn *raw;
+    MDB_dbi dbi;
+    snprintf(path, sizeof(path), "%s/lmdb", f->dir);
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, path, MDB_RDONLY, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &raw), 0);
+    assert_int_equal(mdb_dbi_open(raw, "clients", 0, &dbi), MDB_NOTFOUND);
+    mdb_txn_abort(raw);
+    mdb_env_close(env);
+    assert_int_equal(upd_store_open(f->dir, NULL, &f->store), 0);
 }
 
 /* ---- limits ---- */
@@ -921,7 +1010,9 @@ test_over_long_or_separator_bearing_keys_are_never_found(void **state)
 
     txn = read_begin(f->store);
     assert_false(upd_store_pin_has(txn, "acme", "beta", long_client, sizeof(long_client)));
-    assert_false(upd_store_client_seen_has(txn, "acme", "latest", "1.0.0", long_client, sizeof(long_client)));
+    uint64_t offered = 1;
+    assert_int_equal(upd_store_clients_count(txn, "acme", "latest/1.0.0", "x", &offered), 0);
+    assert_int_equal(offered, 0);
     assert_int_equal(upd_store_feed_get(txn, "acme", "1.0.0", long_variant, sizeof(long_variant), &body, &len, &etag), UPD_ENOTFOUND);
     assert_int_equal(upd_store_file_get(txn, "acme", "1.0.0", "../x", 4, &rec), UPD_ENOTFOUND);
     assert_int_equal(upd_store_channel_get(txn, long_app, "latest", &ch), UPD_ENOTFOUND);
@@ -993,8 +1084,6 @@ test_read_path_allocates_nothing_after_the_first_use(void **state)
     assert_int_equal(upd_store_commit(txn), 0);
     upd_release_dispose(&rel);
     put_channel(f->store, "acme", "latest", 1, "1.2.0");
-    upd_client_seen_t seen = {.app = "acme", .channel = "latest", .version = "1.2.0", .client = "client-a", .at = 1};
-    assert_int_equal(upd_store_clients_record(f->store, &seen, 1), 0);
 
     /* the first use on this thread may allocate (its reader, LMDB's slot); none after */
     upd_store_txn_end(read_begin(f->store));
@@ -1009,7 +1098,6 @@ test_read_path_allocates_nothing_after_the_first_use(void **state)
         bool ok = upd_store_read_begin(f->store, &r) == 0 && upd_store_channel_get(r, "acme", "latest", &ch) == 0 &&
                   upd_store_pin_has(r, "acme", "latest", "client-a", 8) &&
                   upd_store_feed_get(r, "acme", ch.stable, "electron:windows", 16, &body, &len, &etag) == 0 &&
-                  upd_store_client_seen_has(r, "acme", "latest", ch.stable, "client-a", 8) &&
                   upd_store_file_get(r, "acme", ch.stable, "Acme-Setup-1.2.0.exe", 20, &rec) == 0;
         upd_store_txn_end(r);
         if (!ok) {
@@ -1169,7 +1257,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_file_get_returns_size_kind_and_the_raw_sha512, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_list_walks_one_apps_releases_in_key_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed_put_get_clear_and_the_etag_is_xxh3_of_the_body, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_clients_record_is_idempotent_and_counts_are_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_schema_2_store_is_migrated_with_its_clients_counted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_offered_merges_are_idempotent_exact_while_small_and_within_two_percent_after, setup, teardown),
         cmocka_unit_test_setup_teardown(test_over_long_or_separator_bearing_keys_are_never_found, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_transaction_is_reused_and_sees_commits_made_after_it_ended, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_transaction_keeps_its_snapshot_while_a_write_commits, setup, teardown),
