@@ -7,6 +7,7 @@
  * handler's private code path), so this file streams with its own generator: pread() into one
  * pool buffer, one h2o_send() per proceed callback, so a slow client holds back the reads.
  */
+#include "handlers/artifact.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -16,11 +17,12 @@
 #include <unistd.h>
 #include "base/err.h"
 #include "base/hex.h"
-#include "domain/range.h"
-#include "handlers/origin.h"
-#include "server/http.h"
 #include "base/log.h"
+#include "domain/range.h"
+#include "handlers/respond.h"
+#include "handlers/tags.h"
 #include "loop/cache.h"
+#include "server/http.h"
 #include "storage/localdir.h"
 
 #define CHUNK_SIZE (256 * 1024)
@@ -299,7 +301,7 @@ start(artifact_gen_t *gen)
     /* the bytes behind a URL never change */
     add_immutable(req);
     if (gen->app != NULL)
-        upd_origin_add_tags(req, gen->app, NULL, gen->version);
+        upd_tags_add(req, gen->app, NULL, gen->version);
     req->res.status = gen->status;
     req->res.reason = upd_http_reason(gen->status);
     if (gen->status == 206 && gen->nparts == 1) {
@@ -424,7 +426,7 @@ serve_cached(upd_origin_t *o, h2o_req_t *req, upd_store_txn_t *txn, const char *
     int err = upd_store_blocks_get(txn, app, version, file, strlen(file), &spec.block_size, &spec.blocks, &spec.nblocks);
     if (err != 0 && err != UPD_ENOTFOUND) {
         upd_store_txn_end(txn);
-        upd_origin_store_error(o, req, err);
+        upd_respond_store_error(o, req, err);
         return;
     }
     upd_cache_lookup_t how;
@@ -447,7 +449,7 @@ serve(upd_origin_t *o, h2o_req_t *req, const char *app, const char *version, con
     upd_store_txn_t *txn;
     int err;
     if ((err = upd_store_read_begin(o->store, &txn)) != 0) {
-        upd_origin_store_error(o, req, err);
+        upd_respond_store_error(o, req, err);
         return;
     }
     upd_file_rec_t rec;
@@ -509,7 +511,7 @@ upd_artifact_handle(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r)
     upd_store_txn_t *txn;
     int err;
     if ((err = upd_store_read_begin(o->store, &txn)) != 0) {
-        upd_origin_store_error(o, req, err);
+        upd_respond_store_error(o, req, err);
         return;
     }
     char version[UPD_VERSION_MAX + 1];

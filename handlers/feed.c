@@ -3,6 +3,7 @@
  * feeds"). The hot path: one read transaction, one channel record, at most a pin lookup and a
  * clients-seen lookup, one pre-rendered body copied into the request pool. Nothing is serialised.
  */
+#include "handlers/feed.h"
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -10,9 +11,9 @@
 #include <string.h>
 #include "base/err.h"
 #include "domain/rollout.h"
-#include "handlers/origin.h"
+#include "handlers/respond.h"
+#include "handlers/tags.h"
 #include "server/http.h"
-#include "base/log.h"
 
 static const char *const feed_names[UPD_FEED_COUNT] = {"electron-updater", "Squirrel.Mac", "Squirrel.Windows", "Tauri"};
 
@@ -125,7 +126,7 @@ add_cache_headers(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r, bool pe
     }
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, o->feed_cache_control, o->feed_cache_control_len);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VARY, NULL, H2O_STRLIT("X-Updraft-Client, X-User-Staging-Id"));
-    upd_origin_add_tags(req, r->app, r->channel, version);
+    upd_tags_add(req, r->app, r->channel, version);
 }
 
 void
@@ -142,7 +143,7 @@ upd_feed_handle(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r)
     upd_store_txn_t *txn;
     int err;
     if ((err = upd_store_read_begin(o->store, &txn)) != 0) {
-        upd_origin_store_error(o, req, err);
+        upd_respond_store_error(o, req, err);
         return;
     }
     upd_channel_t ch;
