@@ -23,6 +23,7 @@
 #include "handlers/tags.h"
 #include "loop/cache.h"
 #include "server/http.h"
+#include "server/http_error.h"
 #include "storage/localdir.h"
 
 #define CHUNK_SIZE (256 * 1024)
@@ -345,7 +346,21 @@ start_when_ready(artifact_gen_t *gen)
     int err = upd_cache_obj_result(gen->obj);
     if (err != 0) {
         note_backend(gen);
-        int status = err == UPD_ENOTFOUND ? 404 : err == UPD_EUNAVAILABLE ? 503 : 502;
+        /* the mapping's 404 (no backend has it), 502 (every backend failed, or sent bytes that did not verify) and 503
+         * (every breaker open); a fill that failed on this origin itself (UPD_EIO writing the cache, UPD_ENOMEM) is a
+         * 502 as well, as it always was, rather than the mapping's 503 and 500: the object could not be fetched */
+        int status;
+        switch (err) {
+        case UPD_ENOTFOUND:
+        case UPD_EBACKEND:
+        case UPD_EINTEGRITY:
+        case UPD_EUNAVAILABLE:
+            status = upd_http_error_of(err, NULL).status;
+            break;
+        default:
+            status = 502;
+            break;
+        }
         upd_log_warn("%s: artifact unavailable: %s", upd_http_request_id(req), upd_strerror(err));
         if (status == 503)
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("5"));

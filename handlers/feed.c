@@ -14,6 +14,7 @@
 #include "handlers/respond.h"
 #include "handlers/tags.h"
 #include "server/http.h"
+#include "server/http_error.h"
 
 static const char *const feed_names[UPD_FEED_COUNT] = {"electron-updater", "Squirrel.Mac", "Squirrel.Windows", "Tauri"};
 
@@ -134,14 +135,14 @@ upd_feed_handle(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r)
 {
     const char *client, *which = NULL;
     size_t client_len;
-    if (find_client(req, r, &client, &client_len, &which) != 0) {
-        upd_http_send_text(req, 400, "%s: expected 1-128 bytes of [A-Za-z0-9._:-]", which);
+    int err;
+    if ((err = find_client(req, r, &client, &client_len, &which)) != 0) {
+        upd_http_send_text(req, upd_http_error_of(err, NULL).status, "%s: expected 1-128 bytes of [A-Za-z0-9._:-]", which);
         return;
     }
     bool personal = client != NULL;
 
     upd_store_txn_t *txn;
-    int err;
     if ((err = upd_store_read_begin(o->store, &txn)) != 0) {
         upd_respond_store_error(o, req, err);
         return;

@@ -13,6 +13,7 @@
 #include "handlers/origin_metrics.h"
 #include "handlers/purge.h"
 #include "server/http.h"
+#include "server/http_error.h"
 
 int
 upd_origin_on_req(void *app, h2o_req_t *req)
@@ -33,8 +34,10 @@ upd_origin_on_req(void *app, h2o_req_t *req)
         return 0;
     }
     if (err != 0) {
-        upd_log_info("%s: bad request: %s", upd_http_request_id(req), why);
-        upd_http_send_text(req, 400, "%s", why);
+        /* UPD_EINVAL: 400, logged at info (bad input is expected) */
+        upd_http_error_t e = upd_http_error_of(err, NULL);
+        upd_log(e.level, "%s: bad request: %s", upd_http_request_id(req), why);
+        upd_http_send_text(req, e.status, "%s", why);
         return 0;
     }
     switch (r.kind) {
