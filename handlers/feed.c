@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "base/err.h"
+#include "base/hex.h"
 #include "domain/rollout.h"
 #include "handlers/respond.h"
 #include "handlers/tags.h"
@@ -221,13 +222,15 @@ upd_feed_handle(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r)
         !upd_seen_push(o->seen, r->app, r->channel, version, client, client_len))
         upd_metrics_add(o->metrics, UPD_COUNTER_CLIENTS_DROPPED, 1);
 
-    /* "%016x" in quotes, without printf on the hot path */
-    static const char hex[] = "0123456789abcdef";
+    /* "%016x" in quotes, without printf on the hot path: the 64 bits most significant first, in hex */
+    uint8_t be[8];
+    for (int i = 0; i < 8; ++i)
+        be[i] = (uint8_t)(etag_bits >> (56 - 8 * i));
     const int etag_len = 18;
     char *etag = h2o_mem_alloc_pool(&req->pool, etag_len);
-    etag[0] = etag[17] = '"';
-    for (int i = 0; i < 16; ++i)
-        etag[1 + i] = hex[(etag_bits >> (60 - 4 * i)) & 15];
+    etag[0] = '"';
+    upd_hex_encode(be, sizeof(be), etag + 1); /* its NUL lands on etag[17], the closing quote */
+    etag[17] = '"';
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, etag, etag_len);
     add_cache_headers(o, req, r, personal, version);
     if (upd_http_if_none_match(req, etag, (size_t)etag_len)) {
