@@ -8,7 +8,8 @@ void
 upd_tags_add(h2o_req_t *req, const char *app, const char *channel, const char *version)
 {
     /* Surrogate-Key (Varnish, Fastly: space-separated) and Cache-Tag (Cloudflare: comma-separated), the same tags */
-    char *sk = h2o_mem_alloc_pool(&req->pool, 3 * UPD_ID_MAX + UPD_VERSION_MAX + 32);
+    /* the longest is the feed's: the app three times, the channel (an id as well) and the version, with the NUL */
+    char *sk = h2o_mem_alloc_pool(&req->pool, 4 * UPD_ID_MAX + UPD_VERSION_MAX + sizeof("app: chan:/ rel:/"));
     int n;
     if (channel != NULL && version != NULL && version[0] != '\0')
         n = sprintf(sk, "app:%s chan:%s/%s rel:%s/%s", app, app, channel, app, version);
