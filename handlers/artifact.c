@@ -7,6 +7,7 @@
  * handler's private code path), so this file streams with its own generator: pread() into one
  * pool buffer, one h2o_send() per proceed callback, so a slow client holds back the reads.
  */
+#include "handlers/artifact.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -16,11 +17,13 @@
 #include <unistd.h>
 #include "base/err.h"
 #include "base/hex.h"
-#include "domain/range.h"
-#include "handlers/origin.h"
-#include "server/http.h"
 #include "base/log.h"
+#include "domain/range.h"
+#include "handlers/respond.h"
+#include "handlers/tags.h"
 #include "loop/cache.h"
+#include "server/http.h"
+#include "server/http_error.h"
 #include "storage/localdir.h"
 
 #define CHUNK_SIZE (256 * 1024)
@@ -299,7 +302,7 @@ start(artifact_gen_t *gen)
     /* the bytes behind a URL never change */
     add_immutable(req);
     if (gen->app != NULL)
-        upd_origin_add_tags(req, gen->app, NULL, gen->version);
+        upd_tags_add(req, gen->app, NULL, gen->version);
     req->res.status = gen->status;
     req->res.reason = upd_http_reason(gen->status);
     if (gen->status == 206 && gen->nparts == 1) {
@@ -343,7 +346,21 @@ start_when_ready(artifact_gen_t *gen)
     int err = upd_cache_obj_result(gen->obj);
     if (err != 0) {
         note_backend(gen);
-        int status = err == UPD_ENOTFOUND ? 404 : err == UPD_EUNAVAILABLE ? 503 : 502;
+        /* the mapping's 404 (no backend has it), 502 (every backend failed, or sent bytes that did not verify) and 503
+         * (every breaker open); a fill that failed on this origin itself (UPD_EIO writing the cache, UPD_ENOMEM) is a
+         * 502 as well, as it always was, rather than the mapping's 503 and 500: the object could not be fetched */
+        int status;
+        switch (err) {
+        case UPD_ENOTFOUND:
+        case UPD_EBACKEND:
+        case UPD_EINTEGRITY:
+        case UPD_EUNAVAILABLE:
+            status = upd_http_error_of(err, NULL).status;
+            break;
+        default:
+            status = 502;
+            break;
+        }
         upd_log_warn("%s: artifact unavailable: %s", upd_http_request_id(req), upd_strerror(err));
         if (status == 503)
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("5"));
@@ -424,7 +441,7 @@ serve_cached(upd_origin_t *o, h2o_req_t *req, upd_store_txn_t *txn, const char *
     int err = upd_store_blocks_get(txn, app, version, file, strlen(file), &spec.block_size, &spec.blocks, &spec.nblocks);
     if (err != 0 && err != UPD_ENOTFOUND) {
         upd_store_txn_end(txn);
-        upd_origin_store_error(o, req, err);
+        upd_respond_store_error(o, req, err);
         return;
     }
     upd_cache_lookup_t how;
@@ -447,7 +464,7 @@ serve(upd_origin_t *o, h2o_req_t *req, const char *app, const char *version, con
     upd_store_txn_t *txn;
     int err;
     if ((err = upd_store_read_begin(o->store, &txn)) != 0) {
-        upd_origin_store_error(o, req, err);
+        upd_respond_store_error(o, req, err);
         return;
     }
     upd_file_rec_t rec;
@@ -509,7 +526,7 @@ upd_artifact_handle(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r)
     upd_store_txn_t *txn;
     int err;
     if ((err = upd_store_read_begin(o->store, &txn)) != 0) {
-        upd_origin_store_error(o, req, err);
+        upd_respond_store_error(o, req, err);
         return;
     }
     char version[UPD_VERSION_MAX + 1];

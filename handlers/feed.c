@@ -4,16 +4,19 @@
  * clients-offered push (two hashes and, for a client new to the version, a queue slot), one pre-rendered body copied into
  * the request pool. Nothing is serialised.
  */
+#include "handlers/feed.h"
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include "base/err.h"
+#include "base/hex.h"
 #include "domain/rollout.h"
-#include "handlers/origin.h"
+#include "handlers/respond.h"
+#include "handlers/tags.h"
 #include "server/http.h"
-#include "base/log.h"
+#include "server/http_error.h"
 
 static const char *const feed_names[UPD_FEED_COUNT] = {"electron-updater", "Squirrel.Mac", "Squirrel.Windows", "Tauri"};
 
@@ -126,7 +129,7 @@ add_cache_headers(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r, bool pe
     }
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, o->feed_cache_control, o->feed_cache_control_len);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VARY, NULL, H2O_STRLIT("X-Updraft-Client, X-User-Staging-Id"));
-    upd_origin_add_tags(req, r->app, r->channel, version);
+    upd_tags_add(req, r->app, r->channel, version);
 }
 
 void
@@ -134,16 +137,16 @@ upd_feed_handle(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r)
 {
     const char *client, *which = NULL;
     size_t client_len;
-    if (find_client(req, r, &client, &client_len, &which) != 0) {
-        upd_http_send_text(req, 400, "%s: expected 1-128 bytes of [A-Za-z0-9._:-]", which);
+    int err;
+    if ((err = find_client(req, r, &client, &client_len, &which)) != 0) {
+        upd_http_send_text(req, upd_http_error_of(err, NULL).status, "%s: expected 1-128 bytes of [A-Za-z0-9._:-]", which);
         return;
     }
     bool personal = client != NULL;
 
     upd_store_txn_t *txn;
-    int err;
     if ((err = upd_store_read_begin(o->store, &txn)) != 0) {
-        upd_origin_store_error(o, req, err);
+        upd_respond_store_error(o, req, err);
         return;
     }
     upd_channel_t ch;
@@ -219,13 +222,15 @@ upd_feed_handle(upd_origin_t *o, h2o_req_t *req, const upd_route_t *r)
     if (personal && !upd_seen_push(o->seen, r->app, r->channel, version, client, client_len))
         upd_metrics_add(o->metrics, UPD_COUNTER_CLIENTS_DROPPED, 1);
 
-    /* "%016x" in quotes, without printf on the hot path */
-    static const char hex[] = "0123456789abcdef";
+    /* "%016x" in quotes, without printf on the hot path: the 64 bits most significant first, in hex */
+    uint8_t be[8];
+    for (int i = 0; i < 8; ++i)
+        be[i] = (uint8_t)(etag_bits >> (56 - 8 * i));
     const int etag_len = 18;
     char *etag = h2o_mem_alloc_pool(&req->pool, etag_len);
-    etag[0] = etag[17] = '"';
-    for (int i = 0; i < 16; ++i)
-        etag[1 + i] = hex[(etag_bits >> (60 - 4 * i)) & 15];
+    etag[0] = '"';
+    upd_hex_encode(be, sizeof(be), etag + 1); /* its NUL lands on etag[17], the closing quote */
+    etag[17] = '"';
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, etag, etag_len);
     add_cache_headers(o, req, r, personal, version);
     if (upd_http_if_none_match(req, etag, (size_t)etag_len)) {

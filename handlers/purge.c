@@ -13,6 +13,7 @@
  * Feeds and download links are read from LMDB on every request and artifacts are immutable and
  * content-addressed, so an origin has no other cache to drop: catching up is the purge.
  */
+#include "handlers/purge.h"
 #include <inttypes.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -21,11 +22,11 @@
 #include <time.h>
 #include <xxhash.h>
 #include "base/err.h"
+#include "base/log.h"
 #include "domain/ids.h"
 #include "domain/purge_sig.h"
-#include "handlers/origin.h"
+#include "handlers/respond.h"
 #include "server/http.h"
-#include "base/log.h"
 
 #define MAX_SKEW_S 30
 #define NONCE_SLOTS 16384 /* nonces remembered for 2 * MAX_SKEW_S: far more purges than a control plane sends */
@@ -235,7 +236,7 @@ upd_purge_handle(upd_origin_t *o, h2o_req_t *req)
     int err;
     uint64_t have = generation_of(o, w->app, &err);
     if (err != 0) {
-        upd_origin_store_error(o, req, err);
+        upd_respond_store_error(o, req, err);
         return;
     }
     if (have >= w->want || o->sync == NULL) {

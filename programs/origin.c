@@ -6,7 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 #include "base/err.h"
+#include "domain/route.h"
 #include "handlers/origin.h"
+#include "handlers/origin_metrics.h"
 #include "server/conf_common.h"
 #include "server/http.h"
 #include "base/log.h"
@@ -156,7 +158,7 @@ main(int argc, char **argv)
                                                      "public, max-age=%llu, stale-if-error=86400",
                                                      (unsigned long long)conf.feed_max_age);
     origin.metrics = upd_metrics_create("origin", upd_route_labels, UPD_ROUTE_LABEL_COUNT);
-    upd_metrics_add_renderer(origin.metrics, upd_origin_render_metrics, &origin);
+    upd_metrics_add_renderer(origin.metrics, upd_origin_metrics_render, &origin);
     origin.seen = upd_seen_start(origin.store, conf.clients_queue, (uint32_t)conf.clients_flush_ms, on_seen_commit, origin.metrics);
 
     upd_http_opts_t opts = {

@@ -17,6 +17,7 @@
 #include <h2o/http1.h>
 #include <h2o/http2.h>
 #include "server/framing.h"
+#include "base/hex.h"
 #include "base/log.h"
 
 typedef struct st_listener_t {
@@ -469,14 +470,10 @@ upd_http_run(const upd_http_opts_t *opts)
 
     {
         /* request ids: a random prefix per process, then a counter */
-        static const char hex[] = "0123456789abcdef";
         uint8_t rnd[4];
         if (RAND_bytes(rnd, sizeof(rnd)) != 1)
             memset(rnd, 0, sizeof(rnd));
-        for (size_t i = 0; i < 4; ++i) {
-            request_id_prefix[i * 2] = hex[rnd[i] >> 4];
-            request_id_prefix[i * 2 + 1] = hex[rnd[i] & 15];
-        }
+        upd_hex_encode(rnd, sizeof(rnd), request_id_prefix);
     }
 
     h2o_config_init(&globalconf);
