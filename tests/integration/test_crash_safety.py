@@ -179,12 +179,11 @@ def ask(origin, ids):
     return answers
 
 
-class CrashSafetyTest(unittest.TestCase):
+class CrashSafetyTest(harness.StackTest):
     maxDiff = None
 
     def start(self, name, releases):
-        env = harness.Env(name)
-        self.addCleanup(env.stop_all)
+        env = self.fresh_env(name)
         for name, data in FILES.items():
             env.put_artifact(APP, VERSION_OF[name], name, data)
         origin = env.start_origin()

@@ -343,45 +343,31 @@ class WellBehaved(threading.Thread):
         return self.results
 
 
-class Http2Limits(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.env = env = harness.Env("test_http2_limits")
-        try:
-            conf = os.path.join(env.dir, "origin.yaml")
-            with open(conf, "w") as f:
-                f.write("limits: {http2_max_streams: %d, idle_timeout_ms: %d}\n" % (MAX_STREAMS, IDLE_TIMEOUT_MS))
-            # ASan keeps 256 MB of freed memory in quarantine by default, which alone would fill RSS
-            # after a few thousand requests; a smaller quarantine lets RSS measure the server
-            asan = os.environ.get("ASAN_OPTIONS")
-            os.environ["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "quarantine_size_mb=%d" % ASAN_QUARANTINE_MB
-            try:
-                cls.origin = env.start_origin("--config", conf, "--listen", "127.0.0.1:0")
-            finally:
-                if asan is None:
-                    del os.environ["ASAN_OPTIONS"]
-                else:
-                    os.environ["ASAN_OPTIONS"] = asan
-            env.start_control(public_url=cls.origin.url)
-            key = env.create_key()
-            status, body = env.api("POST", "/v1/apps", {"id": APP, "name": "Acme"}, key=key)
-            assert status == 201, (status, body)
-            cls.artifact = os.urandom(ARTIFACT_SIZE)
-            f = env.put_artifact(APP, V, FILE, cls.artifact)
-            status, body = env.register_release(key, APP, V, [dict(f, platform="windows", arch="x64")])
-            assert status == 201, (status, body)
-            cls.pid = cls.origin.popen.pid
-        except BaseException:
-            env.stop_all()
-            raise
+class Http2Limits(harness.StackTest):
+    env_name = "test_http2_limits"
+    survives = True
 
     @classmethod
-    def tearDownClass(cls):
+    def set_up_stack(cls):
         env = cls.env
+        conf = env.write("origin.yaml", "limits: {http2_max_streams: %d, idle_timeout_ms: %d}\n" % (MAX_STREAMS, IDLE_TIMEOUT_MS))
+        # ASan keeps 256 MB of freed memory in quarantine by default, which alone would fill RSS
+        # after a few thousand requests; a smaller quarantine lets RSS measure the server
+        asan = os.environ.get("ASAN_OPTIONS")
+        os.environ["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "quarantine_size_mb=%d" % ASAN_QUARANTINE_MB
         try:
-            harness.assert_survived(env, cls.origin)
+            cls.origin = env.start_origin("--config", conf, "--listen", "127.0.0.1:0")
         finally:
-            env.stop_all()
+            if asan is None:
+                del os.environ["ASAN_OPTIONS"]
+            else:
+                os.environ["ASAN_OPTIONS"] = asan
+        env.start_control(public_url=cls.origin.url)
+        key = env.create_key()
+        cls.create_app(APP, "Acme", key=key)
+        cls.artifact = os.urandom(ARTIFACT_SIZE)
+        cls.release_artifacts(APP, V, [(FILE, cls.artifact, "windows", "x64")], key=key)
+        cls.pid = cls.origin.popen.pid
 
     # --- helpers ---------------------------------------------------------------------------------
 

@@ -45,32 +45,22 @@ def metric(text, name, **labels):
     return 0
 
 
-class ObjectStorage(unittest.TestCase):
+class ObjectStorage(harness.StackTest):
     version = 0
+    env_name = "object_storage"
+    s3rvers = ("r2", "s3")
+    programs = ("control",)
+    control_public_url = "http://cdn.example"
+    keys = (("key", "admin", "test"),)
+    apps = ((APP, "Acme"),)
 
     @classmethod
-    def setUpClass(cls):
-        cls.env = harness.Env("object_storage")
-        try:
-            cls.r2 = cls.env.start_s3rver("r2")
-            cls.s3 = cls.env.start_s3rver("s3")
-            ctl_conf = os.path.join(cls.env.dir, "control.yaml")
-            with open(ctl_conf, "w") as f:
-                f.write('listen: ["127.0.0.1:0"]\nintegrity:\n  block_size: %d\n' % BLOCK)
-            cls.control = cls.env.start_control("--config", ctl_conf, public_url="http://cdn.example")
-            cls.key = cls.env.create_key()
-            st, body = cls.env.api("POST", "/v1/apps", {"id": APP, "name": "Acme"}, key=cls.key)
-            if st != 201:
-                raise AssertionError("create app: %d %r" % (st, body))
-            cls.origin = cls.start_origin_with()
-        except BaseException:
-            cls.env.failed = True
-            cls.env.stop_all()
-            raise
+    def control_args(cls):
+        return ("--config", cls.env.write("control.yaml", 'listen: ["127.0.0.1:0"]\nintegrity:\n  block_size: %d\n' % BLOCK))
 
     @classmethod
-    def tearDownClass(cls):
-        cls.env.stop_all()
+    def set_up_stack(cls):
+        cls.origin = cls.start_origin_with()
 
     # --- helpers ------------------------------------------------------------------------------
 

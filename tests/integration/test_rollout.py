@@ -79,11 +79,12 @@ def with_version(decisions, version):
     return {cid for cid, v in decisions.items() if v == version}
 
 
-class RolloutTest(unittest.TestCase):
+class RolloutTest(harness.StackTest):
+    env_name = "test_rollout"
+
     @classmethod
-    def setUpClass(cls):
-        cls.env = env = harness.Env("test_rollout")
-        cls.addClassCleanup(env.stop_all)
+    def set_up_stack(cls):
+        env = cls.env
         cls.mmdb = harness.make_mmdb(os.path.join(env.dir, "geo.mmdb"))
         cls.origin = env.start_origin()
         cls.origin2 = env.start_origin()
