@@ -450,6 +450,14 @@ class Env:
         """Where s3rver keeps an object's bytes (flip one to corrupt its copy)."""
         return os.path.join(s3.s3dir, bucket, *key.split("/")) + "._S3rver_object"
 
+    def s3_flip_byte(self, s3, key, offset, mask=0xFF, bucket=S3_BUCKET):
+        """Corrupts an s3rver's copy of an object in place: the byte at `offset` XOR `mask`."""
+        with open(self.s3_object_path(s3, key, bucket), "r+b") as f:
+            f.seek(offset)
+            b = f.read(1)
+            f.seek(offset)
+            f.write(bytes([b[0] ^ mask]))
+
     def s3_put(self, s3, key, data, bucket=S3_BUCKET, access_key=S3_ACCESS_KEY, secret_key=S3_SECRET_KEY):
         """PUTs an object, signed by curl's own SigV4 (independent of Updraft's signer)."""
         r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT", "--data-binary", "@-",

@@ -377,6 +377,18 @@ class Http2Limits(harness.StackTest):
         conn.handshake()
         return conn
 
+    def stalled_requests(self, n, ping):
+        """n GETs of the artifact on one connection whose stream windows are 0: a response's HEADERS
+        go out, its DATA cannot, so it stays in progress. Returns (conn, stream ids) once a PING
+        (payload `ping`) came back and the connection went quiet."""
+        conn = self.connect({SETTINGS_INITIAL_WINDOW_SIZE: 0})
+        conn.send(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 1 << 30)))
+        ids = list(range(1, 2 * n, 2))
+        conn.send(b"".join(frame(HEADERS, END_STREAM | END_HEADERS, s, request_block(ARTIFACT)) for s in ids))
+        self.assertTrue(conn.ping(ping, 10))
+        conn.quiet(0.5)
+        return conn, ids
+
     def requests_total(self, route):
         _, _, body = self.env.http("GET", "/metrics")
         return harness.metric_sum("\n".join(l for l in body.decode().splitlines() if 'route="%s"' % route in l),
@@ -421,13 +433,7 @@ class Http2Limits(harness.StackTest):
         self.assertEqual(settings.get(SETTINGS_MAX_CONCURRENT_STREAMS), 100, settings)
 
     def test_no_more_than_the_configured_streams_are_processed_at_once_and_the_rest_wait_in_order(self):
-        # stream windows of 0: a response's HEADERS go out, its DATA cannot, so it stays in progress
-        conn = self.connect({SETTINGS_INITIAL_WINDOW_SIZE: 0})
-        conn.send(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 1 << 30)))
-        ids = list(range(1, 2 * 20, 2))
-        conn.send(b"".join(frame(HEADERS, END_STREAM | END_HEADERS, s, request_block(ARTIFACT)) for s in ids))
-        self.assertTrue(conn.ping(b"20-opens", 10))
-        conn.quiet(0.5)
+        conn, ids = self.stalled_requests(20, b"20-opens")
         self.assertEqual(conn.headers_order, ids[:MAX_STREAMS], "only the first %d requests are answered" % MAX_STREAMS)
         self.assertEqual(conn.resets, {}, "the other 12 are queued, not refused")
         self.assertEqual(conn.body, {}, "no DATA while the windows are 0")
@@ -450,12 +456,7 @@ class Http2Limits(harness.StackTest):
         self.assertFalse(conn.closed)
 
     def test_streams_beyond_100_open_are_refused_and_the_queue_is_bounded(self):
-        conn = self.connect({SETTINGS_INITIAL_WINDOW_SIZE: 0})
-        conn.send(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 1 << 30)))
-        ids = list(range(1, 2 * 110, 2))
-        conn.send(b"".join(frame(HEADERS, END_STREAM | END_HEADERS, s, request_block(ARTIFACT)) for s in ids))
-        self.assertTrue(conn.ping(b"110-open", 10))
-        conn.quiet(0.5)
+        conn, ids = self.stalled_requests(110, b"110-open")
         self.assertEqual(conn.headers_order, ids[:MAX_STREAMS], "%d in progress" % MAX_STREAMS)
         self.assertEqual(conn.resets, {s: REFUSED_STREAM for s in ids[100:]},
                          "the 101st to 110th are refused (REFUSED_STREAM): 8 in progress + 92 queued = 100 open")
