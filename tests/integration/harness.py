@@ -105,6 +105,17 @@ def binary(name):
     return path
 
 
+def poll(get, ok, timeout, interval=0.1):
+    """Calls get() every `interval` s until ok(value) holds or `timeout` s have passed; returns the
+    last value (the caller asserts on it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = get()
+        if ok(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
 def sha512_b64(data):
     return base64.b64encode(hashlib.sha512(data).digest()).decode()
 

@@ -317,12 +317,8 @@ class CrashSafetyTest(harness.StackTest):
         want = {v: list(offered.values()).count(v) for v in ("1.0.0", "1.0.1")}
         want["1.0.1"] += testers
         self.assertGreater(min(want.values()), 0)
-        deadline = time.monotonic() + 10
-        while True:
-            got = {r["version"]: r["clients_offered"] for r in self.channel(env)["releases"]}
-            if got == want or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        got = harness.poll(lambda: {r["version"]: r["clients_offered"] for r in self.channel(env)["releases"]},
+                           lambda got: got == want, 10)
         self.assertEqual(got, want, "every client offered a version is counted once, across the kills")
 
 

@@ -268,12 +268,7 @@ class PropagationTest(harness.StackTest):
         return body.decode()
 
     def wait_metric(self, control, name, at_least, **labels):
-        deadline = time.monotonic() + WAIT
-        while True:
-            value = metric(self.metrics(control), name, **labels)
-            if value >= at_least or time.monotonic() > deadline:
-                return value
-            time.sleep(0.05)
+        return harness.poll(lambda: metric(self.metrics(control), name, **labels), lambda value: value >= at_least, WAIT, 0.05)
 
     def log(self, control):
         with open(control.log, errors="replace") as f:
