@@ -1,5 +1,5 @@
 -- wrk script for the "artifact hit" and "ranges" scenarios of bench/run, with the same JSON summary
--- line at the end as update-check.lua.
+-- line at the end as update-check.lua (bench/common.lua writes it for both).
 --
 --   wrk -t1 -c4  -d10s --latency -s bench/artifact.lua URL                               whole file
 --   wrk -t1 -c16 -d10s --latency -s bench/artifact.lua URL -- ranges SIZE PART_LEN SEED
@@ -10,12 +10,15 @@
 -- callback: defining one would make wrk hand every body to Lua (bench/run checks the answers
 -- itself before measuring, and the bytes per request show 206 vs 200).
 
+-- common.lua sits beside this script; wrk names the script as given to -s (bench/run: an absolute path)
+local common = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "common.lua")
+
 local reqs = {}
-local count, next_i = 0, 0
 
 function init(args)
    local mode = args[1]
    if mode == nil then
+      reqs[1] = wrk.format("GET", wrk.path)
       return
    end
    if mode ~= "ranges" then
@@ -31,28 +34,7 @@ function init(args)
       local a = math.floor(math.random() * (size - part + 1))
       reqs[i] = wrk.format("GET", wrk.path, { ["Host"] = host, ["Range"] = string.format("bytes=%d-%d", a, a + part - 1) })
    end
-   count = 10000
 end
 
-function request()
-   if count == 0 then
-      return wrk.format("GET", wrk.path)
-   end
-   next_i = next_i + 1
-   if next_i > count then
-      next_i = 1
-   end
-   return reqs[next_i]
-end
-
-function done(summary, latency, requests)
-   local e = summary.errors
-   io.write(string.format(
-      'WRK_JSON {"requests":%d,"duration_us":%d,"bytes":%d,' ..
-      '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
-      '"latency_us":{"min":%d,"mean":%.1f,"stdev":%.1f,"max":%d,"p50":%d,"p90":%d,"p99":%d,"p99_9":%d}}\n',
-      summary.requests, summary.duration, summary.bytes,
-      e.connect, e.read, e.write, e.status, e.timeout,
-      latency.min, latency.mean, latency.stdev, latency.max,
-      latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9)))
-end
+request = common.cycle(reqs)
+done = common.done

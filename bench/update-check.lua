@@ -8,8 +8,11 @@
 -- generator spends its time on the wire and not in Lua. nginx ignores the header; the request
 -- bytes are the same for both targets.
 
+-- common.lua sits beside this script; wrk names the script as given to -s (bench/run: an absolute path)
+local common = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "common.lua")
+
 local reqs = {}
-local count, next_i = 0, 0
+local count = 0
 
 function init(args)
    local file = args[1]
@@ -26,22 +29,5 @@ function init(args)
    end
 end
 
-function request()
-   next_i = next_i + 1
-   if next_i > count then
-      next_i = 1
-   end
-   return reqs[next_i]
-end
-
-function done(summary, latency, requests)
-   local e = summary.errors
-   io.write(string.format(
-      'WRK_JSON {"requests":%d,"duration_us":%d,"bytes":%d,' ..
-      '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
-      '"latency_us":{"min":%d,"mean":%.1f,"stdev":%.1f,"max":%d,"p50":%d,"p90":%d,"p99":%d,"p99_9":%d}}\n',
-      summary.requests, summary.duration, summary.bytes,
-      e.connect, e.read, e.write, e.status, e.timeout,
-      latency.min, latency.mean, latency.stdev, latency.max,
-      latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9)))
-end
+request = common.cycle(reqs)
+done = common.done

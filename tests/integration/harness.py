@@ -105,6 +105,17 @@ def binary(name):
     return path
 
 
+def poll(get, ok, timeout, interval=0.1):
+    """Calls get() every `interval` s until ok(value) holds or `timeout` s have passed; returns the
+    last value (the caller asserts on it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = get()
+        if ok(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
 def sha512_b64(data):
     return base64.b64encode(hashlib.sha512(data).digest()).decode()
 
@@ -386,6 +397,23 @@ class Env:
                                  % (r.returncode, r.stdout, r.stderr))
         return lines[0].strip()
 
+    def write(self, name, text):
+        """Writes DIR/NAME (a config file, say); returns its path."""
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def make_cert(self, *newkey):
+        """A self-signed certificate for localhost and 127.0.0.1 in DIR/cert.pem, its key in
+        DIR/key.pem; `newkey`: openssl req's key options (default EC P-256). Returns (cert, key)."""
+        cert, key = os.path.join(self.dir, "cert.pem"), os.path.join(self.dir, "key.pem")
+        newkey = list(newkey) or ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
+        subprocess.run(["openssl", "req", "-x509"] + newkey + [
+            "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
+            "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"], check=True, capture_output=True)
+        return cert, key
+
     def put_artifact(self, app, version, name, data):
         """Writes STORAGE/APP/VERSION/NAME; returns dict(name, size, sha512 base64)."""
         d = os.path.join(self.storage, app, version)
@@ -398,15 +426,16 @@ class Env:
 
     def start_s3rver(self, name, access_key=S3_ACCESS_KEY, secret_key=S3_SECRET_KEY, bucket=S3_BUCKET, port=0, data_dir=None):
         """Starts tests/support/s3rver.js (@20minutes/s3rver 5, which verifies SigV4) with one key
-        pair and one bucket; its objects live in data_dir (default DIR/NAME). Returns the Proc, with
-        .s3dir set. Restarting on the same port and dir brings the same objects back."""
+        pair and one bucket (none when bucket is None); its objects live in data_dir (default
+        DIR/NAME). Returns the Proc, with .s3dir set. Restarting on the same port and dir brings the
+        same objects back."""
         if not os.path.exists(S3RVER_PKG):
             raise AssertionError("tests/node_modules has no @20minutes/s3rver: run `cd tests && npm ci`")
         data_dir = data_dir or os.path.join(self.dir, name)
         try:
             proc = Proc(self, self._name(name), [
                 "node", S3RVER_JS, "--port", str(port), "--dir", data_dir, "--access-key", access_key,
-                "--secret-key", secret_key, "--bucket", bucket], 1)
+                "--secret-key", secret_key] + (["--bucket", bucket] if bucket is not None else []), 1)
         except AssertionError:
             self.failed = True
             raise
@@ -431,6 +460,14 @@ class Env:
     def s3_object_path(self, s3, key, bucket=S3_BUCKET):
         """Where s3rver keeps an object's bytes (flip one to corrupt its copy)."""
         return os.path.join(s3.s3dir, bucket, *key.split("/")) + "._S3rver_object"
+
+    def s3_flip_byte(self, s3, key, offset, mask=0xFF, bucket=S3_BUCKET):
+        """Corrupts an s3rver's copy of an object in place: the byte at `offset` XOR `mask`."""
+        with open(self.s3_object_path(s3, key, bucket), "r+b") as f:
+            f.seek(offset)
+            b = f.read(1)
+            f.seek(offset)
+            f.write(bytes([b[0] ^ mask]))
 
     def s3_put(self, s3, key, data, bucket=S3_BUCKET, access_key=S3_ACCESS_KEY, secret_key=S3_SECRET_KEY):
         """PUTs an object, signed by curl's own SigV4 (independent of Updraft's signer)."""
@@ -621,6 +658,130 @@ class Env:
         for proc in self.procs:
             out.append(proc.describe())
         sys.stderr.write("\n".join(out) + "\n")
+
+
+# --- the fixture base: one stack of programs per test class ---------------------------------------
+
+
+class StackTest(unittest.TestCase):
+    """Base of the integration test classes: one Env and the programs in it, started once in
+    setUpClass and stopped by a class cleanup, which also runs when setUpClass fails.
+
+        class FeedsTest(harness.StackTest):
+            env_name = "test_feeds"               # temp dir updraft-test_feeds-XXXXXX
+            programs = ("origin", "control")      # cls.origin, cls.control
+            keys = (("key", "admin", "test"),)    # cls.key = env.create_key("admin", "test")
+            apps = (("acme", "Acme"),)            # created with the first key, 201 asserted
+
+            @classmethod
+            def set_up_stack(cls):                # the rest: releases, more programs, ...
+                cls.release_artifacts("acme", "1.0.0", [("Acme-Setup-1.0.0.exe", data, "windows", "x64")])
+
+    setUpClass, in this order: cls.env = Env(env_name); prepare_stack() (files the programs
+    read: configs, certificates); each s3rver named in `s3rvers` (cls.NAME); each of `programs`
+    ("origin": env.start_origin(*origin_args()); "control": env.start_control(*control_args(),
+    public_url=control_public_url), which defaults to the first origin's URL); the `keys`; the
+    `apps`; set_up_stack(). When any of it raises, the env is marked failed, so that its temp dir
+    is kept and the programs' logs are printed at exit, and every program started is stopped.
+    A stand-in started in a hook is stopped before the programs when its stop is registered
+    with cls.addClassCleanup.
+
+    survives = True: tearDownClass asserts the first origin survived the tests (assert_survived:
+    it answers /healthz, exits 0 on SIGTERM, logged no sanitizer report).
+
+    env_name = None: no shared env; tests take their own with self.fresh_env(name).
+    """
+
+    env_name = None
+    s3rvers = ()
+    programs = ()
+    control_public_url = None
+    keys = ()
+    apps = ()
+    survives = False
+
+    @classmethod
+    def origin_args(cls):
+        """Arguments of the origin that `programs` starts (called after prepare_stack)."""
+        return ()
+
+    @classmethod
+    def control_args(cls):
+        """Arguments of the control plane that `programs` starts."""
+        return ()
+
+    @classmethod
+    def prepare_stack(cls):
+        """Before any program starts."""
+
+    @classmethod
+    def set_up_stack(cls):
+        """After the declared programs, keys and apps."""
+
+    @classmethod
+    def setUpClass(cls):
+        if cls.env_name is None:
+            return
+        cls.env = env = Env(cls.env_name)
+        cls.addClassCleanup(env.stop_all)
+        try:
+            cls.prepare_stack()
+            for name in cls.s3rvers:
+                setattr(cls, name, env.start_s3rver(name))
+            for prog in cls.programs:
+                if prog == "origin":
+                    cls.origin = env.start_origin(*cls.origin_args())
+                elif prog == "control":
+                    cls.control = env.start_control(*cls.control_args(), public_url=cls.control_public_url)
+                else:
+                    raise AssertionError("StackTest.programs: unknown program %r" % prog)
+            for attr, role, name in cls.keys:
+                setattr(cls, attr, env.create_key(role, name))
+            for app, name in cls.apps:
+                cls.create_app(app, name)
+            cls.set_up_stack()
+        except BaseException:
+            env.failed = True
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.survives:
+            assert_survived(cls.env, cls.origin)
+
+    # --- helpers for the hooks ----------------------------------------------------------------
+
+    @classmethod
+    def first_key(cls):
+        if not cls.keys:
+            raise AssertionError("%s declares no keys" % cls.__name__)
+        return getattr(cls, cls.keys[0][0])
+
+    @classmethod
+    def create_app(cls, app, name, key=None):
+        """POST /v1/apps; asserts 201. key defaults to the first of `keys`."""
+        status, body = cls.env.api("POST", "/v1/apps", {"id": app, "name": name}, key=key or cls.first_key())
+        if status != 201:
+            raise AssertionError("create app %s: %d %r" % (app, status, body))
+        return body
+
+    @classmethod
+    def release_artifacts(cls, app, version, artifacts, key=None, **release):
+        """Stages each (name, data, platform, arch) under storage and registers them as one
+        release (register_release's channel/rollout/notes in `release`); asserts 201 and returns
+        the answer."""
+        files = [dict(cls.env.put_artifact(app, version, name, data), platform=platform, arch=arch)
+                 for name, data, platform, arch in artifacts]
+        status, body = cls.env.register_release(key or cls.first_key(), app, version, files, **release)
+        if status != 201:
+            raise AssertionError("register %s %s: %d %r" % (app, version, status, body))
+        return body
+
+    def fresh_env(self, name):
+        """An Env of this test's own, stopped when the test ends (exit status 0 asserted)."""
+        env = Env(name)
+        self.addCleanup(env.stop_all)
+        return env
 
 
 # --- small parsers shared by the feed tests ------------------------------------------------------

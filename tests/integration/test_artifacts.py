@@ -116,43 +116,30 @@ def curl_fetch(url, *args):
     return proc.stdout.decode(), status, headers, data
 
 
-class Artifacts(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.env = env = harness.Env("test_artifacts")
-        try:
-            cls._setup(env)
-        except BaseException:
-            env.stop_all()
-            raise
+class Artifacts(harness.StackTest):
+    env_name = "test_artifacts"
+    programs = ("origin", "control")
+    keys = (("key_admin", "admin", "test"),)
+    apps = ((APP, "Acme"),)
 
     @classmethod
-    def _setup(cls, env):
-        tmp = env.dir
-        cls.cert, cls.key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                        "-nodes", "-keyout", cls.key, "-out", cls.cert, "-days", "2", "-subj", "/CN=localhost",
-                        "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                       check=True, capture_output=True)
-        cls.origin = env.start_origin("--listen", "127.0.0.1:0", "--listen", "https://127.0.0.1:0",
-                                      "--tls-cert", cls.cert, "--tls-key", cls.key)
-        env.start_control(public_url=cls.origin.url)
-        cls.key_admin = env.create_key()
-        status, body = env.api("POST", "/v1/apps", {"id": APP, "name": "Acme"}, key=cls.key_admin)
-        assert status == 201, (status, body)
+    def prepare_stack(cls):
+        cls.cert, cls.key = cls.env.make_cert()
 
+    @classmethod
+    def origin_args(cls):
+        return ("--listen", "127.0.0.1:0", "--listen", "https://127.0.0.1:0", "--tls-cert", cls.cert, "--tls-key", cls.key)
+
+    @classmethod
+    def set_up_stack(cls):
+        env, tmp = cls.env, cls.env.dir
         cls.big = os.urandom(BIG_SIZE)
         cls.nupkg = os.urandom(70000)
         cls.blockmap = gzip.compress(b'{"version":"2","files":[]}' * 50)
-        files = [
-            dict(env.put_artifact(APP, V, BIG, cls.big), platform="windows", arch="x64"),
-            dict(env.put_artifact(APP, V, EMPTY, b""), platform="windows", arch="x64"),
-            dict(env.put_artifact(APP, V, NUPKG, cls.nupkg), platform="windows", arch="x64"),
-        ]
         env.put_artifact(APP, V, BIG + ".blockmap", cls.blockmap)
         env.put_artifact(APP, V, "stray-unregistered.exe", b"MZ not part of any release")
-        status, body = env.register_release(cls.key_admin, APP, V, files)
-        assert status == 201, (status, body)
+        cls.release_artifacts(APP, V, [(BIG, cls.big, "windows", "x64"), (EMPTY, b"", "windows", "x64"),
+                                       (NUPKG, cls.nupkg, "windows", "x64")])
 
         # Releases whose files are replaced by symlinks after registration (the control plane checks
         # size and sha512 at registration only; the origin must still refuse to follow them).
@@ -161,9 +148,7 @@ class Artifacts(unittest.TestCase):
         secret = (SECRET_MARKER * 200)[:4096]
         for version in ("1.1.0", "1.2.0"):
             name = "Acme-Setup-%s.exe" % version
-            f = env.put_artifact(APP, version, name, os.urandom(4096))
-            status, body = env.register_release(cls.key_admin, APP, version, [dict(f, platform="windows", arch="x64")])
-            assert status == 201, (status, body)
+            cls.release_artifacts(APP, version, [(name, os.urandom(4096), "windows", "x64")])
             with open(os.path.join(cls.secret_dir, name), "wb") as out:
                 out.write(secret)
         storage = env.storage
@@ -181,10 +166,6 @@ class Artifacts(unittest.TestCase):
             out.write(SECRET_MARKER)
         with open(os.path.join(tmp, "secret.txt"), "wb") as out:
             out.write(SECRET_MARKER)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.env.stop_all()
 
     # --- helpers ---------------------------------------------------------------------------------
 

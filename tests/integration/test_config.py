@@ -17,10 +17,9 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
-SOURCE = os.environ.get("UPDRAFT_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
-BUILD = os.environ.get("UPDRAFT_BUILD_DIR", os.path.join(SOURCE, "build"))
-ORIGIN = os.path.join(BUILD, "updraft-origin")
-CONTROL = os.path.join(BUILD, "updraft-control")
+SOURCE = harness.SOURCE_DIR
+ORIGIN = os.path.join(harness.BUILD_DIR, "updraft-origin")
+CONTROL = os.path.join(harness.BUILD_DIR, "updraft-control")
 
 
 class Config(unittest.TestCase):
@@ -152,8 +151,7 @@ class Config(unittest.TestCase):
         port = busy.getsockname()[1]
         try:
             path = self.write("listen.yaml", "listen:\n  - 127.0.0.1:%d\nlog:\n  access: \"\"\n" % port)
-            env = harness.Env("test_config_listen")
-            try:
+            with harness.Env("test_config_listen") as env:
                 origin = env.start_origin("--config", path, "--listen", "127.0.0.1:0")
                 self.assertNotEqual(origin.port, port)
                 status, _, _ = env.http("GET", "/healthz")
@@ -161,8 +159,6 @@ class Config(unittest.TestCase):
                 listening = re.findall(r"listening on (\S+)", "\n".join(origin.stdout))
                 self.assertEqual(listening, [origin.url], "only the flag's listener, none from the file")
                 origin.stop()
-            finally:
-                env.stop_all()
             # and without the flag the file's (busy) port is what it tries
             r = self.run_prog(ORIGIN, "--config", path, "--data", os.path.join(self.tmp, "d"), timeout=30)
             self.assertEqual(r.returncode, 1)

@@ -16,16 +16,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 
-class ControlApiTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.env = env = harness.Env("test_control")
-        cls.addClassCleanup(env.stop_all)
-        cls.origin = env.start_origin()
-        cls.control = env.start_control(public_url=cls.origin.url)
-        cls.admin = env.create_key("admin", "ops")
-        cls.release_key = env.create_key("release", "ci-release")
-        cls.build_key = env.create_key("build", "ci-build")
+class ControlApiTest(harness.StackTest):
+    env_name = "test_control"
+    programs = ("origin", "control")
+    keys = (("admin", "admin", "ops"), ("release_key", "release", "ci-release"), ("build_key", "build", "ci-build"))
 
     def api(self, method, path, body=None, key=None, expect=None):
         status, doc = self.env.api(method, path, body, key=self.admin if key is None else key)
@@ -264,17 +258,12 @@ class ControlApiTest(unittest.TestCase):
             self.assertIsNone(x["notes"])
 
 
-class CliTest(unittest.TestCase):
+class CliTest(harness.StackTest):
     """The `updraft` CLI against a real control plane."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.env = env = harness.Env("test_control_cli")
-        cls.addClassCleanup(env.stop_all)
-        cls.origin = env.start_origin()
-        cls.control = env.start_control(public_url=cls.origin.url)
-        cls.admin = env.create_key("admin", "cli")
-        cls.build_key = env.create_key("build", "cli-build")
+    env_name = "test_control_cli"
+    programs = ("origin", "control")
+    keys = (("admin", "admin", "cli"), ("build_key", "build", "cli-build"))
 
     def cli(self, *args, expect=0, key=None, server=None, env=None):
         argv = ["--server", server or self.control.url, "--api-key", key or self.admin] if env is None else []

@@ -179,12 +179,11 @@ def ask(origin, ids):
     return answers
 
 
-class CrashSafetyTest(unittest.TestCase):
+class CrashSafetyTest(harness.StackTest):
     maxDiff = None
 
     def start(self, name, releases):
-        env = harness.Env(name)
-        self.addCleanup(env.stop_all)
+        env = self.fresh_env(name)
         for name, data in FILES.items():
             env.put_artifact(APP, VERSION_OF[name], name, data)
         origin = env.start_origin()
@@ -318,12 +317,8 @@ class CrashSafetyTest(unittest.TestCase):
         want = {v: list(offered.values()).count(v) for v in ("1.0.0", "1.0.1")}
         want["1.0.1"] += testers
         self.assertGreater(min(want.values()), 0)
-        deadline = time.monotonic() + 10
-        while True:
-            got = {r["version"]: r["clients_offered"] for r in self.channel(env)["releases"]}
-            if got == want or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        got = harness.poll(lambda: {r["version"]: r["clients_offered"] for r in self.channel(env)["releases"]},
+                           lambda got: got == want, 10)
         self.assertEqual(got, want, "every client offered a version is counted once, across the kills")
 
 

@@ -47,17 +47,19 @@ def release_files(v):
             ("Acme-%s-arm64.AppImage" % v, "linux", "arm64")]
 
 
-class ElectronInteropTest(unittest.TestCase):
+class ElectronInteropTest(harness.StackTest):
+    env_name = "test_electron_interop"
+    programs = ("origin", "control")
+    keys = (("key", "admin", "test"),)
+
     @classmethod
-    def setUpClass(cls):
+    def prepare_stack(cls):
         cls.node = ensure_node_modules()
-        cls.env = env = harness.Env("test_electron_interop")
-        cls.addClassCleanup(env.stop_all)
-        cls.origin = env.start_origin()
-        env.start_control(public_url=cls.origin.url)
-        cls.key = env.create_key()
+
+    @classmethod
+    def set_up_stack(cls):
         cls.register("interop", [("1.0.0", None), ("1.1.0", 30)])
-        status, body = env.api("PUT", "/v1/apps/interop/channels/latest/rollout", {"pinned": [PINNED]}, key=cls.key)
+        status, body = cls.env.api("PUT", "/v1/apps/interop/channels/latest/rollout", {"pinned": [PINNED]}, key=cls.key)
         assert status == 200, body
         cls.register("stable", [("2.0.0", None), ("2.1.0-beta.1", None)])
 

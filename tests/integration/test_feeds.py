@@ -45,19 +45,17 @@ def release_files(v, delta=True):
     return files
 
 
-class FeedsTest(unittest.TestCase):
+class FeedsTest(harness.StackTest):
+    env_name = "test_feeds"
+    programs = ("origin", "control")
+    keys = (("key", "admin", "test"),)
+    apps = tuple((app, app.title()) for app in ("acme", "stage", "floor", "etag", "bare", "first"))
+
     @classmethod
-    def setUpClass(cls):
-        cls.env = env = harness.Env("test_feeds")
-        cls.addClassCleanup(env.stop_all)
-        cls.origin = env.start_origin()
-        cls.control = env.start_control(public_url=cls.origin.url)
-        cls.key = env.create_key()
+    def set_up_stack(cls):
+        env = cls.env
         cls.bytes = {}    # (app, version, name) -> bytes
         cls.released = {}  # (app, version) -> release JSON as registered
-        for app in ("acme", "stage", "floor", "etag", "bare", "first"):
-            status, body = env.api("POST", "/v1/apps", {"id": app, "name": app.title()}, key=cls.key)
-            assert status == 201, (status, body)
         # acme: two fully released versions; the exe and the mac zip of 1.1.0 have blockmaps
         cls.register("acme", "1.0.0", release_files("1.0.0", delta=False))
         cls.blockmaps = {}

@@ -56,30 +56,16 @@ def parse_responses(data):
     return out, data
 
 
-class Hostile(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.env = env = harness.Env("test_hostile_http")
-        try:
-            cls.origin = env.start_origin()
-            env.start_control(public_url=cls.origin.url)
-            key = env.create_key()
-            status, body = env.api("POST", "/v1/apps", {"id": APP, "name": "Acme"}, key=key)
-            assert status == 201, (status, body)
-            f = env.put_artifact(APP, V, FILE, os.urandom(10000))
-            status, body = env.register_release(key, APP, V, [dict(f, platform="windows", arch="x64")])
-            assert status == 201, (status, body)
-        except BaseException:
-            env.stop_all()
-            raise
+class Hostile(harness.StackTest):
+    env_name = "test_hostile_http"
+    programs = ("origin", "control")
+    keys = (("key", "admin", "test"),)
+    apps = ((APP, "Acme"),)
+    survives = True
 
     @classmethod
-    def tearDownClass(cls):
-        env = cls.env
-        try:
-            harness.assert_survived(env, cls.origin)
-        finally:
-            env.stop_all()
+    def set_up_stack(cls):
+        cls.release_artifacts(APP, V, [(FILE, os.urandom(10000), "windows", "x64")])
 
     # --- helpers ---------------------------------------------------------------------------------
 

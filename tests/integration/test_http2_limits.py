@@ -343,45 +343,31 @@ class WellBehaved(threading.Thread):
         return self.results
 
 
-class Http2Limits(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.env = env = harness.Env("test_http2_limits")
-        try:
-            conf = os.path.join(env.dir, "origin.yaml")
-            with open(conf, "w") as f:
-                f.write("limits: {http2_max_streams: %d, idle_timeout_ms: %d}\n" % (MAX_STREAMS, IDLE_TIMEOUT_MS))
-            # ASan keeps 256 MB of freed memory in quarantine by default, which alone would fill RSS
-            # after a few thousand requests; a smaller quarantine lets RSS measure the server
-            asan = os.environ.get("ASAN_OPTIONS")
-            os.environ["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "quarantine_size_mb=%d" % ASAN_QUARANTINE_MB
-            try:
-                cls.origin = env.start_origin("--config", conf, "--listen", "127.0.0.1:0")
-            finally:
-                if asan is None:
-                    del os.environ["ASAN_OPTIONS"]
-                else:
-                    os.environ["ASAN_OPTIONS"] = asan
-            env.start_control(public_url=cls.origin.url)
-            key = env.create_key()
-            status, body = env.api("POST", "/v1/apps", {"id": APP, "name": "Acme"}, key=key)
-            assert status == 201, (status, body)
-            cls.artifact = os.urandom(ARTIFACT_SIZE)
-            f = env.put_artifact(APP, V, FILE, cls.artifact)
-            status, body = env.register_release(key, APP, V, [dict(f, platform="windows", arch="x64")])
-            assert status == 201, (status, body)
-            cls.pid = cls.origin.popen.pid
-        except BaseException:
-            env.stop_all()
-            raise
+class Http2Limits(harness.StackTest):
+    env_name = "test_http2_limits"
+    survives = True
 
     @classmethod
-    def tearDownClass(cls):
+    def set_up_stack(cls):
         env = cls.env
+        conf = env.write("origin.yaml", "limits: {http2_max_streams: %d, idle_timeout_ms: %d}\n" % (MAX_STREAMS, IDLE_TIMEOUT_MS))
+        # ASan keeps 256 MB of freed memory in quarantine by default, which alone would fill RSS
+        # after a few thousand requests; a smaller quarantine lets RSS measure the server
+        asan = os.environ.get("ASAN_OPTIONS")
+        os.environ["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "quarantine_size_mb=%d" % ASAN_QUARANTINE_MB
         try:
-            harness.assert_survived(env, cls.origin)
+            cls.origin = env.start_origin("--config", conf, "--listen", "127.0.0.1:0")
         finally:
-            env.stop_all()
+            if asan is None:
+                del os.environ["ASAN_OPTIONS"]
+            else:
+                os.environ["ASAN_OPTIONS"] = asan
+        env.start_control(public_url=cls.origin.url)
+        key = env.create_key()
+        cls.create_app(APP, "Acme", key=key)
+        cls.artifact = os.urandom(ARTIFACT_SIZE)
+        cls.release_artifacts(APP, V, [(FILE, cls.artifact, "windows", "x64")], key=key)
+        cls.pid = cls.origin.popen.pid
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -390,6 +376,18 @@ class Http2Limits(unittest.TestCase):
         self.addCleanup(conn.close)
         conn.handshake()
         return conn
+
+    def stalled_requests(self, n, ping):
+        """n GETs of the artifact on one connection whose stream windows are 0: a response's HEADERS
+        go out, its DATA cannot, so it stays in progress. Returns (conn, stream ids) once a PING
+        (payload `ping`) came back and the connection went quiet."""
+        conn = self.connect({SETTINGS_INITIAL_WINDOW_SIZE: 0})
+        conn.send(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 1 << 30)))
+        ids = list(range(1, 2 * n, 2))
+        conn.send(b"".join(frame(HEADERS, END_STREAM | END_HEADERS, s, request_block(ARTIFACT)) for s in ids))
+        self.assertTrue(conn.ping(ping, 10))
+        conn.quiet(0.5)
+        return conn, ids
 
     def requests_total(self, route):
         _, _, body = self.env.http("GET", "/metrics")
@@ -435,13 +433,7 @@ class Http2Limits(unittest.TestCase):
         self.assertEqual(settings.get(SETTINGS_MAX_CONCURRENT_STREAMS), 100, settings)
 
     def test_no_more_than_the_configured_streams_are_processed_at_once_and_the_rest_wait_in_order(self):
-        # stream windows of 0: a response's HEADERS go out, its DATA cannot, so it stays in progress
-        conn = self.connect({SETTINGS_INITIAL_WINDOW_SIZE: 0})
-        conn.send(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 1 << 30)))
-        ids = list(range(1, 2 * 20, 2))
-        conn.send(b"".join(frame(HEADERS, END_STREAM | END_HEADERS, s, request_block(ARTIFACT)) for s in ids))
-        self.assertTrue(conn.ping(b"20-opens", 10))
-        conn.quiet(0.5)
+        conn, ids = self.stalled_requests(20, b"20-opens")
         self.assertEqual(conn.headers_order, ids[:MAX_STREAMS], "only the first %d requests are answered" % MAX_STREAMS)
         self.assertEqual(conn.resets, {}, "the other 12 are queued, not refused")
         self.assertEqual(conn.body, {}, "no DATA while the windows are 0")
@@ -464,12 +456,7 @@ class Http2Limits(unittest.TestCase):
         self.assertFalse(conn.closed)
 
     def test_streams_beyond_100_open_are_refused_and_the_queue_is_bounded(self):
-        conn = self.connect({SETTINGS_INITIAL_WINDOW_SIZE: 0})
-        conn.send(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 1 << 30)))
-        ids = list(range(1, 2 * 110, 2))
-        conn.send(b"".join(frame(HEADERS, END_STREAM | END_HEADERS, s, request_block(ARTIFACT)) for s in ids))
-        self.assertTrue(conn.ping(b"110-open", 10))
-        conn.quiet(0.5)
+        conn, ids = self.stalled_requests(110, b"110-open")
         self.assertEqual(conn.headers_order, ids[:MAX_STREAMS], "%d in progress" % MAX_STREAMS)
         self.assertEqual(conn.resets, {s: REFUSED_STREAM for s in ids[100:]},
                          "the 101st to 110th are refused (REFUSED_STREAM): 8 in progress + 92 queued = 100 open")

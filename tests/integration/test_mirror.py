@@ -51,15 +51,15 @@ def sha512_hex(data):
     return hashlib.sha512(data).hexdigest()
 
 
-class MirrorTest(unittest.TestCase):
+class MirrorTest(harness.StackTest):
+    env_name = "test_mirror"
+    s3rvers = ("r2", "s3")
+    programs = ("control",)
+    keys = (("admin", "admin", "mirror"),)
+
     @classmethod
-    def setUpClass(cls):
-        cls.env = env = harness.Env("test_mirror")
-        cls.addClassCleanup(env.stop_all)
-        cls.r2 = env.start_s3rver("r2")
-        cls.s3 = env.start_s3rver("s3")
-        cls.control = env.start_control("--config", env.object_store_config(cls.r2, cls.s3))
-        cls.admin = env.create_key("admin", "mirror")
+    def control_args(cls):
+        return ("--config", cls.env.object_store_config(cls.r2, cls.s3))
 
     # --- helpers ----------------------------------------------------------------------------------
 

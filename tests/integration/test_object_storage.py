@@ -45,32 +45,40 @@ def metric(text, name, **labels):
     return 0
 
 
-class ObjectStorage(unittest.TestCase):
-    version = 0
-
-    @classmethod
-    def setUpClass(cls):
-        cls.env = harness.Env("object_storage")
+def read_to_close(s, got, reset_is_close=False):
+    """Reads a response from socket s (after the bytes already in `got`) until the server closes the
+    connection (or resets it, with reset_is_close); closes s. Returns (head, body)."""
+    while True:
         try:
-            cls.r2 = cls.env.start_s3rver("r2")
-            cls.s3 = cls.env.start_s3rver("s3")
-            ctl_conf = os.path.join(cls.env.dir, "control.yaml")
-            with open(ctl_conf, "w") as f:
-                f.write('listen: ["127.0.0.1:0"]\nintegrity:\n  block_size: %d\n' % BLOCK)
-            cls.control = cls.env.start_control("--config", ctl_conf, public_url="http://cdn.example")
-            cls.key = cls.env.create_key()
-            st, body = cls.env.api("POST", "/v1/apps", {"id": APP, "name": "Acme"}, key=cls.key)
-            if st != 201:
-                raise AssertionError("create app: %d %r" % (st, body))
-            cls.origin = cls.start_origin_with()
-        except BaseException:
-            cls.env.failed = True
-            cls.env.stop_all()
-            raise
+            chunk = s.recv(1 << 20)
+        except ConnectionResetError:
+            if not reset_is_close:
+                raise
+            break
+        if not chunk:
+            break
+        got += chunk
+    s.close()
+    head, _, body = bytes(got).partition(b"\r\n\r\n")
+    return head, body
+
+
+class ObjectStorage(harness.StackTest):
+    version = 0
+    env_name = "object_storage"
+    s3rvers = ("r2", "s3")
+    programs = ("control",)
+    control_public_url = "http://cdn.example"
+    keys = (("key", "admin", "test"),)
+    apps = ((APP, "Acme"),)
 
     @classmethod
-    def tearDownClass(cls):
-        cls.env.stop_all()
+    def control_args(cls):
+        return ("--config", cls.env.write("control.yaml", 'listen: ["127.0.0.1:0"]\nintegrity:\n  block_size: %d\n' % BLOCK))
+
+    @classmethod
+    def set_up_stack(cls):
+        cls.origin = cls.start_origin_with()
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -213,12 +221,7 @@ class ObjectStorage(unittest.TestCase):
     def test_05_r2_serving_a_corrupted_copy(self):
         key, path, data = self.publish(5 * BLOCK)
         # flip one byte in R2's copy, in the fourth block: the first three verify and are kept
-        p = self.env.s3_object_path(self.r2, key)
-        with open(p, "r+b") as f:
-            f.seek(3 * BLOCK + 100)
-            b = f.read(1)
-            f.seek(3 * BLOCK + 100)
-            f.write(bytes([b[0] ^ 0xFF]))
+        self.env.s3_flip_byte(self.r2, key, 3 * BLOCK + 100, 0xFF)
         st, h, body = self.get(path)
         self.assertEqual((st, digest(body)), (200, digest(data)))
         log = self.origin_log()
@@ -342,13 +345,7 @@ class ObjectStorage(unittest.TestCase):
         finally:
             self.r2.kill()
             self.addCleanup(self.restart_r2)
-        while True:
-            chunk = s.recv(1 << 20)
-            if not chunk:
-                break
-            got += chunk
-        s.close()
-        head, _, body = bytes(got).partition(b"\r\n\r\n")
+        head, body = read_to_close(s, got)
         self.assertTrue(head.startswith(b"HTTP/1.1 200"), head[:100])
         self.assertEqual(len(body), size)
         self.assertEqual(digest(body), digest(data))
@@ -477,25 +474,10 @@ class ObjectStorage(unittest.TestCase):
         # R2's copy is corrupt in its fourth block and S3 has none: the client gets the three verified blocks,
         # then the connection is cut, never a complete 200 with bytes nobody verified; nothing is cached
         key, path, data = self.publish(6 * BLOCK, backends=(self.r2,))
-        p = self.env.s3_object_path(self.r2, key)
-        with open(p, "r+b") as f:
-            f.seek(3 * BLOCK + 7)
-            b = f.read(1)
-            f.seek(3 * BLOCK + 7)
-            f.write(bytes([b[0] ^ 0x55]))
+        self.env.s3_flip_byte(self.r2, key, 3 * BLOCK + 7, 0x55)
         s = socket.create_connection(("127.0.0.1", self.origin.port), timeout=30)
         s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path).encode())
-        got = bytearray()
-        while True:
-            try:
-                chunk = s.recv(1 << 20)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            got += chunk
-        s.close()
-        head, _, body = bytes(got).partition(b"\r\n\r\n")
+        head, body = read_to_close(s, bytearray(), reset_is_close=True)
         self.assertTrue(head.startswith(b"HTTP/1.1 200"), head[:100])
         self.assertIn(b"content-length: %d" % (6 * BLOCK), head.lower())
         self.assertEqual(len(body), 3 * BLOCK)

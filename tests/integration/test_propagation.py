@@ -70,32 +70,22 @@ def edge_vcl(path, origins, probe_interval="0.5s"):
     return path
 
 
-class Propagation(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        env = cls.env = harness.Env("propagation")
-        try:
-            cls.r2 = env.start_s3rver("r2")
-            cls.s3 = env.start_s3rver("s3")
-            cls.origin_data = [os.path.join(env.dir, "origin-a-data"), os.path.join(env.dir, "origin-b-data")]
-            cls.origins = [cls.start_origin(d) for d in cls.origin_data]
-            cls.vcl = edge_vcl(os.path.join(env.dir, "edge.vcl"), cls.origins)
-            # ban_lurker_age: Varnish's lurker leaves bans younger than this (60 s by default) to the
-            # lookups; 0.2 s lets the test see it evict in the background
-            cls.edge = env.start_varnish(cls.vcl, params=("-p", "ban_lurker_age=0.2"))
-            cls.control = cls.start_control([cls.edge.url])
-            cls.key = env.create_key()
-            st, body = env.api("POST", "/v1/apps", {"id": APP, "name": "Acme"}, key=cls.key)
-            if st != 201:
-                raise AssertionError("create app: %d %r" % (st, body))
-        except BaseException:
-            env.failed = True
-            env.stop_all()
-            raise
+class Propagation(harness.StackTest):
+    env_name = "propagation"
+    s3rvers = ("r2", "s3")
 
     @classmethod
-    def tearDownClass(cls):
-        cls.env.stop_all()
+    def set_up_stack(cls):
+        env = cls.env
+        cls.origin_data = [os.path.join(env.dir, "origin-a-data"), os.path.join(env.dir, "origin-b-data")]
+        cls.origins = [cls.start_origin(d) for d in cls.origin_data]
+        cls.vcl = edge_vcl(os.path.join(env.dir, "edge.vcl"), cls.origins)
+        # ban_lurker_age: Varnish's lurker leaves bans younger than this (60 s by default) to the
+        # lookups; 0.2 s lets the test see it evict in the background
+        cls.edge = env.start_varnish(cls.vcl, params=("-p", "ban_lurker_age=0.2"))
+        cls.control = cls.start_control([cls.edge.url])
+        cls.key = env.create_key()
+        cls.create_app(APP, "Acme", key=cls.key)
 
     # --- programs -----------------------------------------------------------------------------
 

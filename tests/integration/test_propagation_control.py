@@ -211,14 +211,13 @@ def metric(text, name, **labels):
     return 0.0
 
 
-class PropagationTest(unittest.TestCase):
+class PropagationTest(harness.StackTest):
+    env_name = "test_propagation_control"
+    s3rvers = ("r2", "s3")
+
     @classmethod
-    def setUpClass(cls):
-        cls.env = env = harness.Env("test_propagation_control")
-        cls.addClassCleanup(env.stop_all)
-        cls.r2 = env.start_s3rver("r2")
-        cls.s3 = env.start_s3rver("s3")
-        cls.origin = StandInOrigin(env, cls.r2).start()
+    def set_up_stack(cls):
+        cls.origin = StandInOrigin(cls.env, cls.r2).start()
         cls.addClassCleanup(cls.origin.stop)
         cls.varnish = StandInVarnish().start()
         cls.addClassCleanup(cls.varnish.stop)
@@ -237,9 +236,7 @@ class PropagationTest(unittest.TestCase):
         if object_store:
             cfg = env.object_store_config(cls.r2, cls.s3, extra=yaml, name="control-" + name)
         else:
-            cfg = os.path.join(env.dir, "control-%s.yaml" % name)
-            with open(cfg, "w") as f:
-                f.write("listen: [\"127.0.0.1:0\"]\n" + yaml)
+            cfg = env.write("control-%s.yaml" % name, "listen: [\"127.0.0.1:0\"]\n" + yaml)
         r = env.run("updraft-control", "keys", "create", "--data", data, "--role", "admin", "--name", name)
         if r.returncode != 0:
             raise AssertionError("keys create: %s" % r.stderr)
@@ -271,12 +268,7 @@ class PropagationTest(unittest.TestCase):
         return body.decode()
 
     def wait_metric(self, control, name, at_least, **labels):
-        deadline = time.monotonic() + WAIT
-        while True:
-            value = metric(self.metrics(control), name, **labels)
-            if value >= at_least or time.monotonic() > deadline:
-                return value
-            time.sleep(0.05)
+        return harness.poll(lambda: metric(self.metrics(control), name, **labels), lambda value: value >= at_least, WAIT, 0.05)
 
     def log(self, control):
         with open(control.log, errors="replace") as f:
@@ -488,15 +480,12 @@ class PropagationTest(unittest.TestCase):
                 break
 
 
-class StartupTest(unittest.TestCase):
+class StartupTest(harness.StackTest):
     def setUp(self):
-        self.env = harness.Env("test_propagation_startup")
-        self.addCleanup(self.env.stop_all)
+        self.env = self.fresh_env("test_propagation_startup")
 
     def check(self, yaml, env=None):
-        cfg = os.path.join(self.env.dir, "c.yaml")
-        with open(cfg, "w") as f:
-            f.write(yaml)
+        cfg = self.env.write("c.yaml", yaml)
         return self.env.run("updraft-control", "--config", cfg, "--check", env=env)
 
     def test_origins_without_a_secret_refuse_to_start(self):

@@ -63,21 +63,28 @@ class StandInVarnish:
         return hits[-1] if hits else None
 
 
-class PullTest(unittest.TestCase):
+class PullStack(harness.StackTest):
+    """An origin and a control plane that purges a stand-in Varnish (cls.varnish)."""
+
+    programs = ("origin", "control")
+
     @classmethod
-    def setUpClass(cls):
-        cls.env = env = harness.Env("test_pull")
-        cls.addClassCleanup(env.stop_all)
+    def prepare_stack(cls):
         cls.varnish = StandInVarnish()
         cls.addClassCleanup(cls.varnish.stop)
-        cls.origin = env.start_origin()
-        cfg = os.path.join(env.dir, "control.yaml")
-        with open(cfg, "w") as f:
-            f.write("listen: [\"127.0.0.1:0\"]\npropagation:\n  varnish: [%s]\n  timeout_ms: 2000\n" % cls.varnish.url)
-        cls.control = env.start_control("--config", cfg, public_url=cls.origin.url)
-        cls.admin = env.create_key("admin", "ops")
-        cls.release_key = env.create_key("release", "ci-release")
-        cls.build_key = env.create_key("build", "ci-build")
+
+    @classmethod
+    def control_args(cls):
+        return ("--config", cls.env.write("control.yaml", "listen: [\"127.0.0.1:0\"]\npropagation:\n  varnish: [%s]\n"
+                                          "  timeout_ms: 2000\n" % cls.varnish.url))
+
+
+class PullTest(PullStack):
+    env_name = "test_pull"
+    keys = (("admin", "admin", "ops"), ("release_key", "release", "ci-release"), ("build_key", "build", "ci-build"))
+
+    @classmethod
+    def set_up_stack(cls):
         cls.bytes = {}
 
     # --- helpers ----------------------------------------------------------------------------------
@@ -323,21 +330,11 @@ class PullTest(unittest.TestCase):
         self.assertRegex(body.decode(), r'route="pull"')
 
 
-class PullCliTest(unittest.TestCase):
+class PullCliTest(PullStack):
     """`updraft releases pull` against a real control plane."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.env = env = harness.Env("test_pull_cli")
-        cls.addClassCleanup(env.stop_all)
-        cls.varnish = StandInVarnish()
-        cls.addClassCleanup(cls.varnish.stop)
-        cls.origin = env.start_origin()
-        cfg = os.path.join(env.dir, "control.yaml")
-        with open(cfg, "w") as f:
-            f.write("listen: [\"127.0.0.1:0\"]\npropagation:\n  varnish: [%s]\n  timeout_ms: 2000\n" % cls.varnish.url)
-        cls.control = env.start_control("--config", cfg, public_url=cls.origin.url)
-        cls.admin = env.create_key("admin", "cli")
+    env_name = "test_pull_cli"
+    keys = (("admin", "admin", "cli"),)
 
     def cli(self, *args, expect=0):
         r = self.env.run("updraft", "--server", self.control.url, "--api-key", self.admin, *args)

@@ -23,31 +23,19 @@ import harness  # noqa: E402
 SECRET = "purge-secret-for-tests"
 
 
-class Purge(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.env = harness.Env("purge")
-        try:
-            conf = os.path.join(cls.env.dir, "origin.yaml")
-            with open(conf, "w") as f:
-                f.write('listen: ["127.0.0.1:0"]\npurge:\n  secret: "%s"\n' % SECRET)
-            cls.origin = cls.env.start_origin("--config", conf)
-            cls.plain = cls.env.start_origin()  # no secret: no endpoint
-            cls.env.start_control()
-            key = cls.env.create_key()
-            cls.env.api("POST", "/v1/apps", {"id": "acme", "name": "Acme"}, key=key)
-            f = cls.env.put_artifact("acme", "1.0.0", "Acme-Setup-1.0.0.exe", b"x" * 1000)
-            f.update(platform="windows", arch="x64")
-            st, body = cls.env.register_release(key, "acme", "1.0.0", [f])
-            assert st == 201, body
-        except BaseException:
-            cls.env.failed = True
-            cls.env.stop_all()
-            raise
+class Purge(harness.StackTest):
+    env_name = "purge"
 
     @classmethod
-    def tearDownClass(cls):
-        cls.env.stop_all()
+    def set_up_stack(cls):
+        env = cls.env
+        conf = env.write("origin.yaml", 'listen: ["127.0.0.1:0"]\npurge:\n  secret: "%s"\n' % SECRET)
+        cls.origin = env.start_origin("--config", conf)
+        cls.plain = env.start_origin()  # no secret: no endpoint
+        env.start_control()
+        key = env.create_key()
+        cls.create_app("acme", "Acme", key=key)
+        cls.release_artifacts("acme", "1.0.0", [("Acme-Setup-1.0.0.exe", b"x" * 1000, "windows", "x64")], key=key)
 
     def purge(self, body, ts=None, nonce=None, secret=SECRET, origin=None):
         ts = str(int(time.time()) if ts is None else ts)

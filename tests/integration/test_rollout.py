@@ -12,7 +12,6 @@ import os
 import re
 import sys
 import threading
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -79,11 +78,12 @@ def with_version(decisions, version):
     return {cid for cid, v in decisions.items() if v == version}
 
 
-class RolloutTest(unittest.TestCase):
+class RolloutTest(harness.StackTest):
+    env_name = "test_rollout"
+
     @classmethod
-    def setUpClass(cls):
-        cls.env = env = harness.Env("test_rollout")
-        cls.addClassCleanup(env.stop_all)
+    def set_up_stack(cls):
+        env = cls.env
         cls.mmdb = harness.make_mmdb(os.path.join(env.dir, "geo.mmdb"))
         cls.origin = env.start_origin()
         cls.origin2 = env.start_origin()
@@ -125,12 +125,8 @@ class RolloutTest(unittest.TestCase):
                              "%d of %d offered (%.2f%%), expected %.2f%% +- %.1f" % (count, total, share, percent, tolerance))
 
     def assert_clients_offered(self, app, expected):
-        deadline = time.monotonic() + 5
-        while True:
-            got = {r["version"]: r["clients_offered"] for r in self.channel(app)["releases"]}
-            if got == expected or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        got = harness.poll(lambda: {r["version"]: r["clients_offered"] for r in self.channel(app)["releases"]},
+                           lambda got: got == expected, 5)
         self.assertEqual(got, expected)
 
     def feed(self, app):

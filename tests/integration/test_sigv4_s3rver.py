@@ -18,12 +18,10 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
-ACCESS_KEY = "UPDRAFTTESTKEY"
-SECRET_KEY = "updraft/test+secret=0123456789abcdef"
-BUCKET = "updraft-artifacts"
+ACCESS_KEY = harness.S3_ACCESS_KEY
+SECRET_KEY = harness.S3_SECRET_KEY
+BUCKET = harness.S3_BUCKET
 REGIONS = ("auto", "eu-west-1")
-S3RVER_JS = os.path.join(harness.SOURCE_DIR, "tests", "support", "s3rver.js")
-S3RVER_PKG = os.path.join(harness.SOURCE_DIR, "tests", "node_modules", "@20minutes", "s3rver", "package.json")
 
 
 def wire_key(key):
@@ -31,30 +29,15 @@ def wire_key(key):
     return urllib.parse.quote(key, safe="/~")
 
 
-class SigV4AgainstS3rver(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        if not os.path.exists(S3RVER_PKG):
-            raise AssertionError("tests/node_modules has no @20minutes/s3rver: run `cd tests && npm ci`")
-        cls.env = harness.Env("sigv4_s3rver")
-        try:
-            proc = harness.Proc(cls.env, "s3rver", [
-                "node", S3RVER_JS, "--port", "0", "--dir", os.path.join(cls.env.dir, "s3rver"),
-                "--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY], 1)
-        except AssertionError:
-            cls.env.failed = True
-            raise
-        cls.env.procs.append(proc)
-        cls.s3 = proc
-        status, _, body = cls.request("PUT", "/" + BUCKET)
-        if status != 200:
-            cls.env.failed = True
-            cls.env.stop_all()
-            raise AssertionError("creating the bucket with a header-signed PUT: %d %r" % (status, body[:300]))
+class SigV4AgainstS3rver(harness.StackTest):
+    env_name = "sigv4_s3rver"
 
     @classmethod
-    def tearDownClass(cls):
-        cls.env.stop_all()
+    def set_up_stack(cls):
+        cls.s3 = cls.env.start_s3rver("s3rver", bucket=None)  # the test creates the bucket itself
+        status, _, body = cls.request("PUT", "/" + BUCKET)
+        if status != 200:
+            raise AssertionError("creating the bucket with a header-signed PUT: %d %r" % (status, body[:300]))
 
     # --- helpers ------------------------------------------------------------------------------
 

@@ -43,39 +43,27 @@ def curl(url, *args):
     return version, int(status), headers
 
 
-class Transport(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.env = env = harness.Env("test_transport")
-        try:
-            cls._setup(env)
-        except BaseException:
-            env.stop_all()
-            raise
+class Transport(harness.StackTest):
+    env_name = "test_transport"
+    programs = ("origin", "control")
+    keys = (("admin", "admin", "test"),)
+    apps = ((APP, "Acme"),)
 
     @classmethod
-    def _setup(cls, env):
-        cls.cert, cls.key = os.path.join(env.dir, "cert.pem"), os.path.join(env.dir, "key.pem")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", cls.key, "-out", cls.cert,
-                        "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                       check=True, capture_output=True)
-        cls.access_log = os.path.join(env.dir, "access.log")
-        cls.origin = env.start_origin("--listen", "127.0.0.1:0", "--listen", "https://127.0.0.1:0",
-                                      "--tls-cert", cls.cert, "--tls-key", cls.key, "--access-log", cls.access_log)
-        env.start_control(public_url=cls.origin.url)
-        cls.admin = env.create_key()
-        status, body = env.api("POST", "/v1/apps", {"id": APP, "name": "Acme"}, key=cls.admin)
-        assert status == 201, (status, body)
+    def prepare_stack(cls):
+        cls.cert, cls.key = cls.env.make_cert("-newkey", "rsa:2048")
+        cls.access_log = os.path.join(cls.env.dir, "access.log")
+
+    @classmethod
+    def origin_args(cls):
+        return ("--listen", "127.0.0.1:0", "--listen", "https://127.0.0.1:0", "--tls-cert", cls.cert, "--tls-key", cls.key,
+                "--access-log", cls.access_log)
+
+    @classmethod
+    def set_up_stack(cls):
         cls.small = os.urandom(100000)
         cls.large = os.urandom(LARGE_SIZE)
-        files = [dict(env.put_artifact(APP, V, SMALL, cls.small), platform="windows", arch="x64"),
-                 dict(env.put_artifact(APP, V, LARGE, cls.large), platform="linux", arch="x64")]
-        status, body = env.register_release(cls.admin, APP, V, files)
-        assert status == 201, (status, body)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.env.stop_all()
+        cls.release_artifacts(APP, V, [(SMALL, cls.small, "windows", "x64"), (LARGE, cls.large, "linux", "x64")])
 
     def tls_context(self, version):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

@@ -29,6 +29,7 @@ Python 3.11 standard library; tests/integration/harness.py starts and stops the 
 """
 import argparse
 import asyncio
+import itertools
 import json
 import math
 import os
@@ -267,81 +268,79 @@ class Soak:
                 return
         st.error("%s on a connection after %d responses: %r" % (what, served, e))
 
-    async def checker(self, i):
-        st, args = self.stats["check"], self.args
-        rng = random.Random(args.seed * 100003 + i)
-        seq = 0
-        await asyncio.sleep(rng.uniform(0, args.check_pause))
+    async def keep_alive(self, st, what, limit, pause, rng, request, check):
+        """One keep-alive HTTP/1.1 client of class `st`, paced by `pause`, reconnecting when cut:
+        request() gives (request bytes, context), check(context, status, headers, body, served)
+        looks at each answer; a Connection: close or a network error counts against `what`."""
+        await asyncio.sleep(rng.uniform(0, pause))
         while not self.stopping:
-            reader, writer = await self.connect_streams(st, 65536)
+            reader, writer = await self.connect_streams(st, limit)
             if reader is None:
                 continue
             served, prev, t = 0, None, None
             try:
                 while not self.stopping:
-                    seq += 1
-                    cid = b"soak-%04d-%07d" % (i, seq)
+                    req, ctx = request()
                     prev, t = t, time.perf_counter()
-                    writer.write(b"GET " + FEED_PATH.encode() + b" HTTP/1.1\r\nHost: " + self.hostport +
-                                 b"\r\nX-Updraft-Client: " + cid + b"\r\n\r\n")
+                    writer.write(req)
                     status, headers, body = await read_response(reader)
                     st.latencies.append(time.perf_counter() - t)
                     st.requests += 1
                     served += 1
-                    version = self.feeds.get(body)
-                    if status != 200 or version is None:
-                        st.error("update check %s: %d %r" % (cid.decode(), status, body[:120]))
-                    else:
-                        self.offered[version] += 1
-                        st.bytes_verified += len(body)
+                    check(ctx, status, headers, body, served)
                     if headers.get("connection", "").lower() == "close":
-                        st.error("update check: Connection: close after %d requests" % served)
+                        st.error("%s: Connection: close after %d requests" % (what, served))
                         break
-                    await asyncio.sleep(args.check_pause * rng.uniform(0.5, 1.5))
+                    await asyncio.sleep(pause * rng.uniform(0.5, 1.5))
             except NET_ERRORS as e:
-                self.net_error(st, "update check", e, served, prev, t)
+                self.net_error(st, what, e, served, prev, t)
             finally:
                 writer.transport.abort()
                 st.open -= 1
 
+    async def checker(self, i):
+        st, args = self.stats["check"], self.args
+        seqs = itertools.count(1)
+
+        def request():
+            cid = b"soak-%04d-%07d" % (i, next(seqs))
+            return (b"GET " + FEED_PATH.encode() + b" HTTP/1.1\r\nHost: " + self.hostport +
+                    b"\r\nX-Updraft-Client: " + cid + b"\r\n\r\n"), cid
+
+        def check(cid, status, headers, body, served):
+            version = self.feeds.get(body)
+            if status != 200 or version is None:
+                st.error("update check %s: %d %r" % (cid.decode(), status, body[:120]))
+            else:
+                self.offered[version] += 1
+                st.bytes_verified += len(body)
+
+        await self.keep_alive(st, "update check", 65536, args.check_pause, random.Random(args.seed * 100003 + i),
+                              request, check)
+
     async def ranger(self, i):
         st, args = self.stats["range"], self.args
         rng = random.Random(args.seed * 100019 + i)
-        await asyncio.sleep(rng.uniform(0, args.range_pause))
-        while not self.stopping:
-            reader, writer = await self.connect_streams(st, 2 * RANGE_LEN)
-            if reader is None:
-                continue
-            served, prev, t = 0, None, None
-            try:
-                while not self.stopping:
-                    a = rng.randrange(0, BIG_SIZE - RANGE_LEN + 1)
-                    b = a + RANGE_LEN - 1
-                    prev, t = t, time.perf_counter()
-                    writer.write(b"GET %s HTTP/1.1\r\nHost: %s\r\nRange: bytes=%d-%d\r\n\r\n"
-                                 % (BIG_PATH.encode(), self.hostport, a, b))
-                    status, headers, body = await read_response(reader)
-                    st.latencies.append(time.perf_counter() - t)
-                    st.requests += 1
-                    served += 1
-                    want_cr = "bytes %d-%d/%d" % (a, b, BIG_SIZE)
-                    if status != 206 or headers.get("content-range") != want_cr or len(body) != RANGE_LEN:
-                        st.error("range %d-%d: %d content-range %r length %d" % (
-                            a, b, status, headers.get("content-range"), len(body)))
-                    elif served % args.range_verify_every == 0 or served == 1:
-                        if body != self.big[a:b + 1]:
-                            st.error("range %d-%d: body differs from the file" % (a, b))
-                        else:
-                            st.bytes_verified += len(body)
-                    if headers.get("connection", "").lower() == "close":
-                        st.error("range: Connection: close after %d requests" % served)
-                        break
-                    await asyncio.sleep(args.range_pause * rng.uniform(0.5, 1.5))
-            except NET_ERRORS as e:
-                self.net_error(st, "range", e, served, prev, t)
-            finally:
-                writer.transport.abort()
-                st.open -= 1
+
+        def request():
+            a = rng.randrange(0, BIG_SIZE - RANGE_LEN + 1)
+            b = a + RANGE_LEN - 1
+            return (b"GET %s HTTP/1.1\r\nHost: %s\r\nRange: bytes=%d-%d\r\n\r\n"
+                    % (BIG_PATH.encode(), self.hostport, a, b)), (a, b)
+
+        def check(ab, status, headers, body, served):
+            a, b = ab
+            want_cr = "bytes %d-%d/%d" % (a, b, BIG_SIZE)
+            if status != 206 or headers.get("content-range") != want_cr or len(body) != RANGE_LEN:
+                st.error("range %d-%d: %d content-range %r length %d" % (
+                    a, b, status, headers.get("content-range"), len(body)))
+            elif served % args.range_verify_every == 0 or served == 1:
+                if body != self.big[a:b + 1]:
+                    st.error("range %d-%d: body differs from the file" % (a, b))
+                else:
+                    st.bytes_verified += len(body)
+
+        await self.keep_alive(st, "range", 2 * RANGE_LEN, args.range_pause, rng, request, check)
 
     async def slow(self, i):
         st = self.stats["slow"]
