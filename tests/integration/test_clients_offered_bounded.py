@@ -63,21 +63,21 @@ def ask_pipelined(port, ids, path):
     return offered, statuses
 
 
-class ClientsOfferedBounded(unittest.TestCase):
+class ClientsOfferedBounded(harness.StackTest):
+    env_name = "test_clients_offered_bounded"
+    programs = ("control",)
+    control_public_url = "http://cdn.example"
+    keys = (("key", "admin", "test"),)
+    apps = ((APP, "Flood"),)
+
     @classmethod
-    def setUpClass(cls):
-        cls.env = env = harness.Env("test_clients_offered_bounded")
-        cls.addClassCleanup(env.stop_all)
-        env.start_control(public_url="http://cdn.example")
-        cls.key = env.create_key()
-        status, body = env.api("POST", "/v1/apps", {"id": APP, "name": "Flood"}, key=cls.key)
-        assert status == 201, (status, body)
+    def set_up_stack(cls):
         for version, rollout in (("1.0.0", None), ("1.1.0", 50)):
-            f = env.put_artifact(APP, version, "Flood-Setup-%s.exe" % version, os.urandom(2048))
-            status, body = env.register_release(cls.key, APP, version, [dict(f, platform="windows", arch="x64")],
-                                                rollout=rollout)
+            f = cls.env.put_artifact(APP, version, "Flood-Setup-%s.exe" % version, os.urandom(2048))
+            status, body = cls.env.register_release(cls.key, APP, version, [dict(f, platform="windows", arch="x64")],
+                                                    rollout=rollout)
             assert status == 201, (status, body)
-        cls.origin = env.start_origin()
+        cls.origin = cls.env.start_origin()
 
     def data_mdb(self):
         return os.path.getsize(os.path.join(self.env.dir, "data", "lmdb", "data.mdb"))

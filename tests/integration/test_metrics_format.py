@@ -25,25 +25,27 @@ def promtool_check(text):
     return r.returncode, (r.stdout + r.stderr).decode(errors="replace")
 
 
-class MetricsFormat(unittest.TestCase):
+class MetricsFormat(harness.StackTest):
+    env_name = "test_metrics_format"
+    s3rvers = ("r2", "s3")
+    programs = ("control",)
+    control_public_url = "http://cdn.example"
+    keys = (("key", "admin", "test"),)
+    apps = ((APP, "Acme"),)
+
     @classmethod
-    def setUpClass(cls):
+    def control_args(cls):
+        return ("--config", cls.env.object_store_config(cls.r2, cls.s3))
+
+    @classmethod
+    def set_up_stack(cls):
         if shutil.which("promtool") is None:
             raise AssertionError("promtool is missing: scripts/install-deps test installs Debian's prometheus")
-        cls.env = env = harness.Env("test_metrics_format")
-        cls.addClassCleanup(env.stop_all)
-        cls.r2 = env.start_s3rver("r2")
-        cls.s3 = env.start_s3rver("s3")
-        conf = env.object_store_config(cls.r2, cls.s3)
-        cls.control = env.start_control("--config", conf, public_url="http://cdn.example")
-        cls.key = env.create_key()
-        status, body = env.api("POST", "/v1/apps", {"id": APP, "name": "Acme"}, key=cls.key)
-        assert status == 201, (status, body)
         cls.exe = os.urandom(3 * 1024 * 1024 + 17)
-        f = env.put_artifact(APP, "1.0.0", "Acme-Setup-1.0.0.exe", cls.exe)
-        status, body = env.register_release(cls.key, APP, "1.0.0", [dict(f, platform="windows", arch="x64")])
+        f = cls.env.put_artifact(APP, "1.0.0", "Acme-Setup-1.0.0.exe", cls.exe)
+        status, body = cls.env.register_release(cls.key, APP, "1.0.0", [dict(f, platform="windows", arch="x64")])
         assert status == 201, (status, body)
-        cls.origin = env.start_origin("--config", env.object_store_config(cls.r2, cls.s3, name="origin"))
+        cls.origin = cls.env.start_origin("--config", cls.env.object_store_config(cls.r2, cls.s3, name="origin"))
 
     def scrape(self, base):
         status, hdrs, body = self.env.http("GET", "/metrics", base=base)
