@@ -1,9 +1,14 @@
 /* Control API v1 (PROTOCOLS.md): routing, authentication, JSON in and out. */
+#include "control/api.h"
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "control/control.h"
 #include "base/err.h"
+#include "control/api_error.h"
+#include "control/control.h"
+#include "control/keys.h"
+#include "control/publish.h"
 #include "domain/ids.h"
 #include "domain/version.h"
 #include "server/http.h"

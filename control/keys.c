@@ -1,5 +1,6 @@
 /* API keys: "upd_<id>_<secret>". The id finds the record; the secret is checked against its stored
  * SHA-256 with a constant-time comparison, so neither timing nor a stolen database reveals a key. */
+#include "control/keys.h"
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -7,7 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-#include "control/control.h"
 #include "base/err.h"
 
 #define ID_HEX 16

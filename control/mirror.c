@@ -6,6 +6,7 @@
  * Two passes: first every staged file is hashed and checked against its declaration (no network, so a wrong
  * declaration is refused before anything is uploaded), then each file goes to the backends in order.
  */
+#include "control/mirror.h"
 #include <errno.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
@@ -16,8 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
-#include "control/control.h"
 #include "base/err.h"
+#include "control/api_error.h"
 #include "base/log.h"
 #include "storage/localdir.h"
 

@@ -3,33 +3,23 @@
  * its rendered feed bodies and download links, and the channel record (with a new generation) land
  * together or not at all. Feed bodies are rendered here, once, so the origin serialises nothing.
  */
+#include "control/publish.h"
 #include <inttypes.h>
 #include <math.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "control/control.h"
 #include "base/err.h"
+#include "control/api_error.h"
+#include "control/mirror.h"
 #include "domain/render.h"
 #include "domain/version.h"
 #include "base/log.h"
 
 #define MAX_PINNED 10000
-
-json_t *
-upd_api_error(const char *code, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    return json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg);
-}
 
 static int
 fail(json_t **out, int status, const char *code, const char *msg)

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "control/api.h"
 #include "control/control.h"
+#include "control/keys.h"
 #include "base/err.h"
 #include "server/conf_common.h"
 #include "server/http.h"
