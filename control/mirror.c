@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 #include "base/err.h"
+#include "base/hex.h"
 #include "control/api_error.h"
 #include "base/log.h"
 #include "storage/localdir.h"
@@ -124,11 +125,9 @@ digest_final(digest_t *d, digest_out_t *o)
     EVP_DigestFinal_ex(d->sha512, md, &len);
     EVP_EncodeBlock((unsigned char *)o->sha512, md, 64);
     EVP_DigestFinal_ex(d->sha1, md, &len);
-    for (int k = 0; k < 20; ++k)
-        sprintf(o->sha1 + k * 2, "%02x", md[k]);
+    upd_hex_encode(md, 20, o->sha1);
     EVP_DigestFinal_ex(d->sha256, md, &len);
-    for (int k = 0; k < 32; ++k)
-        sprintf(o->sha256 + k * 2, "%02x", md[k]);
+    upd_hex_encode(md, 32, o->sha256);
     if (d->xxh != NULL && d->in_block != 0)
         block_done(d);
     /* a file of one block or less has no block digests: the origin checks it whole against the sha512 */
