@@ -12,6 +12,7 @@
 #include "domain/ids.h"
 #include "domain/version.h"
 #include "server/http.h"
+#include "server/http_error.h"
 #include "base/log.h"
 
 const char *const upd_control_route_names[UPD_CONTROL_ROUTE_COUNT] = {"apps",   "releases", "rollout", "channel",
@@ -32,6 +33,14 @@ static void
 send_error(h2o_req_t *req, int status, const char *code, const char *msg)
 {
     send_json(req, status, upd_api_error(code, "%s", msg));
+}
+
+/* A refusal of the work: status and code from server/http_error.h, the {"error"} body. */
+static void
+send_refusal(h2o_req_t *req, int err, const upd_reason_t *reason)
+{
+    upd_http_error_t e = upd_http_error_of(err, reason);
+    send_json(req, e.status, upd_api_error(e.code, "%s", e.message));
 }
 
 typedef struct {
@@ -220,7 +229,7 @@ upd_control_on_req(void *app, h2o_req_t *req)
     }
 
     json_t *out = NULL, *body = NULL;
-    int status;
+    upd_reason_t reason = {"", ""};
     /* pulling takes an optional body */
     if (route != 3 && !(route == ROUTE_PULL && (req->entity.base == NULL || req->entity.len == 0))) {
         char msg[256];
@@ -231,23 +240,29 @@ upd_control_on_req(void *app, h2o_req_t *req)
     }
     switch (route) {
     case 0:
-        status = upd_publish_app_create(c, body, &out);
+        err = upd_publish_app_create(c, body, &out, &reason);
         break;
     case 1:
-        status = upd_publish_release(c, app_id, body, &out);
+        err = upd_publish_release(c, app_id, body, &out, &reason);
         break;
     case 2:
-        status = upd_publish_rollout(c, app_id, channel, body, &out);
+        err = upd_publish_rollout(c, app_id, channel, body, &out, &reason);
         break;
     case ROUTE_PULL:
-        status = upd_publish_pull(c, app_id, version, body, &out);
+        err = upd_publish_pull(c, app_id, version, body, &out, &reason);
         break;
     default:
-        status = upd_publish_channel_show(c, app_id, channel, &out);
+        err = upd_publish_channel_show(c, app_id, channel, &out, &reason);
         break;
     }
     json_decref(body);
-    send_json(req, status, out);
+    if (err != 0) {
+        json_decref(out);
+        send_refusal(req, err, &reason);
+        return 0;
+    }
+    /* creating an app and registering a release make something new */
+    send_json(req, route == 0 || route == 1 ? 201 : 200, out);
     return 0;
 }
 

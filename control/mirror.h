@@ -2,6 +2,7 @@
 #define UPD_MIRROR_H
 
 #include <jansson.h>
+#include "base/err.h"
 #include "control/control.h"
 #include "domain/release.h"
 
@@ -18,12 +19,16 @@
  * Objects uploaded before a later file is refused stay on the backends: they hold the declared bytes under
  * APP/VERSION/NAME, which is what a retry verifies.
  * @param[out] backends  on success, a new reference: {"r2":[{"file","action":"uploaded"|"verified","bytes"}, ...],
- *                       "s3":[...]}, in file order, each file followed by its blockmap; {} without object storage
- * @param[out] out       on refusal, the error body ({"error":{"code","message"}}), a new reference
- * @return 0, or the HTTP status of the refusal: 422 file_missing, size_mismatch, checksum_mismatch (the staged copy),
- *         backend_mismatch (a backend's copy differs), too_big (more blocks than UPD_BLOCKS_MAX); 502 backend_error
- *         (a backend failed or refused: its name, status and S3 code; logged); 503 storage_error (staging unreadable)
+ *                       "s3":[...]}, in file order, each file followed by its blockmap; {} without object storage.
+ *                       NULL on refusal.
+ * @param[out] reason    on refusal, its code and a sentence naming the file (NULL: not wanted)
+ * @return 0, or the refusal:
+ *         UPD_EMISMATCH "file_missing" (neither staged nor on every backend), "size_mismatch" and "checksum_mismatch"
+ *                       (the staged copy is not what was declared), "backend_mismatch" (a backend's copy differs);
+ *         UPD_ETOOBIG   "too_big" (more blocks than UPD_BLOCKS_MAX);
+ *         UPD_EBACKEND  "backend_error" (a backend failed or refused: its name, status and S3 code; logged);
+ *         UPD_EIO       "storage_error" (the staged copy cannot be read)
  */
-int upd_mirror_release(upd_control_t *c, upd_release_t *rel, json_t **backends, json_t **out);
+int upd_mirror_release(upd_control_t *c, upd_release_t *rel, json_t **backends, upd_reason_t *reason);
 
 #endif
