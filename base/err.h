@@ -38,7 +38,7 @@ const char *upd_strerror(int err);
 #define UPD_REASON_CODE_MAX 48
 typedef struct st_upd_reason_t {
     char code[UPD_REASON_CODE_MAX]; /* "" when the UPD_E* code says all (the mapping then names it) */
-    char message[512];
+    char message[1024]; /* the longest refusal the control API words (a backend error on a 200-byte file name) fits */
 } upd_reason_t;
 
 /**

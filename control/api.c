@@ -1,64 +1,196 @@
-/* Control API v1 (PROTOCOLS.md): routing, authentication, JSON in and out. */
+/*
+ * Control API v1 (PROTOCOLS.md): one table of routes, and the steps every request takes through it, in an order
+ * clients can rely on: the path (404), the method (405), the path's parameters (400), the key (401), its role (403),
+ * the body (400), then the work, whose UPD_E* code and reason become the answer through server/http_error.h.
+ */
+#include "control/api.h"
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "control/control.h"
 #include "base/err.h"
+#include "base/log.h"
+#include "control/api_error.h"
+#include "control/control.h"
+#include "control/keys.h"
+#include "control/publish.h"
 #include "domain/ids.h"
 #include "domain/version.h"
 #include "server/http.h"
-#include "base/log.h"
+#include "server/http_error.h"
 
-const char *const upd_control_route_names[UPD_CONTROL_ROUTE_COUNT] = {"apps",   "releases", "rollout", "channel",
-                                                                      "health", "pull",     "other"};
-#define ROUTE_PULL 5 /* also the internal route number below; "other" stays last (server/metrics.c counts there) */
-#define ROUTE_OTHER 6
+#define SEGMENTS_MAX 8 /* a deeper path is no route */
+
+/* A route's path parameters, checked before any key is; NULL when its path has none. */
+typedef struct {
+    const char *app, *channel, *version;
+} params_t;
+
+typedef enum {
+    BODY_NONE,     /* any body is ignored */
+    BODY_JSON,     /* a JSON object, required */
+    BODY_OPTIONAL, /* a JSON object, or no body at all */
+} body_t;
+
+typedef struct {
+    /* the methods the route takes, as a 405's Allow header lists them; NULL: any */
+    const char *methods;
+    /* the path's segments, NULL-terminated: literals, or the parameters "{app}", "{channel}" and "{version}" */
+    const char *shape[SEGMENTS_MAX + 1];
+    /* the least role of the request's key; UPD_ROLE_NONE: no key asked for */
+    upd_role_t role;
+    body_t body;
+    /* the work, for a JSON answer: 0 with *out, answered with `success`, or a UPD_E* code and its reason */
+    int (*serve)(upd_control_t *c, const params_t *p, json_t *body, json_t **out, upd_reason_t *reason);
+    int success;
+    /* or, instead of serve, a route that writes its own answer */
+    void (*answer)(upd_control_t *c, h2o_req_t *req);
+    /* its route in updraft_requests_total; "other" is where unknown paths are counted too */
+    const char *label;
+} route_t;
+
+static int
+serve_app_create(upd_control_t *c, const params_t *p, json_t *body, json_t **out, upd_reason_t *reason)
+{
+    (void)p;
+    return upd_publish_app_create(c, body, out, reason);
+}
+
+static int
+serve_release(upd_control_t *c, const params_t *p, json_t *body, json_t **out, upd_reason_t *reason)
+{
+    return upd_publish_release(c, p->app, body, out, reason);
+}
+
+static int
+serve_rollout(upd_control_t *c, const params_t *p, json_t *body, json_t **out, upd_reason_t *reason)
+{
+    return upd_publish_rollout(c, p->app, p->channel, body, out, reason);
+}
+
+static int
+serve_channel(upd_control_t *c, const params_t *p, json_t *body, json_t **out, upd_reason_t *reason)
+{
+    (void)body;
+    return upd_publish_channel_show(c, p->app, p->channel, out, reason);
+}
+
+static int
+serve_pull(upd_control_t *c, const params_t *p, json_t *body, json_t **out, upd_reason_t *reason)
+{
+    return upd_publish_pull(c, p->app, p->version, body, out, reason);
+}
+
+/* 200 while the state store opens a read transaction: what a load balancer's health check asks */
+static void
+answer_health(upd_control_t *c, h2o_req_t *req)
+{
+    upd_store_txn_t *txn;
+    if (upd_store_read_begin(c->store, &txn) != 0) {
+        upd_http_send_text(req, 503, "unhealthy: state store unavailable");
+        return;
+    }
+    upd_store_txn_end(txn);
+    upd_http_send_text(req, 200, "ok");
+}
 
 static void
-send_json(h2o_req_t *req, int status, json_t *body)
+answer_metrics(upd_control_t *c, h2o_req_t *req)
 {
-    char *text = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    upd_http_send(req, status, "application/json", text, strlen(text));
+    size_t len;
+    char *text = upd_metrics_render(c->metrics, &len);
+    upd_http_send(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
     free(text);
 }
 
+/*
+ * The routes. Their order is the order of the route labels in /metrics, "other" last: keep it when adding one (a new
+ * label goes before the "other" row).
+ */
+/* clang-format off */
+static const route_t routes[] = {
+    /* methods    path shape                                                 role              body
+     *            serve, success status / answer                            label */
+    {"POST",      {"v1", "apps"},                                            UPD_ROLE_ADMIN,   BODY_JSON,
+                  serve_app_create, 201, NULL,                               "apps"},
+    {"POST",      {"v1", "apps", "{app}", "releases"},                       UPD_ROLE_RELEASE, BODY_JSON,
+                  serve_release, 201, NULL,                                  "releases"},
+    {"PUT",       {"v1", "apps", "{app}", "channels", "{channel}", "rollout"}, UPD_ROLE_RELEASE, BODY_JSON,
+                  serve_rollout, 200, NULL,                                  "rollout"},
+    {"GET, HEAD", {"v1", "apps", "{app}", "channels", "{channel}"},          UPD_ROLE_BUILD,   BODY_NONE,
+                  serve_channel, 200, NULL,                                  "channel"},
+    {NULL,        {"healthz"},                                               UPD_ROLE_NONE,    BODY_NONE,
+                  NULL, 0, answer_health,                                    "health"},
+    {"POST",      {"v1", "apps", "{app}", "releases", "{version}", "pull"},  UPD_ROLE_RELEASE, BODY_OPTIONAL,
+                  serve_pull, 200, NULL,                                     "pull"},
+    {NULL,        {"metrics"},                                               UPD_ROLE_NONE,    BODY_NONE,
+                  NULL, 0, answer_metrics,                                   "other"},
+};
+/* clang-format on */
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+/* ---- route labels, derived from the table once ---- */
+
+static const char *labels[NROUTES + 1];
+static size_t nlabels, label_of_route[NROUTES], label_other;
+static pthread_once_t labels_once = PTHREAD_ONCE_INIT;
+
 static void
-send_error(h2o_req_t *req, int status, const char *code, const char *msg)
+labels_init(void)
 {
-    send_json(req, status, upd_api_error(code, "%s", msg));
+    for (size_t i = 0; i < NROUTES; ++i) {
+        size_t k = 0;
+        while (k < nlabels && strcmp(labels[k], routes[i].label) != 0)
+            ++k;
+        if (k == nlabels && strcmp(routes[i].label, "other") != 0)
+            labels[nlabels++] = routes[i].label;
+        label_of_route[i] = k;
+    }
+    /* last: server/metrics.c counts an index past the end there */
+    label_other = nlabels;
+    labels[nlabels++] = "other";
+    for (size_t i = 0; i < NROUTES; ++i)
+        if (strcmp(routes[i].label, "other") == 0)
+            label_of_route[i] = label_other;
 }
+
+const char *const *
+upd_control_route_labels(size_t *n)
+{
+    pthread_once(&labels_once, labels_init);
+    *n = nlabels;
+    return labels;
+}
+
+/* ---- matching ---- */
 
 typedef struct {
     const char *p;
     size_t len;
 } seg_t;
 
-/* splits "/v1/apps/APP/..." (no query) into at most 8 segments; @return the count, -1 when deeper or empty parts */
+/* Splits "/v1/apps/APP/..." (up to a query) into its segments. @return their count, -1 when deeper than SEGMENTS_MAX
+ * or when a segment is empty ("//", a trailing "/") */
 static int
-split(const char *path, size_t len, seg_t *segs, char bufs[][UPD_ID_MAX + 1])
+split(const char *path, size_t len, seg_t *segs)
 {
     const char *q = memchr(path, '?', len);
     if (q != NULL)
         len = (size_t)(q - path);
-    int n = 0;
-    const char *p = path + 1, *end = path + len;
     if (len == 0 || path[0] != '/')
         return -1;
+    int n = 0;
+    const char *p = path + 1, *end = path + len;
     while (p <= end) {
-        const char *slash = memchr(p, '/', end - p);
+        const char *slash = memchr(p, '/', (size_t)(end - p));
         if (slash == NULL)
             slash = end;
-        if (n == 8 || slash == p)
+        if (n == SEGMENTS_MAX || slash == p)
             return -1;
         segs[n].p = p;
         segs[n].len = (size_t)(slash - p);
-        if (segs[n].len <= UPD_ID_MAX) {
-            memcpy(bufs[n], p, segs[n].len);
-            bufs[n][segs[n].len] = '\0';
-        } else {
-            bufs[n][0] = '\0';
-        }
         ++n;
         p = slash + 1;
     }
@@ -69,6 +201,113 @@ static bool
 seg_is(const seg_t *s, const char *lit)
 {
     return s->len == strlen(lit) && memcmp(s->p, lit, s->len) == 0;
+}
+
+static bool
+is_param(const char *shape_seg)
+{
+    return shape_seg[0] == '{';
+}
+
+/* Segment by segment: a literal must be the same bytes, a parameter takes any segment (it is checked later). */
+static bool
+shape_matches(const route_t *r, const seg_t *segs, int n)
+{
+    int k = 0;
+    for (; k < n && r->shape[k] != NULL; ++k)
+        if (!is_param(r->shape[k]) && !seg_is(&segs[k], r->shape[k]))
+            return false;
+    return k == n && r->shape[k] == NULL;
+}
+
+static bool
+method_in(const h2o_req_t *req, const char *methods)
+{
+    if (methods == NULL)
+        return true;
+    for (const char *m = methods; *m != '\0';) {
+        size_t len = strcspn(m, ", ");
+        if (h2o_memis(req->method.base, req->method.len, m, len))
+            return true;
+        m += len;
+        m += strspn(m, ", ");
+    }
+    return false;
+}
+
+size_t
+upd_control_route_of(const h2o_req_t *req)
+{
+    pthread_once(&labels_once, labels_init);
+    seg_t segs[SEGMENTS_MAX];
+    int n = split(req->input.path.base, req->input.path.len, segs);
+    for (size_t i = 0; i < NROUTES; ++i)
+        if (shape_matches(&routes[i], segs, n))
+            return label_of_route[i];
+    return label_other;
+}
+
+/* ---- a request's steps ---- */
+
+typedef struct {
+    params_t p;
+    char app[UPD_ID_MAX + 1], channel[UPD_ID_MAX + 1], version[UPD_VERSION_MAX + 1];
+} param_bufs_t;
+
+static void
+copy_seg(const seg_t *s, char *dst)
+{
+    memcpy(dst, s->p, s->len);
+    dst[s->len] = '\0';
+}
+
+/* Checks and copies the path's parameters, in path order. @return 0, or UPD_EINVAL with the reason */
+static int
+take_params(const route_t *r, const seg_t *segs, param_bufs_t *b, upd_reason_t *reason)
+{
+    memset(&b->p, 0, sizeof(b->p));
+    for (int k = 0; r->shape[k] != NULL; ++k) {
+        const seg_t *s = &segs[k];
+        if (strcmp(r->shape[k], "{app}") == 0) {
+            if (!upd_id_is_app(s->p, s->len))
+                return upd_reason_set(reason, UPD_EINVAL, "invalid", "app id: expected [a-z0-9][a-z0-9-]{0,62}");
+            copy_seg(s, b->app);
+            b->p.app = b->app;
+        } else if (strcmp(r->shape[k], "{channel}") == 0) {
+            if (!upd_id_is_channel(s->p, s->len))
+                return upd_reason_set(reason, UPD_EINVAL, "invalid", "channel: expected [a-z0-9][a-z0-9-]{0,62}");
+            copy_seg(s, b->channel);
+            b->p.channel = b->channel;
+        } else if (strcmp(r->shape[k], "{version}") == 0) {
+            upd_version_t v;
+            if (s->len > UPD_VERSION_MAX || upd_version_parse(s->p, s->len, &v) != 0)
+                return upd_reason_set(reason, UPD_EINVAL, "invalid", "version: expected SemVer 2.0 (1.2.3, 1.3.0-beta.2)");
+            copy_seg(s, b->version);
+            b->p.version = b->version;
+        }
+    }
+    return 0;
+}
+
+static void
+send_json(h2o_req_t *req, int status, json_t *body)
+{
+    char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (text == NULL) {
+        upd_http_send_text(req, 500, "internal error: out of memory");
+        return;
+    }
+    upd_http_send(req, status, "application/json", text, strlen(text));
+    free(text);
+}
+
+/* The one way a refusal is answered: status and code from server/http_error.h, the {"error"} body. */
+static void
+send_error(h2o_req_t *req, int err, const upd_reason_t *reason)
+{
+    upd_http_error_t e = upd_http_error_of(err, reason);
+    send_json(req, e.status, upd_api_error(e.code, "%s", e.message));
 }
 
 static int
@@ -90,180 +329,109 @@ authenticate(upd_control_t *c, h2o_req_t *req, upd_role_t *role)
     return err;
 }
 
+/* @return the body, NULL with the reason filled (UPD_EINVAL) */
 static json_t *
-parse_body(h2o_req_t *req, char *msg, size_t cap)
+parse_body(h2o_req_t *req, upd_reason_t *reason)
 {
     if (req->entity.base == NULL || req->entity.len == 0) {
-        snprintf(msg, cap, "expected a JSON body");
+        upd_reason_set(reason, UPD_EINVAL, "invalid", "expected a JSON body");
         return NULL;
     }
     json_error_t jerr;
     json_t *j = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES, &jerr);
-    if (j == NULL)
-        snprintf(msg, cap, "body is not JSON: line %d column %d: %s", jerr.line, jerr.column, jerr.text);
-    else if (!json_is_object(j)) {
-        snprintf(msg, cap, "body must be a JSON object");
+    if (j == NULL) {
+        upd_reason_set(reason, UPD_EINVAL, "invalid", "body is not JSON: line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+    } else if (!json_is_object(j)) {
+        upd_reason_set(reason, UPD_EINVAL, "invalid", "body must be a JSON object");
         json_decref(j);
         j = NULL;
     }
     return j;
 }
 
-static bool
-method_is(h2o_req_t *req, const char *m)
-{
-    return h2o_memis(req->method.base, req->method.len, m, strlen(m));
-}
-
+/* 405 with the methods the path takes (every route of its shape) */
 static void
-method_not_allowed(h2o_req_t *req, const char *allow)
+method_not_allowed(h2o_req_t *req, const seg_t *segs, int n)
 {
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow, strlen(allow));
-    send_error(req, 405, "method_not_allowed", "method not allowed here");
+    char allow[64] = "";
+    for (size_t i = 0; i < NROUTES; ++i)
+        if (routes[i].methods != NULL && shape_matches(&routes[i], segs, n))
+            snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s", allow[0] != '\0' ? ", " : "", routes[i].methods);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, h2o_strdup(&req->pool, allow, SIZE_MAX).base,
+                   strlen(allow));
+    /* no UPD_E* code means "wrong method": the router answers this one itself */
+    send_json(req, 405, upd_api_error("method_not_allowed", "method not allowed here"));
 }
 
 int
 upd_control_on_req(void *app, h2o_req_t *req)
 {
     upd_control_t *c = app;
-    seg_t segs[8];
-    char bufs[8][UPD_ID_MAX + 1];
-    int n = split(req->path.base, req->path.len, segs, bufs);
+    upd_reason_t reason = {"", ""};
+    seg_t segs[SEGMENTS_MAX];
+    int n = split(req->path.base, req->path.len, segs);
 
-    if (n == 1 && seg_is(&segs[0], "healthz")) {
-        upd_store_txn_t *txn;
-        if (upd_store_read_begin(c->store, &txn) != 0) {
-            upd_http_send_text(req, 503, "unhealthy: state store unavailable");
-            return 0;
-        }
-        upd_store_txn_end(txn);
-        upd_http_send_text(req, 200, "ok");
+    const route_t *r = NULL;
+    bool shaped = false;
+    for (size_t i = 0; i < NROUTES && r == NULL; ++i) {
+        if (!shape_matches(&routes[i], segs, n))
+            continue;
+        shaped = true;
+        if (method_in(req, routes[i].methods))
+            r = &routes[i];
+    }
+    if (r == NULL) {
+        if (shaped)
+            method_not_allowed(req, segs, n);
+        else
+            send_error(req, upd_reason_set(&reason, UPD_ENOTFOUND, "not_found", "no such API route"), &reason);
         return 0;
     }
-    if (n == 1 && seg_is(&segs[0], "metrics")) {
-        size_t len;
-        char *text = upd_metrics_render(c->metrics, &len);
-        upd_http_send(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
-        free(text);
+    if (r->answer != NULL) {
+        r->answer(c, req);
         return 0;
-    }
-    if (n < 2 || !seg_is(&segs[0], "v1") || !seg_is(&segs[1], "apps")) {
-        send_error(req, 404, "not_found", "no such API route");
-        return 0;
-    }
-
-    /* which route, and which method it takes */
-    const char *allow;
-    int route;
-    if (n == 2) {
-        route = 0;
-        allow = "POST";
-    } else if (n == 4 && seg_is(&segs[3], "releases")) {
-        route = 1;
-        allow = "POST";
-    } else if (n == 6 && seg_is(&segs[3], "channels") && seg_is(&segs[5], "rollout")) {
-        route = 2;
-        allow = "PUT";
-    } else if (n == 5 && seg_is(&segs[3], "channels")) {
-        route = 3;
-        allow = "GET, HEAD";
-    } else if (n == 6 && seg_is(&segs[3], "releases") && seg_is(&segs[5], "pull")) {
-        route = ROUTE_PULL;
-        allow = "POST";
-    } else {
-        send_error(req, 404, "not_found", "no such API route");
-        return 0;
-    }
-    if (!(method_is(req, allow) || (route == 3 && (method_is(req, "GET") || method_is(req, "HEAD"))))) {
-        method_not_allowed(req, allow);
-        return 0;
-    }
-    const char *app_id = n >= 3 ? bufs[2] : NULL, *channel = route == 2 || route == 3 ? bufs[4] : NULL;
-    if (app_id != NULL && !upd_id_is_app(app_id, strlen(app_id))) {
-        send_error(req, 400, "invalid", "app id: expected [a-z0-9][a-z0-9-]{0,62}");
-        return 0;
-    }
-    if (channel != NULL && !upd_id_is_channel(channel, strlen(channel))) {
-        send_error(req, 400, "invalid", "channel: expected [a-z0-9][a-z0-9-]{0,62}");
-        return 0;
-    }
-    char version[UPD_VERSION_MAX + 1] = "";
-    if (route == ROUTE_PULL) {
-        upd_version_t v;
-        if (segs[4].len > UPD_VERSION_MAX || upd_version_parse(segs[4].p, segs[4].len, &v) != 0) {
-            send_error(req, 400, "invalid", "version: expected SemVer 2.0 (1.2.3, 1.3.0-beta.2)");
-            return 0;
-        }
-        memcpy(version, segs[4].p, segs[4].len);
-        version[segs[4].len] = '\0';
     }
 
-    upd_role_t role;
-    int err = authenticate(c, req, &role);
+    param_bufs_t params;
+    int err = take_params(r, segs, &params, &reason);
     if (err != 0) {
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, H2O_STRLIT("Bearer"));
-        upd_log_info("%s: refused: missing or invalid API key", upd_http_request_id(req));
-        send_error(req, 401, "unauthorized", "missing or invalid API key (Authorization: Bearer KEY)");
+        send_error(req, err, &reason);
         return 0;
     }
-    upd_role_t need = route == 0 ? UPD_ROLE_ADMIN : route == 3 ? UPD_ROLE_BUILD : UPD_ROLE_RELEASE;
-    if (role < need) {
-        char msg[128];
-        snprintf(msg, sizeof(msg), "this needs the %s role; the key has %s", upd_role_name(need), upd_role_name(role));
-        send_error(req, 403, "forbidden", msg);
-        return 0;
-    }
-
-    json_t *out = NULL, *body = NULL;
-    int status;
-    /* pulling takes an optional body */
-    if (route != 3 && !(route == ROUTE_PULL && (req->entity.base == NULL || req->entity.len == 0))) {
-        char msg[256];
-        if ((body = parse_body(req, msg, sizeof(msg))) == NULL) {
-            send_error(req, 400, "invalid", msg);
+    if (r->role != UPD_ROLE_NONE) {
+        upd_role_t role;
+        if (authenticate(c, req, &role) != 0) {
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, H2O_STRLIT("Bearer"));
+            upd_log_info("%s: refused: missing or invalid API key", upd_http_request_id(req));
+            send_error(req,
+                       upd_reason_set(&reason, UPD_EAUTH, "unauthorized", "missing or invalid API key (Authorization: Bearer KEY)"),
+                       &reason);
+            return 0;
+        }
+        if (role < r->role) {
+            send_error(req,
+                       upd_reason_set(&reason, UPD_EFORBIDDEN, "forbidden", "this needs the %s role; the key has %s",
+                                      upd_role_name(r->role), upd_role_name(role)),
+                       &reason);
             return 0;
         }
     }
-    switch (route) {
-    case 0:
-        status = upd_publish_app_create(c, body, &out);
-        break;
-    case 1:
-        status = upd_publish_release(c, app_id, body, &out);
-        break;
-    case 2:
-        status = upd_publish_rollout(c, app_id, channel, body, &out);
-        break;
-    case ROUTE_PULL:
-        status = upd_publish_pull(c, app_id, version, body, &out);
-        break;
-    default:
-        status = upd_publish_channel_show(c, app_id, channel, &out);
-        break;
-    }
-    json_decref(body);
-    send_json(req, status, out);
-    return 0;
-}
 
-size_t
-upd_control_route_of(const h2o_req_t *req)
-{
-    const char *p = req->input.path.base;
-    size_t len = req->input.path.len;
-    if (len >= 8 && memcmp(p, "/healthz", 8) == 0)
-        return 4;
-    if (len < 8 || memcmp(p, "/v1/apps", 8) != 0)
-        return ROUTE_OTHER;
-    if (len == 8 || p[8] == '?')
+    json_t *body = NULL, *out = NULL;
+    bool has_body = req->entity.base != NULL && req->entity.len != 0;
+    if (r->body == BODY_JSON || (r->body == BODY_OPTIONAL && has_body)) {
+        if ((body = parse_body(req, &reason)) == NULL) {
+            send_error(req, UPD_EINVAL, &reason);
+            return 0;
+        }
+    }
+    err = r->serve(c, &params.p, body, &out, &reason);
+    json_decref(body);
+    if (err != 0) {
+        json_decref(out);
+        send_error(req, err, &reason);
         return 0;
-    /* /v1/apps/APP/... : count the slashes; /v1/apps/APP/releases/VERSION/pull has as many as a rollout */
-    int slashes = 0;
-    size_t after_app = 0;
-    for (size_t i = 0; i < len && p[i] != '?'; ++i)
-        if (p[i] == '/' && ++slashes == 4)
-            after_app = i + 1;
-    if (slashes == 6 && len - after_app > 9 && memcmp(p + after_app, "releases/", 9) == 0)
-        return ROUTE_PULL;
-    return slashes == 4 ? 1 : slashes == 6 ? 2 : slashes == 5 ? 3 : ROUTE_OTHER;
+    }
+    send_json(req, r->success, out);
+    return 0;
 }

@@ -1,5 +1,6 @@
 /* API keys: "upd_<id>_<secret>". The id finds the record; the secret is checked against its stored
  * SHA-256 with a constant-time comparison, so neither timing nor a stolen database reveals a key. */
+#include "control/keys.h"
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -7,8 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-#include "control/control.h"
 #include "base/err.h"
+#include "base/hex.h"
 
 #define ID_HEX 16
 #define SECRET_BYTES 32
@@ -31,17 +32,6 @@ upd_role_name(upd_role_t r)
 }
 
 static void
-to_hex(const unsigned char *in, size_t n, char *out)
-{
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; ++i) {
-        out[i * 2] = hex[in[i] >> 4];
-        out[i * 2 + 1] = hex[in[i] & 15];
-    }
-    out[n * 2] = '\0';
-}
-
-static void
 sha256(const char *data, size_t len, unsigned char out[32])
 {
     unsigned int n = 32;
@@ -55,7 +45,7 @@ upd_keys_create(upd_store_t *store, upd_role_t role, const char *name, char *key
     char id_hex[ID_HEX + 1], secret_b64[64], digest_hex[65];
     if (RAND_bytes(id, sizeof(id)) != 1 || RAND_bytes(secret, sizeof(secret)) != 1)
         return UPD_EIO;
-    to_hex(id, sizeof(id), id_hex);
+    upd_hex_encode(id, sizeof(id), id_hex);
     int n = EVP_EncodeBlock((unsigned char *)secret_b64, secret, sizeof(secret));
     /* base64url without padding: the key travels in headers and shells unquoted */
     while (n > 0 && secret_b64[n - 1] == '=')
@@ -63,7 +53,7 @@ upd_keys_create(upd_store_t *store, upd_role_t role, const char *name, char *key
     for (int i = 0; i < n; ++i)
         secret_b64[i] = secret_b64[i] == '+' ? '-' : secret_b64[i] == '/' ? '_' : secret_b64[i];
     sha256(secret_b64, (size_t)n, digest);
-    to_hex(digest, sizeof(digest), digest_hex);
+    upd_hex_encode(digest, sizeof(digest), digest_hex);
     if ((size_t)snprintf(key, cap, "upd_%s_%s", id_hex, secret_b64) >= cap)
         return UPD_ETOOBIG;
 
@@ -103,7 +93,7 @@ upd_keys_verify(upd_store_txn_t *txn, const char *key, size_t len, upd_role_t *r
         unsigned char digest[32];
         char digest_hex[65];
         sha256(key + 4 + ID_HEX + 1, 43, digest);
-        to_hex(digest, sizeof(digest), digest_hex);
+        upd_hex_encode(digest, sizeof(digest), digest_hex);
         int r = upd_role_parse(role_name);
         if (CRYPTO_memcmp(digest_hex, stored, 64) == 0 && r > 0) {
             *role = (upd_role_t)r;

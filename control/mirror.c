@@ -6,18 +6,18 @@
  * Two passes: first every staged file is hashed and checked against its declaration (no network, so a wrong
  * declaration is refused before anything is uploaded), then each file goes to the backends in order.
  */
+#include "control/mirror.h"
 #include <errno.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
-#include "control/control.h"
 #include "base/err.h"
+#include "base/hex.h"
 #include "base/log.h"
 #include "storage/localdir.h"
 
@@ -123,11 +123,9 @@ digest_final(digest_t *d, digest_out_t *o)
     EVP_DigestFinal_ex(d->sha512, md, &len);
     EVP_EncodeBlock((unsigned char *)o->sha512, md, 64);
     EVP_DigestFinal_ex(d->sha1, md, &len);
-    for (int k = 0; k < 20; ++k)
-        sprintf(o->sha1 + k * 2, "%02x", md[k]);
+    upd_hex_encode(md, 20, o->sha1);
     EVP_DigestFinal_ex(d->sha256, md, &len);
-    for (int k = 0; k < 32; ++k)
-        sprintf(o->sha256 + k * 2, "%02x", md[k]);
+    upd_hex_encode(md, 32, o->sha256);
     if (d->xxh != NULL && d->in_block != 0)
         block_done(d);
     /* a file of one block or less has no block digests: the origin checks it whole against the sha512 */
@@ -194,23 +192,8 @@ typedef struct {
     upd_control_t *c;
     const upd_release_t *rel;
     json_t *actions; /* {"r2": [...], "s3": [...]} */
-    json_t **out;
+    upd_reason_t *reason;
 } mirror_t;
-
-static int
-refuse(json_t **out, int status, const char *code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static int
-refuse(json_t **out, int status, const char *code, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    *out = upd_api_error(code, "%s", msg);
-    return status;
-}
 
 static void
 object_key(const upd_release_t *rel, const char *name, char *key, size_t cap)
@@ -218,12 +201,12 @@ object_key(const upd_release_t *rel, const char *name, char *key, size_t cap)
     snprintf(key, cap, "%s/%s/%s", rel->app, rel->version, name);
 }
 
-/* A backend failed or refused (anything but the answers the flow expects): 502, logged. */
+/* A backend failed or refused (anything but the answers the flow expects): logged. */
 static int
 backend_fail(mirror_t *m, size_t i, const char *name, const char *op, const char *key, const upd_s3_result_t *res)
 {
     upd_log_error("object storage: %s %s: %s", op, key, res->message);
-    return refuse(m->out, 502, "backend_error", "files[%zu] %s: %s %s: %s", i, name, op, key, res->message);
+    return upd_reason_set(m->reason, UPD_EBACKEND, "backend_error", "files[%zu] %s: %s %s: %s", i, name, op, key, res->message);
 }
 
 static void
@@ -241,7 +224,7 @@ record(mirror_t *m, const upd_s3_backend_t *b, const char *name, const char *act
 
 /*
  * Opens and hashes STAGING/APP/VERSION/NAME. @return 0 with s->fd open and *d filled, 0 with s->fd -1 when it is not
- * there (ENOENT; anything that cannot be opened when optional), or a refusal
+ * there (ENOENT; anything that cannot be opened when optional), or a refusal: a negative UPD_E* code, m->reason filled
  */
 static int
 stage_open(mirror_t *m, size_t i, const char *name, uint32_t block_size, bool optional, staged_t *s, digest_out_t *d)
@@ -254,8 +237,10 @@ stage_open(mirror_t *m, size_t i, const char *name, uint32_t block_size, bool op
     if (s->fd < 0) {
         if (errno == ENOENT || optional)
             return 0;
-        return refuse(m->out, 422, "file_missing", "files[%zu] %s: not in storage at %s (%s)", i, name, key,
-                      errno == ELOOP ? "a symbolic link" : errno == EISDIR ? "not a regular file" : strerror(errno));
+        return upd_reason_set(m->reason, UPD_EMISMATCH, "file_missing", "files[%zu] %s: not in storage at %s (%s)", i, name, key,
+                              errno == ELOOP    ? "a symbolic link"
+                              : errno == EISDIR ? "not a regular file"
+                                                : strerror(errno));
     }
     digest_t dg;
     digest_init(&dg, block_size, UINT64_MAX);
@@ -263,10 +248,11 @@ stage_open(mirror_t *m, size_t i, const char *name, uint32_t block_size, bool op
     bool toobig = dg.toobig;
     digest_dispose(&dg);
     if (e != 0)
-        return refuse(m->out, 503, "storage_error", "files[%zu] %s: cannot read from storage: %s", i, name, strerror(e));
+        return upd_reason_set(m->reason, UPD_EIO, "storage_error", "files[%zu] %s: cannot read from storage: %s", i, name,
+                              strerror(e));
     if (toobig)
-        return refuse(m->out, 422, "too_big", "files[%zu] %s: more than %u blocks of %" PRIu32 " bytes", i, name,
-                      UPD_BLOCKS_MAX, block_size);
+        return upd_reason_set(m->reason, UPD_ETOOBIG, "too_big", "files[%zu] %s: more than %u blocks of %" PRIu32 " bytes", i, name,
+                              UPD_BLOCKS_MAX, block_size);
     s->size = d->size;
     memcpy(s->sha512, d->sha512, sizeof(s->sha512));
     memcpy(s->sha256, d->sha256, sizeof(s->sha256));
@@ -277,18 +263,18 @@ static int
 stage_file(mirror_t *m, size_t i, upd_file_t *f, staged_t *s)
 {
     digest_out_t d;
-    int status = stage_open(m, i, f->name, (uint32_t)m->c->conf->block_size, false, s, &d);
-    if (status != 0 || s->fd < 0)
-        return status;
+    int err = stage_open(m, i, f->name, (uint32_t)m->c->conf->block_size, false, s, &d);
+    if (err != 0 || s->fd < 0)
+        return err;
     if (d.size != f->size) {
         free(d.blocks);
-        return refuse(m->out, 422, "size_mismatch", "files[%zu] %s: size is %" PRIu64 " in storage, %" PRIu64 " declared", i,
-                      f->name, d.size, f->size);
+        return upd_reason_set(m->reason, UPD_EMISMATCH, "size_mismatch",
+                              "files[%zu] %s: size is %" PRIu64 " in storage, %" PRIu64 " declared", i, f->name, d.size, f->size);
     }
     if (strcmp(d.sha512, f->sha512) != 0) {
         free(d.blocks);
-        return refuse(m->out, 422, "checksum_mismatch", "files[%zu] %s: sha512 of the stored bytes differs from the declared one",
-                      i, f->name);
+        return upd_reason_set(m->reason, UPD_EMISMATCH, "checksum_mismatch",
+                              "files[%zu] %s: sha512 of the stored bytes differs from the declared one", i, f->name);
     }
     memcpy(f->sha1, d.sha1, sizeof(f->sha1));
     free(f->blocks);
@@ -308,9 +294,9 @@ stage_blockmap(mirror_t *m, size_t i, upd_file_t *f, staged_t *s)
     char bm_name[UPD_FILENAME_MAX + 16];
     snprintf(bm_name, sizeof(bm_name), "%s.blockmap", f->name);
     digest_out_t d;
-    int status = stage_open(m, i, bm_name, 0, true, s, &d);
-    if (status != 0 || s->fd < 0)
-        return status;
+    int err = stage_open(m, i, bm_name, 0, true, s, &d);
+    if (err != 0 || s->fd < 0)
+        return err;
     f->blockmap_size = (int64_t)d.size;
     memcpy(f->blockmap_sha512, d.sha512, sizeof(f->blockmap_sha512));
     return 0;
@@ -320,7 +306,7 @@ stage_blockmap(mirror_t *m, size_t i, upd_file_t *f, staged_t *s)
 
 /*
  * Reads an object through the digest. @return 0 with *res the answer (check res->status; d filled on 2xx), 1 when the
- * copy is longer than limit, or a refusal (transport failure)
+ * copy is longer than limit, or a refusal (too many blocks, transport failure): a negative UPD_E* code
  */
 static int
 fetch(mirror_t *m, size_t i, const char *name, const upd_s3_backend_t *b, const char *key, uint32_t block_size, uint64_t limit,
@@ -332,8 +318,8 @@ fetch(mirror_t *m, size_t i, const char *name, const upd_s3_backend_t *b, const 
     int ret = 0;
     memset(d, 0, sizeof(*d));
     if (dg.toobig)
-        ret = refuse(m->out, 422, "too_big", "files[%zu] %s: more than %u blocks of %" PRIu32 " bytes on %s", i, name,
-                     UPD_BLOCKS_MAX, block_size, b->name);
+        ret = upd_reason_set(m->reason, UPD_ETOOBIG, "too_big", "files[%zu] %s: more than %u blocks of %" PRIu32 " bytes on %s", i,
+                             name, UPD_BLOCKS_MAX, block_size, b->name);
     else if (dg.over)
         ret = 1;
     else if (err != 0)
@@ -346,7 +332,7 @@ fetch(mirror_t *m, size_t i, const char *name, const upd_s3_backend_t *b, const 
 
 /*
  * A staged object onto one backend: HEAD; absent → PUT (signed with the payload's SHA-256); present → read back and
- * compared with the staged bytes. @return 0 or a refusal
+ * compared with the staged bytes. @return 0 or a refusal (a negative UPD_E* code)
  */
 static int
 push(mirror_t *m, size_t i, const char *name, const upd_s3_backend_t *b, const staged_t *s)
@@ -370,7 +356,7 @@ push(mirror_t *m, size_t i, const char *name, const upd_s3_backend_t *b, const s
     if (res.content_length == s->size) {
         digest_out_t d;
         int r = fetch(m, i, name, b, key, 0, s->size, &res, &d);
-        if (r > 1)
+        if (r < 0)
             return r;
         if (r == 0 && !(res.status >= 200 && res.status <= 299))
             return backend_fail(m, i, name, "GET", key, &res);
@@ -380,8 +366,8 @@ push(mirror_t *m, size_t i, const char *name, const upd_s3_backend_t *b, const s
         }
     }
     upd_log_warn("object storage: %s on %s differs from the staged copy", key, b->name);
-    return refuse(m->out, 422, "backend_mismatch", "files[%zu] %s: the copy on %s at %s differs from the staged one", i, name,
-                  b->name, key);
+    return upd_reason_set(m->reason, UPD_EMISMATCH, "backend_mismatch",
+                          "files[%zu] %s: the copy on %s at %s differs from the staged one", i, name, b->name, key);
 }
 
 /* A file that is not staged: every backend's copy is read and must be the declared bytes. */
@@ -395,18 +381,20 @@ check_remote_file(mirror_t *m, size_t i, upd_file_t *f)
         upd_s3_result_t res;
         digest_out_t d;
         int r = fetch(m, i, f->name, b, key, (uint32_t)m->c->conf->block_size, f->size, &res, &d);
-        if (r > 1)
+        if (r < 0)
             return r;
         if (r == 0 && res.status == 404 && strcmp(res.code, "NoSuchBucket") != 0)
-            return refuse(m->out, 422, "file_missing", "files[%zu] %s: neither staged nor on %s (%s): upload it to every backend or stage it",
-                          i, f->name, b->name, key);
+            return upd_reason_set(m->reason, UPD_EMISMATCH, "file_missing",
+                                  "files[%zu] %s: neither staged nor on %s (%s): upload it to every backend or stage it", i,
+                                  f->name, b->name, key);
         if (r == 0 && !(res.status >= 200 && res.status <= 299))
             return backend_fail(m, i, f->name, "GET", key, &res);
         if (r == 1 || d.size != f->size || strcmp(d.sha512, f->sha512) != 0) {
             free(d.blocks);
             upd_log_warn("object storage: %s on %s differs from the declared file", key, b->name);
-            return refuse(m->out, 422, "backend_mismatch", "files[%zu] %s: the copy on %s at %s differs from the declared size and sha512",
-                          i, f->name, b->name, key);
+            return upd_reason_set(m->reason, UPD_EMISMATCH, "backend_mismatch",
+                                  "files[%zu] %s: the copy on %s at %s differs from the declared size and sha512", i, f->name,
+                                  b->name, key);
         }
         if (k == 0) {
             /* equal sha512, equal bytes: the first copy's digests are every copy's */
@@ -440,7 +428,7 @@ check_remote_blockmap(mirror_t *m, size_t i, upd_file_t *f)
         /* the first copy found sets the length the others may have */
         uint64_t limit = present_on != NULL ? (uint64_t)f->blockmap_size : UINT64_MAX;
         int r = fetch(m, i, bm_name, b, key, 0, limit, &res, &d);
-        if (r > 1)
+        if (r < 0)
             return r;
         if (r == 0 && res.status == 404 && strcmp(res.code, "NoSuchBucket") != 0) {
             absent_on = absent_on != NULL ? absent_on : b->name;
@@ -451,12 +439,14 @@ check_remote_blockmap(mirror_t *m, size_t i, upd_file_t *f)
             f->blockmap_size = (int64_t)d.size;
             memcpy(f->blockmap_sha512, d.sha512, sizeof(f->blockmap_sha512));
         } else if (r == 1 || d.size != (uint64_t)f->blockmap_size || strcmp(d.sha512, f->blockmap_sha512) != 0) {
-            return refuse(m->out, 422, "backend_mismatch", "files[%zu] %s: the copy on %s at %s differs from the one on %s", i,
-                          bm_name, b->name, key, present_on);
+            return upd_reason_set(m->reason, UPD_EMISMATCH, "backend_mismatch",
+                                  "files[%zu] %s: the copy on %s at %s differs from the one on %s", i, bm_name, b->name, key,
+                                  present_on);
         }
         if (present_on != NULL && absent_on != NULL)
-            return refuse(m->out, 422, "file_missing", "files[%zu] %s: on %s but not on %s (%s), and not staged", i, bm_name,
-                          present_on, absent_on, key);
+            return upd_reason_set(m->reason, UPD_EMISMATCH, "file_missing",
+                                  "files[%zu] %s: on %s but not on %s (%s), and not staged", i, bm_name, present_on, absent_on,
+                                  key);
     }
     if (present_on != NULL)
         for (size_t k = 0; k < m->c->nbackends; ++k)
@@ -465,48 +455,49 @@ check_remote_blockmap(mirror_t *m, size_t i, upd_file_t *f)
 }
 
 int
-upd_mirror_release(upd_control_t *c, upd_release_t *rel, json_t **backends, json_t **out)
+upd_mirror_release(upd_control_t *c, upd_release_t *rel, json_t **backends, upd_reason_t *reason)
 {
     staged_t *files = calloc(rel->nfiles + 1, sizeof(*files)), *maps = calloc(rel->nfiles + 1, sizeof(*maps));
     if (files == NULL || maps == NULL)
         abort();
     for (size_t i = 0; i < rel->nfiles; ++i)
         files[i].fd = maps[i].fd = -1;
-    mirror_t m = {.c = c, .rel = rel, .actions = json_object(), .out = out};
-    int status = 0;
+    mirror_t m = {.c = c, .rel = rel, .actions = json_object(), .reason = reason};
+    int err = 0;
 
-    for (size_t i = 0; i < rel->nfiles && status == 0; ++i) {
+    for (size_t i = 0; i < rel->nfiles && err == 0; ++i) {
         upd_file_t *f = &rel->files[i];
         f->blockmap_size = -1;
         f->blockmap_sha512[0] = '\0';
-        if ((status = stage_file(&m, i, f, &files[i])) != 0)
+        if ((err = stage_file(&m, i, f, &files[i])) != 0)
             break;
         if (files[i].fd < 0 && c->nbackends == 0) {
             char key[KEY_MAX];
             object_key(rel, f->name, key, sizeof(key));
-            status = refuse(out, 422, "file_missing", "files[%zu] %s: not in storage at %s (%s)", i, f->name, key, strerror(ENOENT));
+            err = upd_reason_set(reason, UPD_EMISMATCH, "file_missing", "files[%zu] %s: not in storage at %s (%s)", i, f->name, key,
+                                 strerror(ENOENT));
             break;
         }
-        status = stage_blockmap(&m, i, f, &maps[i]);
+        err = stage_blockmap(&m, i, f, &maps[i]);
     }
 
-    for (size_t i = 0; i < rel->nfiles && status == 0 && c->nbackends != 0; ++i) {
+    for (size_t i = 0; i < rel->nfiles && err == 0 && c->nbackends != 0; ++i) {
         upd_file_t *f = &rel->files[i];
         if (files[i].fd >= 0) {
-            for (size_t k = 0; k < c->nbackends && status == 0; ++k)
-                status = push(&m, i, f->name, &c->backends[k], &files[i]);
+            for (size_t k = 0; k < c->nbackends && err == 0; ++k)
+                err = push(&m, i, f->name, &c->backends[k], &files[i]);
         } else {
-            status = check_remote_file(&m, i, f);
+            err = check_remote_file(&m, i, f);
         }
-        if (status != 0)
+        if (err != 0)
             break;
         if (maps[i].fd >= 0) {
             char bm_name[UPD_FILENAME_MAX + 16];
             snprintf(bm_name, sizeof(bm_name), "%s.blockmap", f->name);
-            for (size_t k = 0; k < c->nbackends && status == 0; ++k)
-                status = push(&m, i, bm_name, &c->backends[k], &maps[i]);
+            for (size_t k = 0; k < c->nbackends && err == 0; ++k)
+                err = push(&m, i, bm_name, &c->backends[k], &maps[i]);
         } else {
-            status = check_remote_blockmap(&m, i, f);
+            err = check_remote_blockmap(&m, i, f);
         }
     }
 
@@ -518,10 +509,10 @@ upd_mirror_release(upd_control_t *c, upd_release_t *rel, json_t **backends, json
     }
     free(files);
     free(maps);
-    if (status != 0) {
+    if (err != 0) {
         json_decref(m.actions);
         *backends = NULL;
-        return status;
+        return err;
     }
     *backends = m.actions;
     return 0;

@@ -3,48 +3,38 @@
  * its rendered feed bodies and download links, and the channel record (with a new generation) land
  * together or not at all. Feed bodies are rendered here, once, so the origin serialises nothing.
  */
+#include "control/publish.h"
 #include <inttypes.h>
 #include <math.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "control/control.h"
 #include "base/err.h"
+#include "control/mirror.h"
 #include "domain/render.h"
 #include "domain/version.h"
 #include "base/log.h"
 
 #define MAX_PINNED 10000
 
-json_t *
-upd_api_error(const char *code, const char *fmt, ...)
+static int
+fail(upd_reason_t *reason, int err, const char *code, const char *msg)
 {
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    return json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg);
+    return upd_reason_set(reason, err, code, "%s", msg);
 }
 
+/* What the API tells of a store failure: a missing record is not_found; anything else is the store being unavailable,
+ * logged here once. */
 static int
-fail(json_t **out, int status, const char *code, const char *msg)
-{
-    *out = upd_api_error(code, "%s", msg);
-    return status;
-}
-
-static int
-store_fail(json_t **out, int err)
+store_fail(upd_reason_t *reason, int err)
 {
     if (err == UPD_ENOTFOUND)
-        return fail(out, 404, "not_found", upd_strerror(err));
+        return fail(reason, UPD_ENOTFOUND, "not_found", upd_strerror(err));
     upd_log_error("store: %s", upd_strerror(err));
-    return fail(out, 503, "store_unavailable", upd_strerror(err));
+    return fail(reason, UPD_ESTORE, "store_unavailable", upd_strerror(err));
 }
 
 /* A JSON number with at most two decimals, 0..100 → basis points. */
@@ -233,30 +223,32 @@ channel_json(upd_store_txn_t *txn, const char *app, const char *channel)
 }
 
 int
-upd_publish_channel_show(upd_control_t *c, const char *app, const char *channel, json_t **out)
+upd_publish_channel_show(upd_control_t *c, const char *app, const char *channel, json_t **out, upd_reason_t *reason)
 {
     upd_store_txn_t *txn;
+    *out = NULL;
     int err = upd_store_read_begin(c->store, &txn);
     if (err != 0)
-        return store_fail(out, err);
+        return store_fail(reason, err);
     *out = channel_json(txn, app, channel);
     upd_store_txn_end(txn);
     if (*out == NULL)
-        return fail(out, 404, "not_found", "no such app or channel");
-    return 200;
+        return fail(reason, UPD_ENOTFOUND, "not_found", "no such app or channel");
+    return 0;
 }
 
 /* ---- apps ---- */
 
 int
-upd_publish_app_create(upd_control_t *c, json_t *body, json_t **out)
+upd_publish_app_create(upd_control_t *c, json_t *body, json_t **out, upd_reason_t *reason)
 {
+    *out = NULL;
     const char *id = json_string_value(json_object_get(body, "id"));
     json_t *name_j = json_object_get(body, "name");
     if (id == NULL || !upd_id_is_app(id, strlen(id)))
-        return fail(out, 400, "invalid", "id: expected [a-z0-9][a-z0-9-]{0,62}");
+        return fail(reason, UPD_EINVAL, "invalid", "id: expected [a-z0-9][a-z0-9-]{0,62}");
     if (name_j != NULL && (!json_is_string(name_j) || json_string_length(name_j) > 200))
-        return fail(out, 400, "invalid", "name: expected a string of at most 200 bytes");
+        return fail(reason, UPD_EINVAL, "invalid", "name: expected a string of at most 200 bytes");
     const char *name = name_j != NULL ? json_string_value(name_j) : id;
     json_t *rec = json_pack("{s:s, s:s, s:I}", "id", id, "name", name, "created", (json_int_t)time(NULL));
     char *text = json_dumps(rec, JSON_COMPACT);
@@ -271,16 +263,15 @@ upd_publish_app_create(upd_control_t *c, json_t *body, json_t **out)
     free(text);
     if (err == UPD_EEXIST) {
         json_decref(rec);
-        *out = upd_api_error("exists", "app %s already exists", id);
-        return 409;
+        return upd_reason_set(reason, UPD_EEXIST, "exists", "app %s already exists", id);
     }
     if (err != 0) {
         json_decref(rec);
-        return store_fail(out, err);
+        return store_fail(reason, err);
     }
     upd_log_info("app %s created", id);
     *out = rec;
-    return 201;
+    return 0;
 }
 
 /* Commits a change (the transaction ends either way), with the channel as GET shows it, read inside the same
@@ -311,52 +302,53 @@ attach_propagation(upd_control_t *c, json_t *out, const char *app, const char *c
 
 /* ---- releases ---- */
 
-/* A release must be newer than the newest of its channel. @return 0 with *ch the channel (zeroed when new), or 409 */
+/* A release must be newer than the newest of its channel. @return 0 with *ch the channel (zeroed when new), or
+ * UPD_ECONFLICT "not_newer" */
 static int
-check_newer(upd_store_txn_t *txn, const upd_release_t *rel, upd_channel_t *ch, json_t **out)
+check_newer(upd_store_txn_t *txn, const upd_release_t *rel, upd_channel_t *ch, upd_reason_t *reason)
 {
     if (upd_store_channel_get(txn, rel->app, rel->channel, ch) != 0)
         memset(ch, 0, sizeof(*ch));
     const char *newest = ch->rollout_version[0] ? ch->rollout_version : ch->stable;
     if (newest[0] != '\0' && upd_version_cmp_str(rel->version, strlen(rel->version), newest, strlen(newest)) <= 0) {
-        *out = upd_api_error("not_newer", "version %s is not newer than %s, the newest on channel %s", rel->version, newest,
-                             rel->channel);
-        return 409;
+        return upd_reason_set(reason, UPD_ECONFLICT, "not_newer", "version %s is not newer than %s, the newest on channel %s",
+                              rel->version, newest, rel->channel);
     }
     return 0;
 }
 
 int
-upd_publish_release(upd_control_t *c, const char *app, json_t *body, json_t **out)
+upd_publish_release(upd_control_t *c, const char *app, json_t *body, json_t **out, upd_reason_t *reason)
 {
     char errbuf[512];
     upd_release_t rel = {0};
     uint32_t bp = UPD_ROLLOUT_BASIS_POINTS;
-    int status, err;
+    int err;
     upd_store_txn_t *txn = NULL;
     json_t *backends = NULL;
 
+    *out = NULL;
     if (upd_release_from_request(app, body, (int64_t)time(NULL), &rel, errbuf, sizeof(errbuf)) != 0)
-        return fail(out, 400, "invalid", errbuf);
+        return fail(reason, UPD_EINVAL, "invalid", errbuf);
     json_t *rollout = json_object_get(body, "rollout");
     if (rollout != NULL && !json_is_null(rollout)) {
         json_t *p = json_object_get(rollout, "percent");
         if (!json_is_object(rollout) || (p != NULL && percent_to_bp(p, &bp) != 0)) {
-            status = fail(out, 400, "invalid", "rollout.percent: expected a number from 0 to 100 with at most two decimals");
+            err = fail(reason, UPD_EINVAL, "invalid", "rollout.percent: expected a number from 0 to 100 with at most two decimals");
             goto Exit;
         }
     }
 
     /* the app must exist before any file is hashed */
     if ((err = upd_store_read_begin(c->store, &txn)) != 0) {
-        status = store_fail(out, err);
+        err = store_fail(reason, err);
         goto Exit;
     }
     const char *app_json;
     size_t app_len;
     err = upd_store_app_get(txn, app, &app_json, &app_len);
     if (err != 0) {
-        status = fail(out, 404, "not_found", "unknown app");
+        err = fail(reason, UPD_ENOTFOUND, "not_found", "unknown app");
         goto Exit;
     }
     /*
@@ -365,33 +357,34 @@ upd_publish_release(upd_control_t *c, const char *app, json_t *body, json_t **ou
      */
     upd_channel_t ch_before;
     upd_release_t existing = {0};
-    if ((status = check_newer(txn, &rel, &ch_before, out)) != 0)
+    if ((err = check_newer(txn, &rel, &ch_before, reason)) != 0)
         goto Exit;
     if (upd_store_release_get(txn, app, rel.version, &existing) == 0) {
         upd_release_dispose(&existing);
-        *out = upd_api_error("exists", "version %s of %s is already registered", rel.version, app);
-        status = 409;
+        err = upd_reason_set(reason, UPD_EEXIST, "exists", "version %s of %s is already registered", rel.version, app);
         goto Exit;
     }
     upd_store_txn_end(txn);
     txn = NULL;
     /* staged files hashed and checked, then put on (or checked against) every backend: before any state changes */
-    if ((status = upd_mirror_release(c, &rel, &backends, out)) != 0)
+    if ((err = upd_mirror_release(c, &rel, &backends, reason)) != 0)
         goto Exit;
 
     if ((err = upd_store_write_begin(c->store, &txn)) != 0) {
-        status = store_fail(out, err);
+        err = store_fail(reason, err);
         goto Exit;
     }
     upd_channel_t ch;
-    if ((status = check_newer(txn, &rel, &ch, out)) != 0)
+    if ((err = check_newer(txn, &rel, &ch, reason)) != 0)
         goto Exit;
     if ((err = upd_store_release_put(txn, &rel)) != 0) {
         if (err == UPD_EEXIST)
-            *out = upd_api_error("exists", "version %s of %s is already registered", rel.version, app);
+            upd_reason_set(reason, err, "exists", "version %s of %s is already registered", rel.version, app);
         else if (err == UPD_ECONFLICT)
-            *out = upd_api_error("conflict", "a .nupkg of release %s has the name of another version's package", rel.version);
-        status = err == UPD_EEXIST || err == UPD_ECONFLICT ? 409 : store_fail(out, err);
+            upd_reason_set(reason, err, "conflict", "a .nupkg of release %s has the name of another version's package",
+                           rel.version);
+        else
+            err = store_fail(reason, err);
         goto Exit;
     }
     /* a new release supersedes any rollout in progress; the countries of the old one are not carried over */
@@ -408,39 +401,39 @@ upd_publish_release(upd_control_t *c, const char *app, json_t *body, json_t **ou
         ch.rollout.percent_bp = bp;
         /* a fresh seed per rollout, so the same clients are not always first */
         if (RAND_bytes((unsigned char *)&ch.rollout.seed, sizeof(ch.rollout.seed)) != 1) {
-            status = fail(out, 503, "entropy", "no random bytes for the rollout seed");
+            err = fail(reason, UPD_EIO, "entropy", "no random bytes for the rollout seed");
             goto Exit;
         }
     }
     ++ch.generation;
     if ((err = render_release(c, txn, &rel, &ch)) != 0 || (err = upd_store_channel_put(txn, app, rel.channel, &ch)) != 0) {
-        status = store_fail(out, err);
+        err = store_fail(reason, err);
         goto Exit;
     }
     json_t *chj;
     err = commit_with_channel(txn, app, rel.channel, &chj);
     txn = NULL;
     if (err != 0) {
-        status = store_fail(out, err);
+        err = store_fail(reason, err);
         goto Exit;
     }
     upd_log_info("release %s %s registered on %s at %u.%02u%%", app, rel.version, rel.channel, bp / 100, bp % 100);
     *out = json_pack("{s:o, s:o, s:O}", "release", upd_release_to_json(&rel), "channel", chj, "backends", backends);
     const char *versions[] = {rel.version};
     attach_propagation(c, *out, app, rel.channel, versions, 1);
-    status = 201;
+    err = 0;
 Exit:
     if (txn != NULL)
         upd_store_txn_end(txn);
     json_decref(backends);
     upd_release_dispose(&rel);
-    return status;
+    return err;
 }
 
 /* ---- rollouts ---- */
 
 int
-upd_publish_rollout(upd_control_t *c, const char *app, const char *channel, json_t *body, json_t **out)
+upd_publish_rollout(upd_control_t *c, const char *app, const char *channel, json_t *body, json_t **out, upd_reason_t *reason)
 {
     json_t *percent = NULL, *paused = NULL, *countries = NULL, *pinned = NULL;
     const char *key;
@@ -449,8 +442,9 @@ upd_publish_rollout(upd_control_t *c, const char *app, const char *channel, json
     char country_buf[2 * UPD_ROLLOUT_MAX_COUNTRIES];
     size_t ncountries = 0;
 
+    *out = NULL;
     if (!json_is_object(body))
-        return fail(out, 400, "invalid", "expected a JSON object");
+        return fail(reason, UPD_EINVAL, "invalid", "expected a JSON object");
     json_object_foreach(body, key, value)
     {
         if (strcmp(key, "percent") == 0)
@@ -462,25 +456,23 @@ upd_publish_rollout(upd_control_t *c, const char *app, const char *channel, json
         else if (strcmp(key, "pinned") == 0)
             pinned = value;
         else {
-            *out = upd_api_error("invalid", "%s: unknown field (percent, paused, countries, pinned)", key);
-            return 400;
+            return upd_reason_set(reason, UPD_EINVAL, "invalid", "%s: unknown field (percent, paused, countries, pinned)", key);
         }
     }
     if (percent != NULL && percent_to_bp(percent, &bp) != 0)
-        return fail(out, 400, "invalid", "percent: expected a number from 0 to 100 with at most two decimals");
+        return fail(reason, UPD_EINVAL, "invalid", "percent: expected a number from 0 to 100 with at most two decimals");
     if (paused != NULL && !json_is_boolean(paused))
-        return fail(out, 400, "invalid", "paused: expected true or false");
+        return fail(reason, UPD_EINVAL, "invalid", "paused: expected true or false");
     if (countries != NULL) {
         if (!json_is_array(countries) || json_array_size(countries) > UPD_ROLLOUT_MAX_COUNTRIES)
-            return fail(out, 400, "invalid", "countries: expected a list of at most 250 ISO 3166-1 alpha-2 codes");
+            return fail(reason, UPD_EINVAL, "invalid", "countries: expected a list of at most 250 ISO 3166-1 alpha-2 codes");
         size_t i;
         json_t *cj;
         json_array_foreach(countries, i, cj)
         {
             const char *cc = json_string_value(cj);
             if (cc == NULL || !upd_id_is_country(cc, strlen(cc))) {
-                *out = upd_api_error("invalid", "countries[%zu]: expected two upper-case letters (DE, FR)", i);
-                return 400;
+                return upd_reason_set(reason, UPD_EINVAL, "invalid", "countries[%zu]: expected two upper-case letters (DE, FR)", i);
             }
             bool dup = false;
             for (size_t k = 0; k < ncountries; ++k)
@@ -493,7 +485,7 @@ upd_publish_rollout(upd_control_t *c, const char *app, const char *channel, json
     size_t npins = 0;
     if (pinned != NULL) {
         if (!json_is_array(pinned) || json_array_size(pinned) > MAX_PINNED)
-            return fail(out, 400, "invalid", "pinned: expected a list of at most 10000 client ids");
+            return fail(reason, UPD_EINVAL, "invalid", "pinned: expected a list of at most 10000 client ids");
         pins = calloc(json_array_size(pinned) + 1, sizeof(*pins));
         size_t i;
         json_t *pj;
@@ -502,8 +494,7 @@ upd_publish_rollout(upd_control_t *c, const char *app, const char *channel, json
             const char *id = json_string_value(pj);
             if (id == NULL || !upd_id_is_client(id, strlen(id))) {
                 free(pins);
-                *out = upd_api_error("invalid", "pinned[%zu]: expected 1-128 bytes of [A-Za-z0-9._:-]", i);
-                return 400;
+                return upd_reason_set(reason, UPD_EINVAL, "invalid", "pinned[%zu]: expected 1-128 bytes of [A-Za-z0-9._:-]", i);
             }
             pins[npins++] = id;
         }
@@ -511,14 +502,14 @@ upd_publish_rollout(upd_control_t *c, const char *app, const char *channel, json
 
     upd_store_txn_t *txn;
     upd_release_t rel = {0};
-    int status, err = upd_store_write_begin(c->store, &txn);
+    int err = upd_store_write_begin(c->store, &txn);
     if (err != 0) {
         free(pins);
-        return store_fail(out, err);
+        return store_fail(reason, err);
     }
     upd_channel_t ch;
     if (upd_store_channel_get(txn, app, channel, &ch) != 0) {
-        status = fail(out, 404, "not_found", "no such app or channel (register a release first)");
+        err = fail(reason, UPD_ENOTFOUND, "not_found", "no such app or channel (register a release first)");
         goto Exit;
     }
     /* the versions whose answers this change can touch, for the purge tags */
@@ -531,13 +522,13 @@ upd_publish_rollout(upd_control_t *c, const char *app, const char *channel, json
     ch.rollout.countries = old_countries;
     bool has_rollout = ch.rollout_version[0] != '\0';
     if ((percent != NULL || paused != NULL || countries != NULL) && !has_rollout) {
-        *out = upd_api_error("no_rollout", "channel %s of %s has no rollout in progress", channel, app);
-        status = 409;
+        err = upd_reason_set(reason, UPD_ECONFLICT, "no_rollout", "channel %s of %s has no rollout in progress", channel, app);
         goto Exit;
     }
     bool will_pause = paused != NULL ? json_is_true(paused) : ch.rollout.paused;
     if (percent != NULL && will_pause && bp != ch.rollout.percent_bp) {
-        status = fail(out, 409, "paused", "the rollout is paused: resume it (paused:false) before changing the percentage");
+        err =
+            fail(reason, UPD_ECONFLICT, "paused", "the rollout is paused: resume it (paused:false) before changing the percentage");
         goto Exit;
     }
     if (has_rollout) {
@@ -549,7 +540,7 @@ upd_publish_rollout(upd_control_t *c, const char *app, const char *channel, json
     }
     bool rerender = percent != NULL && bp != ch.rollout.percent_bp;
     if (has_rollout && (err = upd_store_release_get(txn, app, ch.rollout_version, &rel)) != 0) {
-        status = store_fail(out, err);
+        err = store_fail(reason, err);
         goto Exit;
     }
     if (percent != NULL) {
@@ -564,32 +555,32 @@ upd_publish_rollout(upd_control_t *c, const char *app, const char *channel, json
         ch.rollout.percent_bp = bp == UPD_ROLLOUT_BASIS_POINTS ? 0 : bp;
     }
     if (pinned != NULL && (err = upd_store_pins_set(txn, app, channel, pins, npins)) != 0) {
-        status = store_fail(out, err);
+        err = store_fail(reason, err);
         goto Exit;
     }
     ++ch.generation;
     if ((rerender && (err = render_release(c, txn, &rel, &ch)) != 0) || (err = upd_store_channel_put(txn, app, channel, &ch)) != 0) {
-        status = store_fail(out, err);
+        err = store_fail(reason, err);
         goto Exit;
     }
     json_t *chj;
     err = commit_with_channel(txn, app, channel, &chj);
     txn = NULL;
     if (err != 0) {
-        status = store_fail(out, err);
+        err = store_fail(reason, err);
         goto Exit;
     }
     upd_log_info("rollout of %s/%s updated (generation %" PRIu64 ")", app, channel, ch.generation);
     *out = chj;
     const char *versions[] = {rollout_before, stable_before, ch.stable};
     attach_propagation(c, *out, app, channel, versions, 3);
-    status = 200;
+    err = 0;
 Exit:
     if (txn != NULL)
         upd_store_txn_end(txn);
     upd_release_dispose(&rel);
     free(pins);
-    return status;
+    return err;
 }
 
 /* ---- pulling a release ---- */
@@ -628,58 +619,59 @@ rerender(upd_control_t *c, upd_store_txn_t *txn, const char *app, const char *ve
 }
 
 int
-upd_publish_pull(upd_control_t *c, const char *app, const char *version, json_t *body, json_t **out)
+upd_publish_pull(upd_control_t *c, const char *app, const char *version, json_t *body, json_t **out, upd_reason_t *reason)
 {
-    const char *reason = NULL, *key;
+    const char *why_given = NULL, *key;
     json_t *value;
 
+    *out = NULL;
     if (body != NULL) {
         if (!json_is_object(body))
-            return fail(out, 400, "invalid", "expected a JSON object");
+            return fail(reason, UPD_EINVAL, "invalid", "expected a JSON object");
         json_object_foreach(body, key, value)
         {
             if (strcmp(key, "reason") != 0) {
-                *out = upd_api_error("invalid", "%s: unknown field (reason)", key);
-                return 400;
+                return upd_reason_set(reason, UPD_EINVAL, "invalid", "%s: unknown field (reason)", key);
             }
             if (json_is_null(value))
                 continue;
             if (!json_is_string(value) || json_string_length(value) > UPD_PULL_REASON_MAX ||
                 memchr(json_string_value(value), '\0', json_string_length(value)) != NULL) {
-                *out = upd_api_error("invalid", "reason: expected a string of at most %d bytes", UPD_PULL_REASON_MAX);
-                return 400;
+                return upd_reason_set(reason, UPD_EINVAL, "invalid", "reason: expected a string of at most %d bytes",
+                                      UPD_PULL_REASON_MAX);
             }
             if (json_string_length(value) != 0)
-                reason = json_string_value(value);
+                why_given = json_string_value(value);
         }
     }
 
     upd_store_txn_t *txn;
     upd_release_t rel = {0};
-    int status, err = upd_store_write_begin(c->store, &txn);
+    int err = upd_store_write_begin(c->store, &txn);
     if (err != 0)
-        return store_fail(out, err);
+        return store_fail(reason, err);
     const char *app_json;
     size_t app_len;
     if (upd_store_app_get(txn, app, &app_json, &app_len) != 0) {
-        status = fail(out, 404, "not_found", "unknown app");
+        err = fail(reason, UPD_ENOTFOUND, "not_found", "unknown app");
         goto Exit;
     }
     if ((err = upd_store_release_get(txn, app, version, &rel)) != 0) {
         if (err == UPD_ENOTFOUND)
-            *out = upd_api_error("not_found", "%s has no release %s", app, version);
-        status = err == UPD_ENOTFOUND ? 404 : store_fail(out, err);
+            upd_reason_set(reason, err, "not_found", "%s has no release %s", app, version);
+        else
+            err = store_fail(reason, err);
         goto Exit;
     }
     if (rel.pulled) {
-        *out = upd_api_error("pulled", "release %s of %s was already pulled (at %s)", version, app, rel.pulled_at);
-        status = 409;
+        err = upd_reason_set(reason, UPD_ECONFLICT, "pulled", "release %s of %s was already pulled (at %s)", version, app,
+                             rel.pulled_at);
         goto Exit;
     }
     upd_channel_t ch;
     if ((err = upd_store_channel_get(txn, app, rel.channel, &ch)) != 0) {
         /* a registered release always has its channel */
-        status = store_fail(out, err == UPD_ENOTFOUND ? UPD_ESTORE : err);
+        err = store_fail(reason, err == UPD_ENOTFOUND ? UPD_ESTORE : err);
         goto Exit;
     }
     /* the record's countries point into the map, which the rewrite below moves */
@@ -690,12 +682,12 @@ upd_publish_pull(upd_control_t *c, const char *app, const char *version, json_t 
 
     rel.pulled = true;
     upd_release_format_time((int64_t)time(NULL), rel.pulled_at);
-    if (reason != NULL && (rel.pull_reason = strdup(reason)) == NULL)
+    if (why_given != NULL && (rel.pull_reason = strdup(why_given)) == NULL)
         abort();
     /* its feeds go (nothing may offer it again); its files stay: clients mid-download finish, and the .nupkg and
      * blockmaps stay where electron-updater and Squirrel.Windows look for them */
     if ((err = upd_store_release_replace(txn, &rel)) != 0 || (err = upd_store_feed_clear(txn, app, version)) != 0) {
-        status = store_fail(out, err);
+        err = store_fail(reason, err);
         goto Exit;
     }
     enum { WAS_ROLLOUT, WAS_STABLE, WAS_SUPERSEDED } was;
@@ -713,7 +705,7 @@ upd_publish_pull(upd_control_t *c, const char *app, const char *version, json_t 
         was = WAS_STABLE;
         fallback_ctx_t fc = {.channel = rel.channel, .below = version};
         if ((err = upd_store_release_list(txn, app, find_fallback, &fc)) != 0) {
-            status = store_fail(out, err);
+            err = store_fail(reason, err);
             goto Exit;
         }
         strcpy(ch.stable, fc.best);
@@ -727,19 +719,19 @@ upd_publish_pull(upd_control_t *c, const char *app, const char *version, json_t 
     if ((was != WAS_SUPERSEDED && (err = rerender(c, txn, app, ch.stable, &ch)) != 0) ||
         (was == WAS_STABLE && (err = rerender(c, txn, app, ch.rollout_version, &ch)) != 0) ||
         (err = upd_store_channel_put(txn, app, rel.channel, &ch)) != 0) {
-        status = store_fail(out, err);
+        err = store_fail(reason, err);
         goto Exit;
     }
     json_t *chj;
     err = commit_with_channel(txn, app, rel.channel, &chj);
     txn = NULL;
     if (err != 0) {
-        status = store_fail(out, err);
+        err = store_fail(reason, err);
         goto Exit;
     }
     /* the reason as one log line: control characters become spaces */
     char why[UPD_PULL_REASON_MAX + 1];
-    snprintf(why, sizeof(why), "%s", reason != NULL ? reason : "no reason given");
+    snprintf(why, sizeof(why), "%s", why_given != NULL ? why_given : "no reason given");
     for (char *p = why; *p != '\0'; ++p)
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             *p = ' ';
@@ -750,10 +742,10 @@ upd_publish_pull(upd_control_t *c, const char *app, const char *version, json_t 
     *out = chj;
     const char *versions[] = {version, ch.stable, ch.rollout_version};
     attach_propagation(c, *out, app, rel.channel, versions, 3);
-    status = 200;
+    err = 0;
 Exit:
     if (txn != NULL)
         upd_store_txn_end(txn);
     upd_release_dispose(&rel);
-    return status;
+    return err;
 }

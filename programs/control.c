@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "control/api.h"
 #include "control/control.h"
+#include "control/keys.h"
 #include "base/err.h"
 #include "server/conf_common.h"
 #include "server/http.h"
@@ -166,7 +168,9 @@ main(int argc, char **argv)
                      control.backends[i].tls ? "https" : "http", control.backends[i].host, control.backends[i].bucket,
                      control.backends[i].virtual_hosted ? "virtual" : "path");
     upd_propagate_log_targets(control.propagate);
-    control.metrics = upd_metrics_create("control", upd_control_route_names, UPD_CONTROL_ROUTE_COUNT);
+    size_t nroutes;
+    const char *const *route_labels = upd_control_route_labels(&nroutes);
+    control.metrics = upd_metrics_create("control", route_labels, nroutes);
     if (control.propagate != NULL)
         upd_metrics_add_renderer(control.metrics, render_propagation, control.propagate);
     upd_http_opts_t opts = {
@@ -174,8 +178,8 @@ main(int argc, char **argv)
         .conf = &conf,
         .on_req = upd_control_on_req,
         .route_of = upd_control_route_of,
-        .route_names = upd_control_route_names,
-        .nroutes = UPD_CONTROL_ROUTE_COUNT,
+        .route_names = route_labels,
+        .nroutes = nroutes,
         .app = &control,
         .allow_bodies = true,
         .metrics = control.metrics,

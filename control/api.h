@@ -1,0 +1,37 @@
+#ifndef UPD_API_H
+#define UPD_API_H
+
+#include <h2o.h>
+#include <stddef.h>
+
+/*
+ * The control API v1 (PROTOCOLS.md) behind server/http.h: POST /v1/apps, POST /v1/apps/APP/releases,
+ * PUT /v1/apps/APP/channels/CHANNEL/rollout, GET|HEAD /v1/apps/APP/channels/CHANNEL,
+ * POST /v1/apps/APP/releases/VERSION/pull (each with an API key of a role, control/keys.h), and, without a key,
+ * /healthz and /metrics. JSON in and out; every refusal is {"error":{"code","message"}} with the status
+ * server/http_error.h gives its UPD_E* code, but for 405 (a method the path does not take, with Allow).
+ */
+
+/**
+ * Answers a request (upd_http_opts_t.on_req); app is the upd_control_t. Blocking: a release's files are hashed and
+ * sent to object storage on the calling thread.
+ * @return 0: every request is answered, unknown paths with 404
+ */
+int upd_control_on_req(void *app, h2o_req_t *req);
+
+/**
+ * The metrics route of a request (upd_http_opts_t.route_of): the index of its route's label in
+ * upd_control_route_labels(), by path alone (a wrong method or a bad parameter still counts under its route); the
+ * index of "other" for any other path and for /metrics.
+ */
+size_t upd_control_route_of(const h2o_req_t *req);
+
+/**
+ * The route labels of updraft_requests_total, in the order /metrics lists them: "apps", "releases", "rollout",
+ * "channel", "health", "pull", then "other", always last.
+ * @param[out] n  how many
+ * @return a static array, valid for the life of the program
+ */
+const char *const *upd_control_route_labels(size_t *n);
+
+#endif
