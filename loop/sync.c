@@ -23,7 +23,8 @@ typedef struct st_import_t {
     size_t len;
     /* set by the thread before it sends the message (the queue's mutex orders them before the loop reads) */
     int err;        /* of the write transaction, the import or the commit */
-    bool committed; /* false also when this origin holds that generation already, or when stopping */
+    bool committed; /* false also when this origin holds that generation already */
+    bool dropped;   /* not committed because the module is stopping */
     uint64_t have, got;
     uint64_t ns;      /* the write transaction, begin to commit */
     double ended_at;  /* unix time, for /metrics */
@@ -150,7 +151,7 @@ static bool
 apply_index(upd_sync_t *s)
 {
     upd_reason_t why;
-    if (upd_state_index_parse(s->buf, s->len, &s->todo, &why) != 0) {
+    if (upd_state_index_parse(s->buf != NULL ? s->buf : "", s->len, &s->todo, &why) != 0) {
         upd_log_warn("state: %s from %s is refused: %s", UPD_STATE_INDEX_KEY, s->backends[s->backend].name, why.message);
         return false;
     }
@@ -178,23 +179,36 @@ mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* On the writer thread: the document into LMDB, unless this origin has caught up meanwhile. */
+/* On the writer thread: whether upd_sync_stop is waiting for it */
+static bool
+quitting(upd_sync_t *s)
+{
+    pthread_mutex_lock(&s->mutex);
+    bool quit = s->quit;
+    pthread_mutex_unlock(&s->mutex);
+    return quit;
+}
+
+/* On the writer thread: the document into LMDB, unless this origin has caught up meanwhile or is stopping. */
 static void
 import_doc(upd_sync_t *s, import_t *j)
 {
     upd_store_txn_t *txn;
     uint64_t start = mono_ns();
-    j->committed = false;
+    j->committed = j->dropped = false;
     j->have = j->got = 0;
-    if ((j->err = upd_store_write_begin(s->store, &txn)) == 0) {
+    j->err = 0;
+    if (quitting(s)) {
+        j->dropped = true;
+    } else if ((j->err = upd_store_write_begin(s->store, &txn)) == 0) {
         upd_store_app_generation(txn, j->app, &j->have);
         j->err = upd_store_app_import(txn, j->app, j->doc, j->len, &j->got);
-        pthread_mutex_lock(&s->mutex);
-        bool quit = s->quit;
-        pthread_mutex_unlock(&s->mutex);
-        /* stopping: no commit (and no fsync) to wait for; the next start polls again */
-        if (j->err != 0 || j->got <= j->have || quit) {
+        if (j->err != 0 || j->got <= j->have) {
             upd_store_txn_end(txn);
+        } else if (quitting(s)) {
+            /* stopping: no commit (and no fsync) to wait for; the next start polls again */
+            upd_store_txn_end(txn);
+            j->dropped = true;
         } else {
             j->err = upd_store_commit(txn);
             j->committed = j->err == 0;
@@ -428,6 +442,8 @@ upd_sync_stop(upd_sync_t *s)
     pthread_cond_signal(&s->cond);
     pthread_mutex_unlock(&s->mutex);
     pthread_join(s->writer, NULL);
+    if (s->importing && s->job.dropped)
+        upd_log_info("state: %s: the import under way was dropped before its commit; the next start polls again", s->job.app);
     /* an answer sent that the loop has not read: nobody will (unregistering wants the receiver's list empty) */
     if (h2o_linklist_is_linked(&s->job.super.link))
         h2o_linklist_unlink(&s->job.super.link);
