@@ -19,9 +19,9 @@
 #include "base/hex.h"
 #include "domain/purge_sig.h"
 #include "domain/ids.h"
+#include "domain/state_doc.h"
 #include "base/log.h"
 
-#define STATE_PREFIX "_updraft/state/"
 #define RESPONSE_MAX 16384 /* answers are a few hundred bytes; more is not kept */
 #define ERROR_MAX 512
 
@@ -454,7 +454,9 @@ build_index(upd_store_t *store, bool *unlisted, char *err, size_t errlen)
         snprintf(err, errlen, "store: %s", upd_strerror(e));
         return NULL;
     }
-    json_t *names = json_array(), *apps = json_object();
+    json_t *names = json_array();
+    upd_state_index_t ix;
+    upd_state_index_init(&ix);
     if ((e = upd_store_app_list(txn, collect_app, names)) != 0)
         *unlisted = true;
     size_t i;
@@ -462,20 +464,19 @@ build_index(upd_store_t *store, bool *unlisted, char *err, size_t errlen)
     json_array_foreach(names, i, n)
     {
         uint64_t gen = 0;
-        if (e == 0 && (e = upd_store_app_generation(txn, json_string_value(n), &gen)) == 0)
-            json_object_set_new(apps, json_string_value(n), json_integer((json_int_t)gen));
+        /* an app at generation 0 (no channel yet) has published nothing: the index leaves it out */
+        if (e == 0 && (e = upd_store_app_generation(txn, json_string_value(n), &gen)) == 0 && gen != 0)
+            upd_state_index_set(&ix, json_string_value(n), gen);
     }
     upd_store_txn_end(txn);
     json_decref(names);
     char *text = NULL;
-    if (e == 0) {
-        json_t *doc = json_pack("{s:i, s:o}", "format", 1, "apps", apps);
-        text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        json_decref(doc);
-    } else {
-        json_decref(apps);
+    size_t text_len;
+    if (e == 0)
+        e = upd_state_index_format(&ix, &text, &text_len);
+    if (e != 0)
         snprintf(err, errlen, "store: %s", upd_strerror(e));
-    }
+    upd_state_index_dispose(&ix);
     return text;
 }
 
@@ -510,25 +511,26 @@ merge_index(const upd_propagate_t *p, const item_t *it, char *err, size_t errlen
 {
     sink_t sink = {NULL, 0};
     upd_s3_result_t res;
-    json_t *doc = NULL;
-    if (upd_s3_get(&p->backends[it->target], &p->timeouts, STATE_PREFIX "index.json", to_sink, &sink, &res) != 0 ||
+    upd_state_index_t ix;
+    if (upd_s3_get(&p->backends[it->target], &p->timeouts, UPD_STATE_INDEX_KEY, to_sink, &sink, &res) != 0 ||
         (res.status != 200 && res.status != 404)) {
         snprintf(err, errlen, "reading index.json: %s", res.message);
         free(sink.buf);
         return NULL;
     }
-    if (res.status == 200)
-        doc = json_loadb(sink.buf != NULL ? sink.buf : "", sink.len, 0, NULL);
+    upd_state_index_init(&ix);
+    /* absent or damaged: begun afresh with this app */
+    upd_reason_t why;
+    if (res.status == 200 && upd_state_index_parse(sink.buf != NULL ? sink.buf : "", sink.len, &ix, &why) != 0)
+        upd_log_warn("propagation: %s's index.json is refused (%s): written afresh", p->backends[it->target].name, why.message);
     free(sink.buf);
-    if (!json_is_object(json_object_get(doc, "apps"))) {
-        json_decref(doc);
-        doc = json_pack("{s:i, s:{}}", "format", 1, "apps");
-    }
-    json_t *apps = json_object_get(doc, "apps"), *had = json_object_get(apps, it->app);
-    if (!json_is_integer(had) || json_integer_value(had) < (json_int_t)it->generation)
-        json_object_set_new(apps, it->app, json_integer((json_int_t)it->generation));
-    char *text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(doc);
+    if (upd_state_index_get(&ix, it->app) < it->generation)
+        upd_state_index_set(&ix, it->app, it->generation);
+    char *text = NULL;
+    size_t text_len;
+    if (upd_state_index_format(&ix, &text, &text_len) != 0)
+        snprintf(err, errlen, "index: %s", upd_strerror(UPD_ENOMEM));
+    upd_state_index_dispose(&ix);
     return text;
 }
 
@@ -549,16 +551,17 @@ static void
 publish_state(upd_propagate_t *p, item_t *it)
 {
     uint64_t start = now_ms();
-    char key[sizeof(STATE_PREFIX) + UPD_ID_MAX + 32];
+    char key[UPD_STATE_KEY_MAX];
     it->ok = false;
     if (it->doc == NULL) {
         it->final = true;
         return; /* it->error says why there is no document */
     }
-    snprintf(key, sizeof(key), STATE_PREFIX "%s/%" PRIu64 ".json", it->app, it->generation);
+    /* it->app is an app id (the API checked it) and key has room for any: neither can fail */
+    upd_state_doc_key(key, sizeof(key), it->app, it->generation);
     if (!put_doc(p, it, key, it->doc, it->doc_len))
         return;
-    snprintf(key, sizeof(key), STATE_PREFIX "%s.json", it->app);
+    upd_state_latest_key(key, sizeof(key), it->app);
     if (!put_doc(p, it, key, it->doc, it->doc_len))
         return;
     char why[300];
@@ -575,7 +578,7 @@ publish_state(upd_propagate_t *p, item_t *it)
         snprintf(it->error, sizeof(it->error), "index: %s", why);
         return;
     }
-    bool ok = put_doc(p, it, STATE_PREFIX "index.json", index, strlen(index));
+    bool ok = put_doc(p, it, UPD_STATE_INDEX_KEY, index, strlen(index));
     free(index);
     it->ok = ok;
     it->ms = now_ms() - start;

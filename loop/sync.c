@@ -1,14 +1,34 @@
 #include "loop/sync.h"
 #include <inttypes.h>
-#include <jansson.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "base/err.h"
-#include "domain/ids.h"
 #include "base/log.h"
+#include "domain/ids.h"
+#include "domain/state_doc.h"
 
 #define DOC_MAX (256u * 1024 * 1024) /* an app's state document: far above any real one */
+
+/*
+ * One import, handed by the loop to the writer thread and back as a message of the loop's queue. There is at most one
+ * in flight: a poll applies one document at a time and waits for it, so this lives in upd_sync_t.
+ */
+typedef struct st_import_t {
+    h2o_multithread_message_t super;
+    /* set by the loop before it hands the import over */
+    char app[UPD_ID_MAX + 1];
+    char *doc; /* the downloaded bytes; the thread frees them */
+    size_t len;
+    /* set by the thread before it sends the message (the queue's mutex orders them before the loop reads) */
+    int err;        /* of the write transaction, the import or the commit */
+    bool committed; /* false also when this origin holds that generation already */
+    bool dropped;   /* not committed because the module is stopping */
+    uint64_t have, got;
+    uint64_t ns;      /* the write transaction, begin to commit */
+    double ended_at;  /* unix time, for /metrics */
+} import_t;
 
 struct st_upd_sync_t {
     h2o_loop_t *loop;
@@ -22,8 +42,8 @@ struct st_upd_sync_t {
     size_t backend;            /* the backend this step reads from */
     char index_etag[80];       /* of the last index fully applied */
     char pending_etag[80];     /* of the index being applied */
-    char (*todo)[UPD_ID_MAX + 1];
-    size_t ntodo, itodo;
+    upd_state_index_t todo;    /* the apps of the index this origin is behind on */
+    size_t itodo;              /* the app being applied, SIZE_MAX while the index is read */
     upd_s3_get_t *get;
     char *buf;
     size_t len, cap;
@@ -31,6 +51,22 @@ struct st_upd_sync_t {
     h2o_linklist_t waiters;
     uint64_t polls_ok, polls_failed, unchanged, imports, import_failures;
     int64_t last_ok; /* unix time of the last successful poll */
+    /*
+     * The writer thread: an import is a JSON parse of up to DOC_MAX bytes and an LMDB write transaction with its fsync,
+     * which must not stall the loop's update checks (they read the previous commit meanwhile: LMDB readers never wait
+     * for a writer). The loop hands the downloaded document over (job_ready), the thread imports it and answers through
+     * the loop's h2o multithread queue; the poll carries on from there.
+     */
+    pthread_t writer;
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    bool job_ready, quit; /* under mutex */
+    bool importing;       /* loop: the job is with the thread */
+    import_t job;
+    h2o_multithread_queue_t *queue;
+    h2o_multithread_receiver_t receiver;
+    uint64_t import_ns_sum, import_count, last_import_ns;
+    double last_import_at;
 };
 
 static void step(upd_sync_t *s);
@@ -40,8 +76,9 @@ static const char *
 current_key(const upd_sync_t *s, char *buf, size_t cap)
 {
     if (s->itodo == SIZE_MAX)
-        return UPD_SYNC_INDEX_KEY;
-    snprintf(buf, cap, "_updraft/state/%s.json", s->todo[s->itodo]);
+        return UPD_STATE_INDEX_KEY;
+    /* cannot fail: the index's apps are app ids, and buf is UPD_STATE_KEY_MAX */
+    upd_state_latest_key(buf, cap, s->todo.apps[s->itodo].app);
     return buf;
 }
 
@@ -49,9 +86,7 @@ static void
 finish_poll(upd_sync_t *s, bool ok)
 {
     s->running = false;
-    free(s->todo);
-    s->todo = NULL;
-    s->ntodo = 0;
+    upd_state_index_dispose(&s->todo);
     if (ok) {
         ++s->polls_ok;
         s->last_ok = (int64_t)time(NULL);
@@ -111,57 +146,116 @@ local_generation(upd_sync_t *s, const char *app)
     return gen;
 }
 
-/* The index arrived: list the apps this origin is behind on. */
+/* The index arrived: keep the apps this origin is behind on. */
 static bool
 apply_index(upd_sync_t *s)
 {
-    json_error_t jerr;
-    json_t *root = json_loadb(s->buf, s->len, 0, &jerr), *apps = json_object_get(root, "apps");
-    if (!json_is_object(apps)) {
-        upd_log_warn("state: %s is not a state index", UPD_SYNC_INDEX_KEY);
-        json_decref(root);
+    upd_reason_t why;
+    if (upd_state_index_parse(s->buf != NULL ? s->buf : "", s->len, &s->todo, &why) != 0) {
+        upd_log_warn("state: %s from %s is refused: %s", UPD_STATE_INDEX_KEY, s->backends[s->backend].name, why.message);
         return false;
     }
-    size_t n = json_object_size(apps);
-    s->todo = calloc(n + 1, sizeof(*s->todo));
-    s->ntodo = 0;
-    const char *app;
-    json_t *gen;
-    json_object_foreach(apps, app, gen) {
-        if (!json_is_integer(gen) || !upd_id_is_app(app, strlen(app)))
-            continue;
-        if ((uint64_t)json_integer_value(gen) > local_generation(s, app))
-            snprintf(s->todo[s->ntodo++], UPD_ID_MAX + 1, "%s", app);
-    }
-    json_decref(root);
+    size_t n = 0;
+    for (size_t i = 0; i < s->todo.n; ++i)
+        if (s->todo.apps[i].generation > local_generation(s, s->todo.apps[i].app))
+            s->todo.apps[n++] = s->todo.apps[i];
+    s->todo.n = n;
     return true;
 }
 
-/* An app's document arrived: import it unless this origin has caught up meanwhile. */
+static double
+unix_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uint64_t
+mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* On the writer thread: whether upd_sync_stop is waiting for it */
 static bool
-apply_app(upd_sync_t *s, const char *app)
+quitting(upd_sync_t *s)
+{
+    pthread_mutex_lock(&s->mutex);
+    bool quit = s->quit;
+    pthread_mutex_unlock(&s->mutex);
+    return quit;
+}
+
+/* On the writer thread: the document into LMDB, unless this origin has caught up meanwhile or is stopping. */
+static void
+import_doc(upd_sync_t *s, import_t *j)
 {
     upd_store_txn_t *txn;
-    int err;
-    if ((err = upd_store_write_begin(s->store, &txn)) != 0)
-        return false;
-    uint64_t have = 0, got = 0;
-    upd_store_app_generation(txn, app, &have);
-    if ((err = upd_store_app_import(txn, app, s->buf, s->len, &got)) != 0 || got <= have) {
-        upd_store_txn_end(txn);
-        if (err != 0) {
-            ++s->import_failures;
-            upd_log_error("state: %s: the published document cannot be imported: %s", app, upd_strerror(err));
+    uint64_t start = mono_ns();
+    j->committed = j->dropped = false;
+    j->have = j->got = 0;
+    j->err = 0;
+    if (quitting(s)) {
+        j->dropped = true;
+    } else if ((j->err = upd_store_write_begin(s->store, &txn)) == 0) {
+        upd_store_app_generation(txn, j->app, &j->have);
+        j->err = upd_store_app_import(txn, j->app, j->doc, j->len, &j->got);
+        if (j->err != 0 || j->got <= j->have) {
+            upd_store_txn_end(txn);
+        } else if (quitting(s)) {
+            /* stopping: no commit (and no fsync) to wait for; the next start polls again */
+            upd_store_txn_end(txn);
+            j->dropped = true;
+        } else {
+            j->err = upd_store_commit(txn);
+            j->committed = j->err == 0;
         }
-        return err == 0;
     }
-    if ((err = upd_store_commit(txn)) != 0) {
-        ++s->import_failures;
-        return false;
+    free(j->doc); /* freed here: up to DOC_MAX bytes, no reason to keep them until the loop reads the answer */
+    j->doc = NULL;
+    j->ns = mono_ns() - start;
+    j->ended_at = unix_now();
+}
+
+static void *
+writer_main(void *arg)
+{
+    upd_sync_t *s = arg;
+    pthread_mutex_lock(&s->mutex);
+    for (;;) {
+        while (!s->job_ready && !s->quit)
+            pthread_cond_wait(&s->cond, &s->mutex);
+        if (!s->job_ready)
+            break; /* quit, with nothing handed over */
+        s->job_ready = false;
+        pthread_mutex_unlock(&s->mutex);
+        import_doc(s, &s->job);
+        h2o_multithread_send_message(&s->receiver, &s->job.super);
+        pthread_mutex_lock(&s->mutex);
     }
-    ++s->imports;
-    upd_log_info("state: %s now at generation %" PRIu64 " (was %" PRIu64 ") from %s", app, got, have, s->backends[s->backend].name);
-    return true;
+    pthread_mutex_unlock(&s->mutex);
+    return NULL;
+}
+
+/* An app's document arrived: the writer thread imports it; on_imported carries the poll on. */
+static void
+hand_over(upd_sync_t *s, const char *app)
+{
+    import_t *j = &s->job;
+    snprintf(j->app, sizeof(j->app), "%s", app);
+    j->doc = s->buf; /* taken: the next download starts a buffer of its own */
+    j->len = s->len;
+    s->buf = NULL;
+    s->len = s->cap = 0;
+    s->importing = true;
+    upd_log_debug("state: %s: importing %zu bytes from %s on the writer thread", app, j->len, s->backends[s->backend].name);
+    pthread_mutex_lock(&s->mutex);
+    s->job_ready = true;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->mutex);
 }
 
 static void
@@ -169,7 +263,7 @@ on_done(upd_s3_get_t *get, const upd_s3_outcome_t *o, void *arg)
 {
     upd_sync_t *s = arg;
     s->get = NULL;
-    char keybuf[UPD_ID_MAX + 32];
+    char keybuf[UPD_STATE_KEY_MAX];
     const char *key = current_key(s, keybuf, sizeof(keybuf));
     if (s->stopping)
         return;
@@ -194,20 +288,48 @@ on_done(upd_s3_get_t *get, const upd_s3_outcome_t *o, void *arg)
         finish_poll(s, false);
         return;
     }
-    bool ok;
-    if (s->itodo == SIZE_MAX) {
-        ok = apply_index(s);
-        snprintf(s->pending_etag, sizeof(s->pending_etag), "%s", o->etag);
-    } else {
-        ok = apply_app(s, s->todo[s->itodo]);
+    if (s->itodo != SIZE_MAX) {
+        hand_over(s, s->todo.apps[s->itodo].app);
+        return;
     }
-    if (!ok) {
+    if (!apply_index(s)) {
         finish_poll(s, false);
         return;
     }
-    ++s->itodo;
+    snprintf(s->pending_etag, sizeof(s->pending_etag), "%s", o->etag);
+    s->itodo = 0;
     s->backend = 0;
     step(s);
+}
+
+/* On the loop: the writer thread's answer. The poll goes on with the next app, or ends. */
+static void
+on_imported(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    upd_sync_t *s = H2O_STRUCT_FROM_MEMBER(upd_sync_t, receiver, receiver);
+    while (!h2o_linklist_is_empty(messages)) {
+        import_t *j = H2O_STRUCT_FROM_MEMBER(import_t, super.link, messages->next);
+        h2o_linklist_unlink(&j->super.link);
+        s->importing = false;
+        ++s->import_count;
+        s->import_ns_sum += j->ns;
+        s->last_import_ns = j->ns;
+        s->last_import_at = j->ended_at;
+        if (j->err != 0) {
+            ++s->import_failures;
+            upd_log_error("state: %s: the published document cannot be imported: %s", j->app, upd_strerror(j->err));
+            finish_poll(s, false);
+            continue;
+        }
+        if (j->committed) {
+            ++s->imports;
+            upd_log_info("state: %s now at generation %" PRIu64 " (was %" PRIu64 ") from %s: %zu bytes imported in %" PRIu64 " ms",
+                         j->app, j->got, j->have, s->backends[s->backend].name, j->len, j->ns / 1000000);
+        }
+        ++s->itodo;
+        s->backend = 0;
+        step(s);
+    }
 }
 
 static const upd_s3_get_cb_t get_cb = {NULL, on_data, on_done};
@@ -215,7 +337,7 @@ static const upd_s3_get_cb_t get_cb = {NULL, on_data, on_done};
 static void
 start_get(upd_sync_t *s)
 {
-    char keybuf[UPD_ID_MAX + 32], inm[128];
+    char keybuf[UPD_STATE_KEY_MAX], inm[128];
     const char *key = current_key(s, keybuf, sizeof(keybuf));
     const char *extra[1];
     size_t n_extra = 0;
@@ -238,7 +360,7 @@ start_get(upd_sync_t *s)
 static void
 step(upd_sync_t *s)
 {
-    if (s->itodo != SIZE_MAX && s->itodo >= s->ntodo) {
+    if (s->itodo != SIZE_MAX && s->itodo >= s->todo.n) {
         /* every app applied: the index is ours */
         memcpy(s->index_etag, s->pending_etag, sizeof(s->index_etag));
         finish_poll(s, true);
@@ -281,6 +403,22 @@ upd_sync_start(h2o_loop_t *loop, upd_s3_loop_t *s3, const upd_s3_backend_t *back
     s->n = n;
     s->store = store;
     h2o_linklist_init_anchor(&s->waiters);
+    upd_state_index_init(&s->todo);
+    pthread_mutex_init(&s->mutex, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    s->queue = h2o_multithread_create_queue(loop);
+    h2o_multithread_register_receiver(s->queue, &s->receiver, on_imported);
+    int err;
+    if ((err = pthread_create(&s->writer, NULL, writer_main, s)) != 0) {
+        upd_log_error("state: cannot start the writer thread: %s", strerror(err));
+        h2o_multithread_unregister_receiver(s->queue, &s->receiver);
+        h2o_multithread_destroy_queue(s->queue);
+        free(s->queue); /* see upd_sync_stop */
+        pthread_cond_destroy(&s->cond);
+        pthread_mutex_destroy(&s->mutex);
+        free(s);
+        return NULL;
+    }
     h2o_timeout_init(loop, &s->poll_timeout, poll_ms);
     s->poll_entry.cb = on_poll_timer;
     upd_sync_poll_now(s); /* at start-up: an empty data dir converges at once */
@@ -298,9 +436,26 @@ upd_sync_stop(upd_sync_t *s)
     if (h2o_timeout_is_linked(&s->poll_entry))
         h2o_timeout_unlink(&s->poll_entry);
     h2o_timeout_dispose(s->loop, &s->poll_timeout);
+    /* an import under way ends without its commit (the thread looks before committing) */
+    pthread_mutex_lock(&s->mutex);
+    s->quit = true;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->mutex);
+    pthread_join(s->writer, NULL);
+    if (s->importing && s->job.dropped)
+        upd_log_info("state: %s: the import under way was dropped before its commit; the next start polls again", s->job.app);
+    /* an answer sent that the loop has not read: nobody will (unregistering wants the receiver's list empty) */
+    if (h2o_linklist_is_linked(&s->job.super.link))
+        h2o_linklist_unlink(&s->job.super.link);
+    free(s->job.doc);
+    h2o_multithread_unregister_receiver(s->queue, &s->receiver);
+    h2o_multithread_destroy_queue(s->queue);
+    free(s->queue); /* h2o 2.2.5's evloop destroy_queue closes the pipe but frees the queue only under libuv */
+    pthread_cond_destroy(&s->cond);
+    pthread_mutex_destroy(&s->mutex);
     while (!h2o_linklist_is_empty(&s->waiters))
         h2o_linklist_unlink(s->waiters.next);
-    free(s->todo);
+    upd_state_index_dispose(&s->todo);
     free(s->buf);
     free(s);
 }
@@ -337,6 +492,19 @@ upd_sync_metrics(const upd_sync_t *s, FILE *fp)
             "# TYPE updraft_state_imports_total counter\nupdraft_state_imports_total{result=\"ok\"} %" PRIu64
             "\nupdraft_state_imports_total{result=\"failed\"} %" PRIu64 "\n",
             s->imports, s->import_failures);
+    fprintf(fp,
+            "# HELP updraft_state_import_duration_seconds App state documents imported on the writer thread: JSON parse and LMDB "
+            "write transaction, commit included.\n# TYPE updraft_state_import_duration_seconds summary\n"
+            "updraft_state_import_duration_seconds_sum %.6f\nupdraft_state_import_duration_seconds_count %" PRIu64 "\n",
+            (double)s->import_ns_sum / 1e9, s->import_count);
+    fprintf(fp,
+            "# HELP updraft_state_last_import_duration_seconds How long the last import took.\n"
+            "# TYPE updraft_state_last_import_duration_seconds gauge\nupdraft_state_last_import_duration_seconds %.6f\n"
+            "# HELP updraft_state_last_import_timestamp_seconds When the last import ended.\n"
+            "# TYPE updraft_state_last_import_timestamp_seconds gauge\nupdraft_state_last_import_timestamp_seconds %.3f\n"
+            "# HELP updraft_state_importing Whether the writer thread is importing a document now.\n"
+            "# TYPE updraft_state_importing gauge\nupdraft_state_importing %d\n",
+            (double)s->last_import_ns / 1e9, s->last_import_at, s->importing ? 1 : 0);
     fprintf(fp, "# HELP updraft_state_last_sync_timestamp_seconds When the published state was last read successfully.\n"
                 "# TYPE updraft_state_last_sync_timestamp_seconds gauge\nupdraft_state_last_sync_timestamp_seconds %" PRId64 "\n",
             s->last_ok);
