@@ -29,6 +29,7 @@ static const upd_conf_decl_t origin_decls[] = {
     {"downloads.max_age", UPD_CONF_UINT, offsetof(upd_conf_t, download_max_age), 0, 86400, "60", NULL},
     {"clients_seen.queue", UPD_CONF_UINT, offsetof(upd_conf_t, clients_queue), 16, 16777216, "65536", NULL},
     {"clients_seen.flush_ms", UPD_CONF_UINT, offsetof(upd_conf_t, clients_flush_ms), 10, 60000, "1000", NULL},
+    {"clients_seen.recent", UPD_CONF_UINT, offsetof(upd_conf_t, clients_recent), 1, 67108864, "1048576", NULL},
     UPD_CONF_END,
 };
 
@@ -159,7 +160,8 @@ main(int argc, char **argv)
                                                      (unsigned long long)conf.feed_max_age);
     origin.metrics = upd_metrics_create("origin", upd_route_labels, UPD_ROUTE_LABEL_COUNT);
     upd_metrics_add_renderer(origin.metrics, upd_origin_metrics_render, &origin);
-    origin.seen = upd_seen_start(origin.store, conf.clients_queue, (uint32_t)conf.clients_flush_ms, on_seen_commit, origin.metrics);
+    upd_seen_opts_t seen_opts = {conf.clients_queue, (uint32_t)conf.clients_flush_ms, conf.clients_recent};
+    origin.seen = upd_seen_start(origin.store, &seen_opts, on_seen_commit, origin.metrics);
 
     upd_http_opts_t opts = {
         .program = "updraft-origin",

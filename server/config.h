@@ -61,6 +61,7 @@ typedef struct st_upd_conf_t {
     uint64_t download_max_age;
     uint64_t clients_queue;
     uint64_t clients_flush_ms;
+    uint64_t clients_recent;
     /* updraft-control */
     char *public_url;
     uint64_t block_size; /* per-block digests for files over this size */

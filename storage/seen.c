@@ -9,7 +9,6 @@
 #include "domain/hll.h"
 
 #define BATCH_MAX 4096
-#define RECENT_SLOTS 65536 /* a power of two: 512 KiB of recent pushes */
 #define SKETCHES_MAX 64 /* versions counted between two flushes before a flush is forced (at most 256 KiB each) */
 
 typedef struct {
@@ -38,6 +37,7 @@ struct st_upd_seen_t {
     void *arg;
     /* the pushing thread's: (version, client) pairs queued lately, direct-mapped (a collision only queues a repeat) */
     uint64_t *recent;
+    size_t recent_mask;
     /* the writer thread's: one sketch per version since the last flush */
     pending_t pending[SKETCHES_MAX];
     size_t npending;
@@ -145,15 +145,19 @@ writer_main(void *_seen)
 }
 
 upd_seen_t *
-upd_seen_start(upd_store_t *store, size_t capacity, uint32_t flush_ms, void (*on_commit)(size_t n, void *arg), void *arg)
+upd_seen_start(upd_store_t *store, const upd_seen_opts_t *opts, void (*on_commit)(size_t n, void *arg), void *arg)
 {
+    size_t slots = 1;
+    while (slots * 2 <= opts->recent)
+        slots *= 2;
     upd_seen_t *seen = calloc(1, sizeof(*seen));
-    if (seen == NULL || (seen->ring = calloc(capacity, sizeof(*seen->ring))) == NULL ||
-        (seen->recent = calloc(RECENT_SLOTS, sizeof(*seen->recent))) == NULL)
+    if (seen == NULL || (seen->ring = calloc(opts->capacity, sizeof(*seen->ring))) == NULL ||
+        (seen->recent = calloc(slots, sizeof(*seen->recent))) == NULL)
         abort();
+    seen->recent_mask = slots - 1;
     seen->store = store;
-    seen->capacity = capacity;
-    seen->flush_ms = flush_ms != 0 ? flush_ms : 1;
+    seen->capacity = opts->capacity;
+    seen->flush_ms = opts->flush_ms != 0 ? opts->flush_ms : 1;
     seen->on_commit = on_commit;
     seen->arg = arg;
     pthread_mutex_init(&seen->mutex, NULL);
@@ -179,7 +183,7 @@ upd_seen_push(upd_seen_t *seen, const char *app, const char *channel, const char
     /* the pair (version, client), for the cache of recent pushes */
     size_t al = strlen(app), cl = strlen(channel), vl = strlen(version);
     uint64_t pair = XXH3_64bits_withSeed(version, vl, XXH3_64bits_withSeed(channel, cl, XXH3_64bits_withSeed(app, al, hash)));
-    uint64_t *slot = &seen->recent[pair & (RECENT_SLOTS - 1)];
+    uint64_t *slot = &seen->recent[pair & seen->recent_mask];
     pair |= 1; /* 0 marks an empty slot */
     if (*slot == pair)
         return true; /* queued lately: counting it again would change nothing */

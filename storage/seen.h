@@ -17,14 +17,17 @@
 
 typedef struct st_upd_seen_t upd_seen_t;
 
+typedef struct st_upd_seen_opts_t {
+    size_t capacity;  /* queue length, in entries */
+    uint32_t flush_ms; /* how often the sketches are merged into LMDB (and on upd_seen_stop) */
+    size_t recent;    /* slots of the cache of recent pushes, 8 bytes each; rounded down to a power of two (at least 1) */
+} upd_seen_opts_t;
+
 /**
  * Starts the writer thread.
- * @param capacity  queue length, in entries
- * @param flush_ms  how often the sketches are merged into LMDB (and on upd_seen_stop)
  * @param on_commit called from the writer thread with the number of pushes merged by a commit (may be NULL)
  */
-upd_seen_t *upd_seen_start(upd_store_t *store, size_t capacity, uint32_t flush_ms, void (*on_commit)(size_t n, void *arg),
-                           void *arg);
+upd_seen_t *upd_seen_start(upd_store_t *store, const upd_seen_opts_t *opts, void (*on_commit)(size_t n, void *arg), void *arg);
 /**
  * Counts a client as offered a version. Call it from one thread (the event loop): the cache of recent pushes is that
  * thread's. Ids longer than their maximum are cut (the caller validated them).

@@ -118,7 +118,7 @@ test_three_million_invented_ids_leave_the_store_its_size_and_a_halt_commits(void
     assert_int_equal(upd_store_commit(txn), 0);
     off_t before = data_size(f);
 
-    upd_seen_t *seen = upd_seen_start(f->store, 65536, 50, on_commit, f);
+    upd_seen_t *seen = upd_seen_start(f->store, &(upd_seen_opts_t){65536, 50, 1 << 20}, on_commit, f);
     char client[64];
     for (int i = 0; i != N; ++i) {
         int len = snprintf(client, sizeof(client), "invented-%08d-%08x", i, (unsigned)i * 2654435761u);
@@ -142,7 +142,7 @@ static void
 test_small_counts_are_exact_and_repeats_count_once(void **state)
 {
     struct fixture *f = *state;
-    upd_seen_t *seen = upd_seen_start(f->store, 1024, 10, on_commit, f);
+    upd_seen_t *seen = upd_seen_start(f->store, &(upd_seen_opts_t){1024, 10, 4096}, on_commit, f);
     char client[32];
     for (int round = 0; round != 3; ++round)
         for (int i = 0; i != 1500; ++i) {
@@ -154,7 +154,7 @@ test_small_counts_are_exact_and_repeats_count_once(void **state)
     assert_int_equal(count(f->store, "1.1.0"), 1000);
 
     /* a second recorder (another origin on this host, or this one restarted) adds to the same counts */
-    seen = upd_seen_start(f->store, 1024, 10, on_commit, f);
+    seen = upd_seen_start(f->store, &(upd_seen_opts_t){1024, 10, 4096}, on_commit, f);
     for (int i = 1000; i != 2000; ++i) {
         int len = snprintf(client, sizeof(client), "c-%d", i);
         push(seen, "1.1.0", client, (size_t)len);
