@@ -85,37 +85,32 @@ class Checker(threading.Thread):
         conn.close()
 
 
-class StateImportNonBlocking(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        env = cls.env = harness.Env("state_import_nonblocking")
-        try:
-            cls.r2 = env.start_s3rver("r2")
-            cls.s3 = env.start_s3rver("s3")
-            conf = env.object_store_config(cls.r2, cls.s3, name="control")
-            env.start_control("--config", conf, public_url="http://cdn.example")
-            cls.key = env.create_key()
-            for app in ("small", "big"):
-                st, body = env.api("POST", "/v1/apps", {"id": app, "name": app.title()}, key=cls.key)
-                assert st == 201, body
-                cls.release(app, "1.0.0")
-            cls.origin = cls.start_origin("origin-data")
-            cls.wait_serving(cls.origin, "1.0.0")
-            # then a release of big at 1% is published, and its document grown; the origin has not looked yet
-            cls.gen = cls.release("big", "1.1.0", percent=1)["propagation"]["generation"]
-            doc_gen, cls.text, cls.testers = cls.grown_document("big")
-            assert doc_gen == cls.gen, (doc_gen, cls.gen)
-            for backend in (cls.r2, cls.s3):
-                env.s3_put(backend, "_updraft/state/big/%d.json" % cls.gen, cls.text)
-                env.s3_put(backend, "_updraft/state/big.json", cls.text)
-        except BaseException:
-            env.failed = True
-            env.stop_all()
-            raise
+class StateImportNonBlocking(harness.StackTest):
+    env_name = "state_import_nonblocking"
+    s3rvers = ("r2", "s3")
+    programs = ("control",)
+    control_public_url = "http://cdn.example"
+    keys = (("key", "admin", "test"),)
+    apps = (("small", "Small"), ("big", "Big"))
 
     @classmethod
-    def tearDownClass(cls):
-        cls.env.stop_all()
+    def control_args(cls):
+        return ("--config", cls.env.object_store_config(cls.r2, cls.s3, name="control"))
+
+    @classmethod
+    def set_up_stack(cls):
+        env = cls.env
+        for app in ("small", "big"):
+            cls.release(app, "1.0.0")
+        cls.origin = cls.start_origin("origin-data")
+        cls.wait_serving(cls.origin, "1.0.0")
+        # then a release of big at 1% is published, and its document grown; the origin has not looked yet
+        cls.gen = cls.release("big", "1.1.0", percent=1)["propagation"]["generation"]
+        doc_gen, cls.text, cls.testers = cls.grown_document("big")
+        assert doc_gen == cls.gen, (doc_gen, cls.gen)
+        for backend in (cls.r2, cls.s3):
+            env.s3_put(backend, "_updraft/state/big/%d.json" % cls.gen, cls.text)
+            env.s3_put(backend, "_updraft/state/big.json", cls.text)
 
     @classmethod
     def start_origin(cls, data):
