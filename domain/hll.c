@@ -4,6 +4,7 @@
 #include <string.h>
 #include <xxhash.h>
 #include "base/err.h"
+#include "base/le.h"
 
 /*
  * Encoded form (little-endian):
@@ -181,26 +182,12 @@ upd_hll_count(const upd_hll_t *h)
     return (uint64_t)llround(m * m / (2 * log(2)) / z);
 }
 
-static void
-put_le64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i != 8; ++i)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
 
-static uint64_t
-get_le64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; --i)
-        v = v << 8 | p[i];
-    return v;
-}
 
 static int
 cmp_le64(const void *a, const void *b)
 {
-    uint64_t x = get_le64(a), y = get_le64(b);
+    uint64_t x = upd_get_le64(a), y = upd_get_le64(b);
     return x < y ? -1 : x > y;
 }
 
@@ -217,7 +204,7 @@ upd_hll_encode(const upd_hll_t *h, uint8_t *out)
     uint8_t *p = out + UPD_HLL_HEADER;
     for (uint32_t i = 0; i != h->cap; ++i)
         if (h->set[i] != 0)
-            put_le64(p, h->set[i]), p += 8;
+            upd_put_le64(p, h->set[i]), p += 8;
     /* ascending, so that two sketches of the same clients encode alike */
     qsort(out + UPD_HLL_HEADER, h->n, 8, cmp_le64);
     return UPD_HLL_HEADER + (size_t)h->n * 8;
@@ -245,7 +232,7 @@ upd_hll_decode(upd_hll_t *h, const uint8_t *data, size_t len)
     if (n > UPD_HLL_SPARSE_MAX || len != UPD_HLL_HEADER + n * 8)
         return UPD_EINVAL;
     for (size_t i = 0; i != n; ++i) {
-        int err = upd_hll_add(h, get_le64(data + UPD_HLL_HEADER + 8 * i));
+        int err = upd_hll_add(h, upd_get_le64(data + UPD_HLL_HEADER + 8 * i));
         if (err != 0) {
             upd_hll_dispose(h);
             return err;

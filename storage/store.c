@@ -21,6 +21,7 @@
 #include <xxhash.h>
 
 #include "base/err.h"
+#include "base/le.h"
 #include "base/log.h"
 #include "domain/hll.h"
 
@@ -72,50 +73,11 @@ lmdb_fail(const char *what, int rc)
     return UPD_ESTORE;
 }
 
-static void
-put_le16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
 
-static void
-put_le32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i != 4; ++i)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
 
-static void
-put_le64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i != 8; ++i)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
 
-static uint16_t
-get_le16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | p[1] << 8);
-}
 
-static uint32_t
-get_le32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; --i)
-        v = v << 8 | p[i];
-    return v;
-}
 
-static uint64_t
-get_le64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; --i)
-        v = v << 8 | p[i];
-    return v;
-}
 
 /* A key of '/'-separated parts, built on the stack. */
 struct keybuf {
@@ -293,9 +255,9 @@ open_dbs(upd_store_t *store, bool read_only)
             continue;
         rc = mdb_get(txn, store->dbi[DB_META], &key, &val);
         if (rc == 0) {
-            store->schema_found = val.mv_size == sizeof(schema) ? get_le32(val.mv_data) : 0;
+            store->schema_found = val.mv_size == sizeof(schema) ? upd_get_le32(val.mv_data) : 0;
         } else if (rc == MDB_NOTFOUND && !read_only) {
-            put_le32(schema, UPD_STORE_SCHEMA);
+            upd_put_le32(schema, UPD_STORE_SCHEMA);
             val = (MDB_val){.mv_size = sizeof(schema), .mv_data = schema};
             if ((rc = mdb_put(txn, store->dbi[DB_META], &key, &val, 0)) != 0) {
                 ret = lmdb_fail("schema", rc);
@@ -314,7 +276,7 @@ open_dbs(upd_store_t *store, bool read_only)
     if (store->schema_found == SCHEMA_WITH_CLIENT_RECORDS) {
         if ((ret = migrate_clients(txn, store)) != 0)
             goto Exit;
-        put_le32(schema, UPD_STORE_SCHEMA);
+        upd_put_le32(schema, UPD_STORE_SCHEMA);
         val = (MDB_val){.mv_size = sizeof(schema), .mv_data = schema};
         if ((rc = mdb_put(txn, store->dbi[DB_META], &key, &val, 0)) != 0) {
             ret = lmdb_fail("schema", rc);
@@ -538,11 +500,11 @@ upd_store_channel_get(upd_store_txn_t *txn, const char *app, const char *channel
         return err;
 
     const uint8_t *p = v.mv_data, *end = p + v.mv_size;
-    if (v.mv_size < CHANNEL_FIXED + 1 || p[0] != 'U' || p[1] != 'C' || get_le16(p + 2) != CHANNEL_FORMAT)
+    if (v.mv_size < CHANNEL_FIXED + 1 || p[0] != 'U' || p[1] != 'C' || upd_get_le16(p + 2) != CHANNEL_FORMAT)
         goto Corrupt;
-    out->generation = get_le64(p + 4);
-    out->rollout.seed = get_le64(p + 12);
-    out->rollout.percent_bp = get_le32(p + 20);
+    out->generation = upd_get_le64(p + 4);
+    out->rollout.seed = upd_get_le64(p + 12);
+    out->rollout.percent_bp = upd_get_le32(p + 20);
     out->rollout.paused = (p[24] & CHANNEL_PAUSED) != 0;
     p += CHANNEL_FIXED;
     char *strs[2] = {out->stable, out->rollout_version};
@@ -556,7 +518,7 @@ upd_store_channel_get(upd_store_txn_t *txn, const char *app, const char *channel
     }
     if (end - p < 2)
         goto Corrupt;
-    size_t n = get_le16(p);
+    size_t n = upd_get_le16(p);
     p += 2;
     if (n > UPD_ROLLOUT_MAX_COUNTRIES || (size_t)(end - p) != 2 * n)
         goto Corrupt;
@@ -583,10 +545,10 @@ upd_store_channel_put(upd_store_txn_t *txn, const char *app, const char *channel
     /* built in full before the put: ch->rollout.countries may point into a page the put rewrites */
     p[0] = 'U';
     p[1] = 'C';
-    put_le16(p + 2, CHANNEL_FORMAT);
-    put_le64(p + 4, ch->generation);
-    put_le64(p + 12, ch->rollout.seed);
-    put_le32(p + 20, ch->rollout.percent_bp);
+    upd_put_le16(p + 2, CHANNEL_FORMAT);
+    upd_put_le64(p + 4, ch->generation);
+    upd_put_le64(p + 12, ch->rollout.seed);
+    upd_put_le32(p + 20, ch->rollout.percent_bp);
     p[24] = ch->rollout.paused ? CHANNEL_PAUSED : 0;
     p += CHANNEL_FIXED;
     const char *strs[2] = {ch->stable, ch->rollout_version};
@@ -598,7 +560,7 @@ upd_store_channel_put(upd_store_txn_t *txn, const char *app, const char *channel
         memcpy(p, strs[i], len);
         p += len;
     }
-    put_le16(p, (uint16_t)ch->rollout.ncountries);
+    upd_put_le16(p, (uint16_t)ch->rollout.ncountries);
     p += 2;
     if (ch->rollout.ncountries != 0) {
         memcpy(p, ch->rollout.countries, 2 * ch->rollout.ncountries);
@@ -686,28 +648,41 @@ upd_store_pins_list(upd_store_txn_t *txn, const char *app, const char *channel, 
 
 /* ---- apps ---- */
 
+/* A JSON document stored under one id (apps, keys): created once, never overwritten. */
+static int
+json_record_create(upd_store_txn_t *txn, int db, const char *id, size_t max, const char *json)
+{
+    KEYBUF(k);
+    if (!key_add_str(&k, id, max))
+        return UPD_EINVAL;
+    return db_put(txn, db, &k, json, strlen(json), MDB_NOOVERWRITE);
+}
+
+static int
+json_record_get(upd_store_txn_t *txn, int db, const char *id, size_t max, const char **json, size_t *json_len)
+{
+    KEYBUF(k);
+    MDB_val v;
+    int err;
+    if (!key_add_str(&k, id, max))
+        return UPD_ENOTFOUND;
+    if ((err = db_get(txn, db, &k, &v)) != 0)
+        return err;
+    *json = v.mv_data;
+    *json_len = v.mv_size;
+    return 0;
+}
+
 int
 upd_store_app_create(upd_store_txn_t *txn, const char *app, const char *json)
 {
-    KEYBUF(k);
-    if (!key_add_str(&k, app, UPD_ID_MAX))
-        return UPD_EINVAL;
-    return db_put(txn, DB_APPS, &k, json, strlen(json), MDB_NOOVERWRITE);
+    return json_record_create(txn, DB_APPS, app, UPD_ID_MAX, json);
 }
 
 int
 upd_store_app_get(upd_store_txn_t *txn, const char *app, const char **json, size_t *json_len)
 {
-    KEYBUF(k);
-    MDB_val v;
-    int err;
-    if (!key_add_str(&k, app, UPD_ID_MAX))
-        return UPD_ENOTFOUND;
-    if ((err = db_get(txn, DB_APPS, &k, &v)) != 0)
-        return err;
-    *json = v.mv_data;
-    *json_len = v.mv_size;
-    return 0;
+    return json_record_get(txn, DB_APPS, app, UPD_ID_MAX, json, json_len);
 }
 
 /* ---- releases and their files ---- */
@@ -789,7 +764,7 @@ upd_store_release_put(upd_store_txn_t *txn, const upd_release_t *rel)
             uint8_t *packed = malloc(len);
             if (packed == NULL)
                 return UPD_ENOMEM;
-            put_le32(packed, f->block_size);
+            upd_put_le32(packed, f->block_size);
             memcpy(packed + 4, f->blocks, len - 4);
             err = db_put(txn, DB_BLOCKS, &fk, packed, len, 0);
             free(packed);
@@ -835,7 +810,7 @@ upd_store_blocks_get(upd_store_txn_t *txn, const char *app, const char *version,
         return err;
     if (v.mv_size < 4 + UPD_BLOCK_DIGEST_LEN || (v.mv_size - 4) % UPD_BLOCK_DIGEST_LEN != 0)
         return UPD_ESTORE;
-    *block_size = get_le32(v.mv_data);
+    *block_size = upd_get_le32(v.mv_data);
     *digests = (const uint8_t *)v.mv_data + 4;
     *n = (v.mv_size - 4) / UPD_BLOCK_DIGEST_LEN;
     return 0;
@@ -974,7 +949,7 @@ upd_store_feed_put(upd_store_txn_t *txn, const char *app, const char *version, c
     int rc = mdb_put(txn->txn, txn->store->dbi[DB_FEEDS], &key, &val, MDB_RESERVE);
     if (rc != 0)
         return lmdb_fail("feed put", rc);
-    put_le64(val.mv_data, XXH3_64bits(body, len));
+    upd_put_le64(val.mv_data, XXH3_64bits(body, len));
     if (len != 0)
         memcpy((uint8_t *)val.mv_data + ETAG_LEN, body, len);
     return 0;
@@ -1006,7 +981,7 @@ upd_store_feed_get(upd_store_txn_t *txn, const char *app, const char *version, c
         upd_log_error("lmdb: feed record %.*s is corrupt", (int)k.len, k.buf);
         return UPD_ESTORE;
     }
-    *etag = get_le64(v.mv_data);
+    *etag = upd_get_le64(v.mv_data);
     *body = (const char *)v.mv_data + ETAG_LEN;
     *len = v.mv_size - ETAG_LEN;
     return 0;
@@ -1150,25 +1125,13 @@ migrate_clients(MDB_txn *mtxn, upd_store_t *store)
 int
 upd_store_key_put(upd_store_txn_t *txn, const char *key_id, const char *json)
 {
-    KEYBUF(k);
-    if (!key_add_str(&k, key_id, KEY_ID_MAX))
-        return UPD_EINVAL;
-    return db_put(txn, DB_KEYS, &k, json, strlen(json), MDB_NOOVERWRITE);
+    return json_record_create(txn, DB_KEYS, key_id, KEY_ID_MAX, json);
 }
 
 int
 upd_store_key_get(upd_store_txn_t *txn, const char *key_id, const char **json, size_t *json_len)
 {
-    KEYBUF(k);
-    MDB_val v;
-    int err;
-    if (!key_add_str(&k, key_id, KEY_ID_MAX))
-        return UPD_ENOTFOUND;
-    if ((err = db_get(txn, DB_KEYS, &k, &v)) != 0)
-        return err;
-    *json = v.mv_data;
-    *json_len = v.mv_size;
-    return 0;
+    return json_record_get(txn, DB_KEYS, key_id, KEY_ID_MAX, json, json_len);
 }
 
 /* ---- published state: an app's release state as one document ---- */
@@ -1185,7 +1148,7 @@ on_channel_gen(MDB_val *key, MDB_val *val, void *arg)
 {
     struct gen_walk *w = arg;
     if (val->mv_size >= 12)
-        w->sum += get_le64((const uint8_t *)val->mv_data + 4);
+        w->sum += upd_get_le64((const uint8_t *)val->mv_data + 4);
     return 0;
 }
 
