@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "control/publish.h"
+#include "tests/unit/tmpdir.h"
 #include "server/http_error.h"
 
 struct fixture {
@@ -24,11 +25,6 @@ struct fixture {
     upd_control_t c;
 };
 
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
 
 static int
 setup(void **state)
@@ -37,8 +33,7 @@ setup(void **state)
     char path[128];
     if (f == NULL)
         return -1;
-    strcpy(f->dir, "/tmp/updraft-publish-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
+    if (tmpdir_make(f->dir, sizeof(f->dir), "publish") != 0)
         return -1;
     snprintf(path, sizeof(path), "%s/storage", f->dir);
     if (mkdir(path, 0700) != 0 || (f->c.storage_fd = open(path, O_RDONLY | O_DIRECTORY)) < 0)
@@ -59,7 +54,7 @@ teardown(void **state)
     struct fixture *f = *state;
     upd_store_close(f->c.store);
     close(f->c.storage_fd);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(f->dir);
     free(f);
     return 0;
 }

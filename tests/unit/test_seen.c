@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "base/err.h"
+#include "tests/unit/tmpdir.h"
 #include "storage/seen.h"
 #include "storage/store.h"
 
@@ -29,19 +30,13 @@ struct fixture {
     size_t committed;
 };
 
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
 
 static int
 setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    strcpy(f->dir, "/tmp/updraft-seen-XXXXXX");
     upd_store_opts_t opts = {.map_size = (size_t)MAP_MIB << 20};
-    if (mkdtemp(f->dir) == NULL || upd_store_open(f->dir, &opts, &f->store) != 0)
+    if (tmpdir_make(f->dir, sizeof(f->dir), "seen") != 0 || upd_store_open(f->dir, &opts, &f->store) != 0)
         return -1;
     *state = f;
     return 0;
@@ -52,7 +47,7 @@ teardown(void **state)
 {
     struct fixture *f = *state;
     upd_store_close(f->store);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(f->dir);
     free(f);
     return 0;
 }

@@ -19,6 +19,7 @@
 #include <xxhash.h>
 
 #include "base/err.h"
+#include "tests/unit/tmpdir.h"
 #include "domain/release.h"
 #include "storage/store.h"
 
@@ -64,18 +65,12 @@ struct fixture {
     upd_store_t *store;
 };
 
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
 
 static int
 setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    strcpy(f->dir, "/tmp/updraft-store-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
+    if (tmpdir_make(f->dir, sizeof(f->dir), "store") != 0)
         return -1;
     if (upd_store_open(f->dir, NULL, &f->store) != 0)
         return -1;
@@ -88,7 +83,7 @@ teardown(void **state)
 {
     struct fixture *f = *state;
     upd_store_close(f->store);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(f->dir);
     free(f);
     return 0;
 }
@@ -636,8 +631,8 @@ test_app_export_import_replays_the_state_on_another_store(void **state)
     assert_int_equal(gen, 7); /* 3 + 4: the sum of the app's channel generations */
     assert_null(strstr(doc, "other"));
 
-    char dir[64] = "/tmp/updraft-store2-XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char dir[64];
+    assert_int_equal(tmpdir_make(dir, sizeof(dir), "store2"), 0);
     upd_store_t *b;
     assert_int_equal(upd_store_open(dir, NULL, &b), 0);
     txn = write_begin(b);
@@ -683,7 +678,7 @@ test_app_export_import_replays_the_state_on_another_store(void **state)
     free(doc);
     free(doc2);
     upd_store_close(b);
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(dir);
     upd_release_dispose(&rel);
 }
 
