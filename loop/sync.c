@@ -202,7 +202,7 @@ import_doc(upd_sync_t *s, import_t *j)
         j->dropped = true;
     } else if ((j->err = upd_store_write_begin(s->store, &txn)) == 0) {
         upd_store_app_generation(txn, j->app, &j->have);
-        j->err = upd_store_app_import(txn, j->app, j->doc, j->len, &j->got);
+        j->err = upd_store_app_import(txn, j->app, j->doc, j->len, &j->got, NULL);
         if (j->err != 0 || j->got <= j->have) {
             upd_store_txn_end(txn);
         } else if (quitting(s)) {
