@@ -158,16 +158,14 @@ class StateSyncFaults(harness.StackTest):
                 # the other app's change reaches the origin; alpha keeps its last good release
                 self.wait_version("bravo", bravo_v)
                 self.assertEqual(self.version("alpha"), "1.0.0")
-                m = harness.poll(self.metrics, lambda m: metric(m, "updraft_state_import_rejected_total", reason=reason)
-                                 >= metric(before, "updraft_state_import_rejected_total", reason=reason) + 2, 5)
-                # refused on both backends: each copy counts
-                self.assertEqual(metric(m, "updraft_state_import_rejected_total", reason=reason),
-                                 metric(before, "updraft_state_import_rejected_total", reason=reason) + 2)
+                # each copy refused counts (S3's is not tried when the poll saw only R2's index moved yet)
+                was = metric(before, "updraft_state_import_rejected_total", reason=reason)
+                m = harness.poll(self.metrics, lambda m: metric(m, "updraft_state_import_rejected_total", reason=reason) > was, 5)
+                self.assertIn(metric(m, "updraft_state_import_rejected_total", reason=reason), (was + 1, was + 2))
                 self.assertGreaterEqual(metric(m, "updraft_state_apps_behind"), 1)
                 log = self.log()
-                for backend in ("r2", "s3"):
-                    self.assertRegex(log, r"state: alpha: the document of generation %d from %s is refused \(%s\)"
-                                     % (alpha_gen, backend, reason))
+                self.assertRegex(log, r"state: alpha: the document of generation %d from r2 is refused \(%s\): \S"
+                                 % (alpha_gen, reason))
                 self.assertRegex(log, r"state: alpha: generation %d is refused \(%s\); this origin keeps serving" % (alpha_gen, reason))
 
                 # the poll goes on at its interval and does not fetch alpha's refused document again

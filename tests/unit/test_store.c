@@ -745,9 +745,10 @@ test_app_import_refuses_a_document_with_an_invalid_record_and_keeps_the_last_sta
     snprintf(fkey, sizeof(fkey), "acme/1.2.0/%s", rel.files[1].name);
     uint8_t blocks0[4 + 4 * UPD_BLOCK_DIGEST_LEN] = {0}; /* block size 0 */
     uint8_t blocks_few[4 + 2 * UPD_BLOCK_DIGEST_LEN] = {0, 0, 1, 0}; /* 65536, two digests for four blocks */
-    uint8_t channel_bad[32] = {'U', 'C', 1, 0, 3};
-    channel_bad[26] = 5; /* a stable version "9.9.9" that is no release of the document */
-    memcpy(channel_bad + 27, "9.9.9", 5);
+    /* generation 3, a stable version "9.9.9" that is no release of the document, no rollout, no countries */
+    uint8_t channel_bad[40] = {'U', 'C', 1, 0, 3};
+    channel_bad[25] = 5;
+    memcpy(channel_bad + 26, "9.9.9", 5);
     char *b_blocks0 = b64_of(blocks0, sizeof(blocks0)), *b_few = b64_of(blocks_few, sizeof(blocks_few));
     char *b_chan = b64_of(channel_bad, 25 + 1 + 0 + 1 + 5 + 2), *b_junk = b64_of((const uint8_t *)"junk", 4);
     json_t *jdoc = json_loads(doc, 0, NULL);
