@@ -16,6 +16,7 @@ data dir, state.poll_ms 300, state.max_document_bytes 32 KiB) polls those.
      alpha's document again at every poll (counted at the s3rvers); a good document of a newer
      generation is imported again
   b. R2 frozen at an older state while S3 has the newer one: the origin serves S3's generation
+  c. a document refused on R2 while S3 holds a good one of the same generation: taken from S3
 """
 import base64
 import json
@@ -191,6 +192,15 @@ class StateSyncFaults(harness.StackTest):
         self.assertRegex(self.log(), r"state: bravo now at generation %d \(was \d+\) from s3" % gen)
         st, index = self.env.s3_get(self.r2, INDEX)
         self.assertLess(json.loads(index)["apps"]["bravo"], gen)  # R2 was stale all along
+
+    def test_c_a_document_refused_on_r2_is_taken_from_s3(self):
+        gen = self.release("bravo", "4.0.0")
+        # S3 first: a poll between the two sees S3 newer and takes it from there anyway
+        self.replicate(("s3",))
+        self.replicate(("r2",), docs={"bravo": b"{\"format\":1,"})
+        self.wait_version("bravo", "4.0.0")
+        self.assertRegex(self.log(), r"state: bravo now at generation %d \(was \d+\) from s3" % gen)
+        self.assertEqual(self.version("alpha"), "2.0.0")
 
 
 if __name__ == "__main__":
