@@ -15,15 +15,22 @@
  * The control plane writes, to both object stores, on every change of an app, the documents of
  * domain/state_doc.h: APP/GENERATION.json, APP.json (the newest) and index.json.
  *
- * The origin polls the index every poll_ms with If-None-Match (a 304 costs one small request),
- * R2 first and the S3 mirror when R2 fails, fetches the newest document of every app whose
- * generation is newer than its own and imports it whole in one LMDB write transaction.
+ * The origin polls the index every poll_ms on every backend at once, each with If-None-Match of the index that backend
+ * served last (a 304 costs one small request; the index it names is kept). Per app it takes the newest generation any
+ * backend lists, so a stale R2 that still answers does not hide a newer S3, and fetches that app's newest document
+ * from the backend that lists it (R2 on a tie), falling back to the next backend that lists a generation newer than
+ * this origin's when the GET fails or the document is refused. Each app is imported whole in one LMDB write
+ * transaction, on its own: a document that is larger than max_document_bytes, malformed or whose records do not
+ * validate (upd_store_app_import) is logged (app, backend, generation, why), counted and skipped; the other apps import,
+ * and this origin keeps serving the refused app's last good state. A refused app is tried again when its published
+ * generation moves on, or after a backoff from 1 to 30 minutes (doubling) under the same generation; an app whose
+ * document no backend delivered is tried again at the next poll.
  *
- * The polling runs on the loop thread; the imports do not. An import (a JSON parse of up to 256 MiB
- * and a write transaction with its fsync) runs on a writer thread the module owns: the loop hands
- * the downloaded bytes over, the thread imports and answers through an h2o multithread queue on the
- * loop, and the poll goes on from there. Update checks meanwhile answer from the previous commit.
- * A poll ends (and its waiters are called) only once its imports are committed.
+ * The polling runs on the loop thread; the imports do not. An import (a JSON parse of up to max_document_bytes
+ * and a write transaction with its fsync) runs on a writer thread the module owns: the loop hands the downloaded bytes
+ * over, the thread imports and answers through an h2o multithread queue on the loop, and the poll goes on from there.
+ * Update checks meanwhile answer from the previous commit. A poll ends (and its waiters are called) only once its
+ * imports are committed; it succeeds when at least one backend's index was read, whatever became of the apps.
  *
  * A purge from the control plane asks for a poll at once (upd_sync_poll_now).
  */
@@ -34,10 +41,11 @@ typedef struct st_upd_sync_t upd_sync_t;
 
 /**
  * Starts polling (the first poll at once) and the writer thread. backends and store must outlive it.
- * @return the poller, or NULL when the writer thread cannot be started (logged)
+ * @param max_document_bytes  an index or app document larger than this is refused (state.max_document_bytes)
+ * @return the poller, or NULL when the writer thread cannot be started or n is over 32 (logged)
  */
 upd_sync_t *upd_sync_start(h2o_loop_t *loop, upd_s3_loop_t *s3, const upd_s3_backend_t *backends, size_t n, upd_store_t *store,
-                           uint32_t poll_ms);
+                           uint32_t poll_ms, size_t max_document_bytes);
 /**
  * Stops on the loop thread: cancels the download under way, joins the writer thread (an import under way is
  * dropped before its commit: the next start polls again) and frees everything. Waiters are dropped uncalled.
@@ -47,7 +55,9 @@ void upd_sync_stop(upd_sync_t *s);
 /** Polls now (or again right after the poll under way, which may have read the index too early). */
 void upd_sync_poll_now(upd_sync_t *s);
 /**
- * Appends the metrics: updraft_state_polls_total{result}, updraft_state_imports_total{result},
+ * Appends the metrics: updraft_state_polls_total{result}, updraft_state_index_reads_total{backend,result},
+ * updraft_state_imports_total{result}, updraft_state_import_rejected_total{reason} (too_big, malformed,
+ * invalid_record), updraft_state_apps_behind,
  * updraft_state_import_duration_seconds (summary), updraft_state_last_import_duration_seconds,
  * updraft_state_last_import_timestamp_seconds, updraft_state_importing, updraft_state_last_sync_timestamp_seconds.
  */

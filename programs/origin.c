@@ -20,6 +20,7 @@ static const upd_conf_decl_t origin_decls[] = {
     {"purge.secret", UPD_CONF_STRING, offsetof(upd_conf_t, purge_secret), 0, 0, "", NULL},
     {"state.poll_ms", UPD_CONF_UINT, offsetof(upd_conf_t, state_poll_ms), 0, 3600000, "2500", NULL},
     {"state.sync_timeout_ms", UPD_CONF_UINT, offsetof(upd_conf_t, state_sync_timeout_ms), 10, 600000, "2000", NULL},
+    {"state.max_document_bytes", UPD_CONF_UINT, offsetof(upd_conf_t, state_max_document_bytes), 4096, 1ull << 30, "268435456", NULL},
     {"cache.dir", UPD_CONF_STRING, offsetof(upd_conf_t, cache_dir), 0, 0, "", "--cache"},
     {"cache.max_mib", UPD_CONF_UINT, offsetof(upd_conf_t, cache_max_mib), 1, 1ull << 30, "10240", NULL},
     {"cache.fill_lead_mib", UPD_CONF_UINT, offsetof(upd_conf_t, cache_fill_lead_mib), 1, 65536, "16", NULL},
@@ -71,7 +72,8 @@ on_loop_start(void *app, h2o_context_t *ctx)
     upd_log_info("object storage: %s (%s) first, then %s (%s); cache %s", o->backends[0].name, o->backends[0].host,
                  o->backends[1].name, o->backends[1].host, conf->cache_dir);
     if (conf->state_poll_ms != 0 &&
-        (o->sync = upd_sync_start(ctx->loop, o->s3, o->backends, o->nbackends, o->store, (uint32_t)conf->state_poll_ms)) == NULL)
+        (o->sync = upd_sync_start(ctx->loop, o->s3, o->backends, o->nbackends, o->store, (uint32_t)conf->state_poll_ms,
+                                  (size_t)conf->state_max_document_bytes)) == NULL)
         return -1;
     return 0;
 }

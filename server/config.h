@@ -55,6 +55,7 @@ typedef struct st_upd_conf_t {
     char *purge_secret;             /* purge.secret: HMAC key shared with the control plane; "" disables the endpoint */
     uint64_t state_poll_ms;         /* state.poll_ms: how often published state is polled (0: never) */
     uint64_t state_sync_timeout_ms; /* state.sync_timeout_ms: how long a purge waits for the origin to catch up */
+    uint64_t state_max_document_bytes; /* state.max_document_bytes: a larger index or app document is refused */
     char *geoip_database;
     upd_strlist_t trusted_proxies;
     uint64_t feed_max_age;

@@ -11,6 +11,7 @@
 #include "storage/store.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <lmdb.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -1264,30 +1265,301 @@ key_of_app(int db, const char *key, size_t len, const char *app, size_t app_len)
     return db == DB_APPS ? len == app_len : len > app_len + 1 && key[app_len] == '/';
 }
 
+/*
+ * Validation of an imported app, record by record, through the decoders the getters use: each record is read back
+ * with its own getter (upd_store_channel_get, upd_store_blocks_get, ...), so a change of a record's format changes what
+ * is accepted here with it. On top of what the decoders check: the key's parts (ids.h, SemVer), and the values the
+ * origin relies on (a block size within integrity.block_size's bounds, digests of their length, channels naming
+ * releases of the document, a generation that is the sum of the channels').
+ */
+struct validate_walk {
+    upd_store_txn_t *txn;
+    int db;
+    const char *app;
+    size_t prefix; /* "APP/" */
+    upd_reason_t *why;
+};
+
+/* Splits the key after "APP/" into exactly n parts, NUL-terminated copies in parts (each buffer KEY_MAX). */
+static bool
+key_parts(const MDB_val *key, size_t prefix, size_t n, char parts[][KEY_MAX])
+{
+    const char *p = (const char *)key->mv_data + prefix, *end = (const char *)key->mv_data + key->mv_size;
+    for (size_t i = 0; i != n; ++i) {
+        const char *slash = i + 1 == n ? end : memchr(p, '/', (size_t)(end - p));
+        if (slash == NULL || slash == p || (i + 1 == n && memchr(p, '/', (size_t)(end - p)) != NULL))
+            return false;
+        memcpy(parts[i], p, (size_t)(slash - p));
+        parts[i][slash - p] = '\0';
+        p = slash + 1;
+    }
+    return true;
+}
+
+static bool
+is_semver(const char *s)
+{
+    upd_version_t v;
+    return upd_version_parse(s, strlen(s), &v) == 0;
+}
+
+static bool
+is_hex_lower(const char *s, size_t len)
+{
+    if (strlen(s) != len)
+        return false;
+    for (size_t i = 0; i != len; ++i)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/* Whether the release APP/VERSION is in the transaction (a file, a channel or a feed of the document names it). */
+static bool
+has_release(upd_store_txn_t *txn, const char *app, const char *version)
+{
+    KEYBUF(k);
+    MDB_val v;
+    return key_add_str(&k, app, UPD_ID_MAX) && key_add_str(&k, version, UPD_VERSION_MAX) && db_get(txn, DB_RELEASES, &k, &v) == 0;
+}
+
+static bool
+is_block_size(uint32_t block_size)
+{
+    return block_size > 0 && block_size <= UPD_BLOCK_SIZE_MAX;
+}
+
+static int
+validate_release(struct validate_walk *w, const char *version, const char *rec_key)
+{
+    upd_release_t rel;
+    int err;
+    if (!is_semver(version))
+        return upd_reason_set(w->why, UPD_EINVAL, "invalid_record", "releases %s: the version is not SemVer", rec_key);
+    if ((err = upd_store_release_get(w->txn, w->app, version, &rel)) != 0)
+        return upd_reason_set(w->why, UPD_EINVAL, "invalid_record", "releases %s: not a release record", rec_key);
+    err = UPD_EINVAL;
+    if (strcmp(rel.app, w->app) != 0 || strcmp(rel.version, version) != 0) {
+        upd_reason_set(w->why, err, "invalid_record", "releases %s: the record is of another release", rec_key);
+        goto Exit;
+    }
+    if (!upd_id_is_channel(rel.channel, strlen(rel.channel))) {
+        upd_reason_set(w->why, err, "invalid_record", "releases %s: the channel is not a channel name", rec_key);
+        goto Exit;
+    }
+    for (size_t i = 0; i != rel.nfiles; ++i) {
+        const upd_file_t *f = &rel.files[i];
+        uint8_t digest[64];
+        const char *bad = NULL;
+        if (!upd_id_is_filename(f->name, strlen(f->name)))
+            bad = "a file name is not a file name";
+        else if (decode_sha512(f->sha512, digest) != 0)
+            bad = "a sha512 is not 64 bytes of base64";
+        else if (f->sha1[0] != '\0' && !is_hex_lower(f->sha1, UPD_SHA1_HEX_LEN))
+            bad = "a sha1 is not 40 hex digits";
+        else if (f->blockmap_sha512[0] != '\0' && decode_sha512(f->blockmap_sha512, digest) != 0)
+            bad = "a blockmap sha512 is not 64 bytes of base64";
+        else if (f->nblocks != 0 && (!is_block_size(f->block_size) || f->nblocks != upd_blocks_count(f->size, f->block_size)))
+            bad = "a file's block size or block count is out of bounds";
+        if (bad != NULL) {
+            upd_reason_set(w->why, err, "invalid_record", "releases %s: %s", rec_key, bad);
+            goto Exit;
+        }
+    }
+    err = 0;
+Exit:
+    upd_release_dispose(&rel);
+    return err;
+}
+
+static int
+on_validate(MDB_val *key, MDB_val *val, void *arg)
+{
+    struct validate_walk *w = arg;
+    char parts[2][KEY_MAX], rec_key[KEY_MAX + 1];
+    const char *db = db_names[w->db];
+    size_t nparts = w->db == DB_RELEASES || w->db == DB_NUPKGS || w->db == DB_CHANNELS ? 1 : 2;
+    /* the key, for messages: it came from outside, so printable characters only */
+    size_t klen = key->mv_size < KEY_MAX ? key->mv_size : KEY_MAX;
+    for (size_t i = 0; i != klen; ++i) {
+        char c = ((const char *)key->mv_data)[i];
+        rec_key[i] = c >= 0x20 && c < 0x7f ? c : '?';
+    }
+    rec_key[klen] = '\0';
+    if (!key_parts(key, w->prefix, nparts, parts))
+        return upd_reason_set(w->why, UPD_EINVAL, "invalid_record", "%s %s: the key does not have %zu parts", db, rec_key, nparts);
+
+    switch (w->db) {
+    case DB_CHANNELS: {
+        upd_channel_t ch;
+        if (!upd_id_is_channel(parts[0], strlen(parts[0])))
+            return upd_reason_set(w->why, UPD_EINVAL, "invalid_record", "channels %s: not a channel name", rec_key);
+        if (upd_store_channel_get(w->txn, w->app, parts[0], &ch) != 0)
+            return upd_reason_set(w->why, UPD_EINVAL, "invalid_record", "channels %s: not a channel record", rec_key);
+        if (ch.rollout.percent_bp > UPD_ROLLOUT_BASIS_POINTS)
+            return upd_reason_set(w->why, UPD_EINVAL, "invalid_record", "channels %s: the rollout is over 100%%", rec_key);
+        for (size_t i = 0; i != ch.rollout.ncountries; ++i)
+            if (!upd_id_is_country(ch.rollout.countries + 2 * i, 2))
+                return upd_reason_set(w->why, UPD_EINVAL, "invalid_record", "channels %s: a rollout country is not a country code",
+                                      rec_key);
+        const char *versions[2] = {ch.stable, ch.rollout_version};
+        for (int i = 0; i != 2; ++i)
+            if (versions[i][0] != '\0' && (!is_semver(versions[i]) || !has_release(w->txn, w->app, versions[i])))
+                return upd_reason_set(w->why, UPD_EINVAL, "invalid_record", "channels %s: %s is not a release of the document",
+                                      rec_key, i == 0 ? "the stable version" : "the rollout version");
+        return 0;
+    }
+    case DB_PINS:
+        if (!upd_id_is_channel(parts[0], strlen(parts[0])) || !upd_id_is_client(parts[1], strlen(parts[1])))
+            return upd_reason_set(w->why, UPD_EINVAL, "invalid_record", "pins %s: not a channel and a client id", rec_key);
+        if (!upd_store_pin_has(w->txn, w->app, parts[0], parts[1], strlen(parts[1])))
+            return upd_reason_set(w->why, UPD_EINVAL, "invalid_record", "pins %s: not a pin record", rec_key);
+        return 0;
+    case DB_RELEASES:
+        return validate_release(w, parts[0], rec_key);
+    case DB_FILES: {
+        upd_file_rec_t rec;
+        size_t len = strlen(parts[1]);
+        bool blockmap = len > 9 && strcmp(parts[1] + len - 9, ".blockmap") == 0;
+        if (!is_semver(parts[0]) || !has_release(w->txn, w->app, parts[0]))
+            return upd_reason_set(w->why, UPD_EINVAL, "invalid_record", "files %s: not a release of the document", rec_key);
+        /* NAME.blockmap may be up to 9 bytes over a file name: its NAME is the file name */
+        if (!upd_id_is_filename(parts[1], blockmap ? len - 9 : len) || len > UPD_FILENAME_MAX + 9)
+            return upd_reason_set(w->why, UPD_EINVAL, "invalid_record", "files %s: not a file name", rec_key);
+        if (len > UPD_FILENAME_MAX)
+            return 0; /* beyond what upd_store_file_get looks up: never served, and so harmless */
+        if (upd_store_file_get(w->txn, w->app, parts[0], parts[1], len, &rec) != 0)
+            return upd_reason_set(w->why, UPD_EINVAL, "invalid_record", "files %s: not a file record", rec_key);
+        if (rec.platform >= UPD_PLATFORM_COUNT || rec.arch >= UPD_ARCH_COUNT || rec.kind >= UPD_KIND_COUNT ||
+            (rec.flags & ~UPD_FILE_REC_BLOCKMAP) != 0 || ((rec.flags & UPD_FILE_REC_BLOCKMAP) != 0) != blockmap)
+            return upd_reason_set(w->why, UPD_EINVAL, "invalid_record", "files %s: a platform, arch, kind or flag out of range",
+                                  rec_key);
+        return 0;
+    }
+    case DB_NUPKGS: {
+        char version[UPD_VERSION_MAX + 1];
+        if (!upd_id_is_filename(parts[0], strlen(parts[0])))
+            return upd_reason_set(w->why, UPD_EINVAL, "invalid_record", "nupkgs %s: not a file name", rec_key);
+        if (upd_store_nupkg_version(w->txn, w->app, parts[0], strlen(parts[0]), version) != 0 || !is_semver(version) ||
+            !has_release(w->txn, w->app, version))
+            return upd_reason_set(w->why, UPD_EINVAL, "invalid_record", "nupkgs %s: not a release of the document", rec_key);
+        return 0;
+    }
+    case DB_FEEDS: {
+        const char *body;
+        size_t len;
+        uint64_t etag;
+        if (!is_semver(parts[0]) || !has_release(w->txn, w->app, parts[0]))
+            return upd_reason_set(w->why, UPD_EINVAL, "invalid_record", "feeds %s: not a release of the document", rec_key);
+        if (upd_store_feed_get(w->txn, w->app, parts[0], parts[1], strlen(parts[1]), &body, &len, &etag) != 0)
+            return upd_reason_set(w->why, UPD_EINVAL, "invalid_record", "feeds %s: not a feed record", rec_key);
+        if (etag != XXH3_64bits(body, len))
+            return upd_reason_set(w->why, UPD_EINVAL, "invalid_record", "feeds %s: the etag is not the body's", rec_key);
+        return 0;
+    }
+    case DB_BLOCKS: {
+        upd_file_rec_t rec;
+        uint32_t block_size;
+        const uint8_t *digests;
+        size_t n, len = strlen(parts[1]);
+        if (!is_semver(parts[0]) || !upd_id_is_filename(parts[1], len))
+            return upd_reason_set(w->why, UPD_EINVAL, "invalid_record", "blocks %s: not a version and a file name", rec_key);
+        if (upd_store_blocks_get(w->txn, w->app, parts[0], parts[1], len, &block_size, &digests, &n) != 0)
+            return upd_reason_set(w->why, UPD_EINVAL, "invalid_record", "blocks %s: not a blocks record", rec_key);
+        if (!is_block_size(block_size))
+            return upd_reason_set(w->why, UPD_EINVAL, "invalid_record", "blocks %s: block size %" PRIu32 " is not 1 to %u", rec_key,
+                                  block_size, UPD_BLOCK_SIZE_MAX);
+        if (upd_store_file_get(w->txn, w->app, parts[0], parts[1], len, &rec) != 0)
+            return upd_reason_set(w->why, UPD_EINVAL, "invalid_record", "blocks %s: not the blocks of a file of the document",
+                                  rec_key);
+        if (n > UPD_BLOCKS_MAX || n != upd_blocks_count(rec.size, block_size))
+            return upd_reason_set(w->why, UPD_EINVAL, "invalid_record", "blocks %s: %zu digests for a file of %" PRIu64 " bytes",
+                                  rec_key, n, rec.size);
+        return 0;
+    }
+    }
+    (void)val;
+    return 0;
+}
+
 int
-upd_store_app_import(upd_store_txn_t *txn, const char *app, const char *doc, size_t len, uint64_t *generation)
+upd_store_app_validate(upd_store_txn_t *txn, const char *app, uint64_t generation, upd_reason_t *why)
+{
+    const char *json;
+    size_t json_len;
+    uint64_t sum;
+    int err;
+    if (!upd_id_is_app(app, strnlen(app, UPD_ID_MAX + 1)))
+        return upd_reason_set(why, UPD_EINVAL, "malformed", "not an app id");
+    if (upd_store_app_get(txn, app, &json, &json_len) != 0)
+        return upd_reason_set(why, UPD_EINVAL, "invalid_record", "apps %s: no app record", app);
+    json_error_t jerr;
+    json_t *j = json_loadb(json, json_len, 0, &jerr), *id = json_object_get(j, "id");
+    bool ok = json_is_string(id) && strcmp(json_string_value(id), app) == 0;
+    json_decref(j);
+    if (!ok)
+        return upd_reason_set(why, UPD_EINVAL, "invalid_record", "apps %s: not the app's record", app);
+    /* channels last: they name releases, which are checked by then */
+    static const int dbs[] = {DB_RELEASES, DB_FILES, DB_BLOCKS, DB_NUPKGS, DB_FEEDS, DB_PINS, DB_CHANNELS};
+    for (size_t i = 0; i != sizeof(dbs) / sizeof(dbs[0]); ++i) {
+        KEYBUF(p);
+        key_add_str(&p, app, UPD_ID_MAX);
+        key_end_prefix(&p);
+        struct validate_walk w = {txn, dbs[i], app, p.len, why};
+        if ((err = walk_prefix(txn, dbs[i], &p, on_validate, &w)) != 0)
+            return err == UPD_EINVAL ? err : upd_reason_set(why, err, "", "%s", upd_strerror(err));
+    }
+    if ((err = upd_store_app_generation(txn, app, &sum)) != 0)
+        return upd_reason_set(why, err, "", "%s", upd_strerror(err));
+    if (sum != generation)
+        return upd_reason_set(why, UPD_EINVAL, "invalid_record",
+                              "generation %" PRIu64 " is not the sum of the channels' generations (%" PRIu64 ")", generation, sum);
+    return 0;
+}
+
+int
+upd_store_app_import(upd_store_txn_t *txn, const char *app, const char *doc, size_t len, uint64_t *generation, upd_reason_t *why)
 {
     json_error_t jerr;
     json_t *root = json_loadb(doc, len, 0, &jerr), *records, *v;
-    int err = UPD_EINVAL;
+    int err = UPD_EINVAL, rc;
     size_t app_len = strnlen(app, UPD_ID_MAX + 1);
-    if (root == NULL || !json_is_integer(v = json_object_get(root, "format")) || json_integer_value(v) != 1 ||
+    /* the app's records are staged in a nested transaction: a refused document leaves txn as it was */
+    upd_store_txn_t stage = {.store = txn->store, .txn = NULL, .write = true};
+    if (root == NULL) {
+        upd_reason_set(why, err, "malformed", "not JSON: %s (line %d)", jerr.text, jerr.line);
+        goto Exit;
+    }
+    if (!json_is_integer(v = json_object_get(root, "format")) || json_integer_value(v) != 1 ||
         !json_is_string(v = json_object_get(root, "app")) || strcmp(json_string_value(v), app) != 0 ||
         !json_is_integer(v = json_object_get(root, "generation")) || json_integer_value(v) < 0 ||
-        !json_is_object(records = json_object_get(root, "records")))
+        !json_is_object(records = json_object_get(root, "records"))) {
+        upd_reason_set(why, err, "malformed", "not a state document of %s (format 1, app, generation, records)", app);
         goto Exit;
+    }
     *generation = (uint64_t)json_integer_value(v);
     /* check every record before the first write: a document is applied whole or not at all */
     for (size_t i = 0; i < sizeof(state_dbs) / sizeof(state_dbs[0]); ++i) {
         json_t *recs = json_object_get(records, db_names[state_dbs[i]]);
         const char *key;
         json_t *val;
-        if (!json_is_object(recs))
+        if (!json_is_object(recs)) {
+            upd_reason_set(why, err, "malformed", "records.%s is not an object", db_names[state_dbs[i]]);
             goto Exit;
-        json_object_foreach(recs, key, val) {
-            if (!key_of_app(state_dbs[i], key, strlen(key), app, app_len) || !json_is_string(val) || json_string_length(val) % 4 != 0)
-                goto Exit;
         }
+        json_object_foreach(recs, key, val) {
+            if (!key_of_app(state_dbs[i], key, strlen(key), app, app_len) || !json_is_string(val) || json_string_length(val) % 4 != 0) {
+                upd_reason_set(why, err, "malformed", "records.%s: a key of another app or a value that is not base64",
+                               db_names[state_dbs[i]]);
+                goto Exit;
+            }
+        }
+    }
+    if ((rc = mdb_txn_begin(txn->store->env, txn->txn, 0, &stage.txn)) != 0) {
+        stage.txn = NULL;
+        err = lmdb_fail("nested begin", rc);
+        upd_reason_set(why, err, "", "%s", upd_strerror(err));
+        goto Exit;
     }
     for (size_t i = 0; i < sizeof(state_dbs) / sizeof(state_dbs[0]); ++i) {
         int db = state_dbs[i];
@@ -1295,15 +1567,15 @@ upd_store_app_import(upd_store_txn_t *txn, const char *app, const char *doc, siz
         key_add_str(&p, app, UPD_ID_MAX);
         if (db == DB_APPS) {
             MDB_val key = key_val(&p);
-            int rc = mdb_del(txn->txn, txn->store->dbi[db], &key, NULL);
+            rc = mdb_del(stage.txn, txn->store->dbi[db], &key, NULL);
             if (rc != 0 && rc != MDB_NOTFOUND) {
                 err = lmdb_fail("delete", rc);
-                goto Exit;
+                goto Failed;
             }
         } else {
             key_end_prefix(&p);
-            if ((err = delete_prefix(txn, db, &p)) != 0)
-                goto Exit;
+            if ((err = delete_prefix(&stage, db, &p)) != 0)
+                goto Failed;
         }
         json_t *recs = json_object_get(records, db_names[db]);
         const char *key;
@@ -1313,12 +1585,12 @@ upd_store_app_import(upd_store_txn_t *txn, const char *app, const char *doc, siz
             uint8_t *raw = malloc(b64_len / 4 * 3 + 1);
             if (raw == NULL) {
                 err = UPD_ENOMEM;
-                goto Exit;
+                goto Failed;
             }
             int n = EVP_DecodeBlock(raw, (const unsigned char *)json_string_value(val), (int)b64_len);
             if (n < 0) {
                 free(raw);
-                err = UPD_EINVAL;
+                err = upd_reason_set(why, UPD_EINVAL, "malformed", "records.%s: a value that is not base64", db_names[db]);
                 goto Exit;
             }
             /* EVP_DecodeBlock counts padding as decoded zero bytes */
@@ -1330,14 +1602,28 @@ upd_store_app_import(upd_store_txn_t *txn, const char *app, const char *doc, siz
             KEYBUF(rk);
             memcpy(rk.buf, key, strlen(key));
             rk.len = strlen(key);
-            err = db_put(txn, db, &rk, raw, (size_t)n, 0);
+            err = db_put(&stage, db, &rk, raw, (size_t)n, 0);
             free(raw);
             if (err != 0)
-                goto Exit;
+                goto Failed;
         }
     }
+    /* every record read back through its getter before any of it reaches txn */
+    if ((err = upd_store_app_validate(&stage, app, *generation, why)) != 0)
+        goto Exit;
+    rc = mdb_txn_commit(stage.txn);
+    stage.txn = NULL;
+    if (rc != 0) {
+        err = lmdb_fail("nested commit", rc);
+        goto Failed;
+    }
     err = 0;
+    goto Exit;
+Failed:
+    upd_reason_set(why, err, "", "%s", upd_strerror(err));
 Exit:
+    if (stage.txn != NULL)
+        mdb_txn_abort(stage.txn);
     json_decref(root);
     return err;
 }

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "base/err.h"
 #include "domain/hll.h"
 #include "domain/ids.h"
 #include "domain/release.h"
@@ -206,11 +207,32 @@ int upd_store_app_list(upd_store_txn_t *txn, int (*cb)(const char *app, void *ar
  */
 int upd_store_app_export(upd_store_txn_t *txn, const char *app, char **out, size_t *out_len, uint64_t *generation);
 /**
- * Replaces an app's release state with a document of upd_store_app_export (in a write transaction):
- * every record is checked to belong to the app before the first write.
- * @return 0 with *generation the document's, UPD_EINVAL (malformed, another app's), UPD_ENOMEM, UPD_ESTORE
+ * Replaces an app's release state with a document of upd_store_app_export (in a write transaction), whole or not at
+ * all: every record is checked to belong to the app before the first write, the records are then staged in a nested
+ * transaction and validated there (upd_store_app_validate), and only a document that validates reaches txn. A refused
+ * document leaves txn as it was (the caller may still commit what else it holds).
+ * @param why  filled on failure (NULL is fine): code "malformed" (not JSON, not a state document of this app, a key of
+ *             another app, a value that is not base64) or "invalid_record" (a record that does not validate), a
+ *             message naming the sub-database and the key; code "" for a store error
+ * @return 0 with *generation the document's, UPD_EINVAL (refused), UPD_ENOMEM, UPD_ESTORE
  */
-int upd_store_app_import(upd_store_txn_t *txn, const char *app, const char *doc, size_t len, uint64_t *generation);
+int upd_store_app_import(upd_store_txn_t *txn, const char *app, const char *doc, size_t len, uint64_t *generation,
+                         upd_reason_t *why);
+/**
+ * Validates an app's release state as it is in txn, every record read back through the getter that serves it
+ * (upd_store_channel_get, upd_store_release_get, upd_store_file_get, upd_store_blocks_get, upd_store_nupkg_version,
+ * upd_store_feed_get, upd_store_pin_has, upd_store_app_get), so that the rules follow the records' formats. On top of
+ * what those decoders refuse: the key's parts (channel names, client ids and file names by domain/ids.h, versions by
+ * SemVer); the app record's id; releases of this app and version whose channel, file names, sha512 (64 bytes of
+ * base64), sha1 (40 hex digits or none) and blocks (1 to UPD_BLOCK_SIZE_MAX bytes, integrity.block_size's bounds, as
+ * many as the size needs) are well formed; file, feed, nupkg and blocks records of a release of the app; blocks of a
+ * file record, 1 to UPD_BLOCK_SIZE_MAX bytes, one digest per block of the file's size; a feed's etag that is its body's;
+ * channels whose rollout is 0-100% over country codes and whose versions are releases of the app; and a generation that
+ * is the sum of the channels'.
+ * @param why  code "invalid_record" and a message naming the sub-database and the key (NULL is fine)
+ * @return 0, UPD_EINVAL, UPD_ESTORE
+ */
+int upd_store_app_validate(upd_store_txn_t *txn, const char *app, uint64_t generation, upd_reason_t *why);
 
 /* ---- API keys ---- */
 

@@ -637,8 +637,8 @@ test_app_export_import_replays_the_state_on_another_store(void **state)
     assert_int_equal(upd_store_open(dir, NULL, &b), 0);
     txn = write_begin(b);
     uint64_t got_gen;
-    assert_int_equal(upd_store_app_import(txn, "other", doc, len, &got_gen), UPD_EINVAL); /* another app's document */
-    assert_int_equal(upd_store_app_import(txn, "acme", doc, len, &got_gen), 0);
+    assert_int_equal(upd_store_app_import(txn, "other", doc, len, &got_gen, NULL), UPD_EINVAL); /* another app's document */
+    assert_int_equal(upd_store_app_import(txn, "acme", doc, len, &got_gen, NULL), 0);
     assert_int_equal(upd_store_commit(txn), 0);
     assert_int_equal(got_gen, 7);
 
@@ -672,13 +672,139 @@ test_app_export_import_replays_the_state_on_another_store(void **state)
     assert_non_null(k);
     memcpy(k + 1, "acmf", 4);
     txn = write_begin(b);
-    assert_int_equal(upd_store_app_import(txn, "acme", evil, len, &got_gen), UPD_EINVAL);
+    assert_int_equal(upd_store_app_import(txn, "acme", evil, len, &got_gen, NULL), UPD_EINVAL);
     upd_store_txn_end(txn);
     free(evil);
     free(doc);
     free(doc2);
     upd_store_close(b);
     tmpdir_remove(dir);
+    upd_release_dispose(&rel);
+}
+
+/* The document with one record of one sub-database replaced (value NULL: removed), or its generation changed. */
+static char *
+patched(const char *doc, const char *db, const char *key, const char *value_b64, json_int_t generation)
+{
+    json_t *root = json_loads(doc, 0, NULL);
+    assert_non_null(root);
+    if (db != NULL) {
+        json_t *recs = json_object_get(json_object_get(root, "records"), db);
+        assert_non_null(recs);
+        if (value_b64 != NULL)
+            json_object_set_new(recs, key, json_string(value_b64));
+        else
+            json_object_del(recs, key);
+    }
+    if (generation >= 0)
+        json_object_set_new(root, "generation", json_integer(generation));
+    char *out = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    return out;
+}
+
+static char *
+b64_of(const uint8_t *raw, size_t len)
+{
+    char *out = malloc(4 * ((len + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *)out, raw, (int)len);
+    return out;
+}
+
+/* A document whose records do not validate is refused whole: the app keeps its last good state. */
+static void
+test_app_import_refuses_a_document_with_an_invalid_record_and_keeps_the_last_state(void **state)
+{
+    struct fixture *f = *state;
+    upd_release_t rel;
+    make_release(&rel, "1.2.0", "latest", windows_files);
+    upd_file_t *big = &rel.files[0];
+    big->size = 3 * 65536 + 5;
+    big->block_size = 65536;
+    big->nblocks = 4;
+    big->blocks = calloc(4, UPD_BLOCK_DIGEST_LEN);
+    upd_store_txn_t *txn = write_begin(f->store);
+    assert_int_equal(upd_store_app_create(txn, "acme", "{\"id\":\"acme\"}"), 0);
+    assert_int_equal(upd_store_release_put(txn, &rel), 0);
+    assert_int_equal(upd_store_commit(txn), 0);
+    put_channel(f->store, "acme", "latest", 3, "1.2.0");
+    txn = read_begin(f->store);
+    char *doc;
+    size_t len;
+    uint64_t gen;
+    assert_int_equal(upd_store_app_export(txn, "acme", &doc, &len, &gen), 0);
+    upd_store_txn_end(txn);
+
+    char bkey[256], fkey[256];
+    snprintf(bkey, sizeof(bkey), "acme/1.2.0/%s", big->name);
+    snprintf(fkey, sizeof(fkey), "acme/1.2.0/%s", rel.files[1].name);
+    uint8_t blocks0[4 + 4 * UPD_BLOCK_DIGEST_LEN] = {0}; /* block size 0 */
+    uint8_t blocks_few[4 + 2 * UPD_BLOCK_DIGEST_LEN] = {0, 0, 1, 0}; /* 65536, two digests for four blocks */
+    /* generation 3, a stable version "9.9.9" that is no release of the document, no rollout, no countries */
+    uint8_t channel_bad[40] = {'U', 'C', 1, 0, 3};
+    channel_bad[25] = 5;
+    memcpy(channel_bad + 26, "9.9.9", 5);
+    char *b_blocks0 = b64_of(blocks0, sizeof(blocks0)), *b_few = b64_of(blocks_few, sizeof(blocks_few));
+    char *b_chan = b64_of(channel_bad, 25 + 1 + 0 + 1 + 5 + 2), *b_junk = b64_of((const uint8_t *)"junk", 4);
+    json_t *jdoc = json_loads(doc, 0, NULL);
+    const char *file_val = json_string_value(json_object_get(json_object_get(json_object_get(jdoc, "records"), "files"), fkey));
+    struct {
+        char *doc;
+        const char *why;
+    } bad[] = {
+        {patched(doc, "blocks", bkey, b_blocks0, -1), "block size 0"},
+        {patched(doc, "blocks", bkey, b_few, -1), "2 digests"},
+        {patched(doc, "files", "acme/1.2.0/bad name", file_val, -1), "not a file name"},
+        {patched(doc, "files", "acme/1.2.0/X.exe", b_junk, -1), "not a file record"},
+        {patched(doc, "files", "acme/0.1/X.exe", file_val, -1), "not a release"},
+        {patched(doc, "channels", "acme/latest", b_chan, -1), "not a release of the document"},
+        {patched(doc, "releases", "acme/1.2.0", b_junk, -1), "not a release record"},
+        {patched(doc, NULL, NULL, NULL, 99), "not the sum"},
+        {patched(doc, "apps", "acme", NULL, -1), "no app record"},
+    };
+    json_decref(jdoc);
+
+    char dir[64] = "/tmp/updraft-store3-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    upd_store_t *b;
+    assert_int_equal(upd_store_open(dir, NULL, &b), 0);
+    txn = write_begin(b);
+    uint64_t got;
+    assert_int_equal(upd_store_app_import(txn, "acme", doc, len, &got, NULL), 0);
+    assert_int_equal(upd_store_commit(txn), 0);
+    for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i) {
+        upd_reason_t why = {{0}};
+        txn = write_begin(b);
+        assert_int_equal(upd_store_app_import(txn, "acme", bad[i].doc, strlen(bad[i].doc), &got, &why), UPD_EINVAL);
+        assert_string_equal(why.code, "invalid_record");
+        if (strstr(why.message, bad[i].why) == NULL)
+            fail_msg("case %zu: \"%s\" does not say \"%s\"", i, why.message, bad[i].why);
+        /* committing what the caller's transaction holds commits nothing of the refused document */
+        assert_int_equal(upd_store_commit(txn), 0);
+        free(bad[i].doc);
+    }
+    upd_reason_t why = {{0}};
+    txn = write_begin(b);
+    assert_int_equal(upd_store_app_import(txn, "acme", "{\"format\":1", 11, &got, &why), UPD_EINVAL);
+    assert_string_equal(why.code, "malformed");
+    upd_store_txn_end(txn);
+
+    /* the last good state is whole */
+    txn = read_begin(b);
+    char *again;
+    size_t again_len;
+    assert_int_equal(upd_store_app_export(txn, "acme", &again, &again_len, &gen), 0);
+    upd_store_txn_end(txn);
+    assert_int_equal(again_len, len);
+    assert_memory_equal(again, doc, len);
+    free(again);
+    free(doc);
+    free(b_blocks0);
+    free(b_few);
+    free(b_chan);
+    free(b_junk);
+    upd_store_close(b);
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     upd_release_dispose(&rel);
 }
 
@@ -1247,6 +1373,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_release_blocks_and_blockmap_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_replace_marks_a_release_pulled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_app_export_import_replays_the_state_on_another_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_app_import_refuses_a_document_with_an_invalid_record_and_keeps_the_last_state, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_release_put_of_a_registered_version_is_eexist, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nupkg_name_of_another_version_is_a_conflict_and_writes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_get_returns_size_kind_and_the_raw_sha512, setup, teardown),
