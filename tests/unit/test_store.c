@@ -764,8 +764,8 @@ test_app_import_refuses_a_document_with_an_invalid_record_and_keeps_the_last_sta
     };
     json_decref(jdoc);
 
-    char dir[64] = "/tmp/updraft-store3-XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char dir[64];
+    assert_int_equal(tmpdir_make(dir, sizeof(dir), "store3"), 0);
     upd_store_t *b;
     assert_int_equal(upd_store_open(dir, NULL, &b), 0);
     txn = write_begin(b);
@@ -804,7 +804,7 @@ test_app_import_refuses_a_document_with_an_invalid_record_and_keeps_the_last_sta
     free(b_chan);
     free(b_junk);
     upd_store_close(b);
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(dir);
     upd_release_dispose(&rel);
 }
 
