@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "control/control.h"
+#include "control/jobs.h"
 #include "base/err.h"
 #include "domain/ids.h"
 #include "domain/version.h"
@@ -224,23 +225,18 @@ upd_control_on_req(void *app, h2o_req_t *req)
             return 0;
         }
     }
-    switch (route) {
-    case 0:
-        status = upd_publish_app_create(c, body, &out);
-        break;
-    case 1:
-        status = upd_publish_release(c, app_id, body, &out);
-        break;
-    case 2:
-        status = upd_publish_rollout(c, app_id, channel, body, &out);
-        break;
-    case ROUTE_PULL:
-        status = upd_publish_pull(c, app_id, version, body, &out);
-        break;
-    default:
-        status = upd_publish_channel_show(c, app_id, channel, &out);
-        break;
+    /* ---- dispatch: state changes run on a worker and are answered on the loop (control/jobs.h); reads stay here ---- */
+    upd_jobs_call_fn call = route == 0 ? upd_jobs_app_create
+                            : route == 1 ? upd_jobs_release
+                            : route == 2 ? upd_jobs_rollout
+                            : route == ROUTE_PULL ? upd_jobs_pull
+                                                  : NULL;
+    if (call != NULL) {
+        upd_jobs_submit(c, req, call, app_id, channel, version, body); /* takes body */
+        return 0;
     }
+    status = upd_publish_channel_show(c, app_id, channel, &out);
+    /* ---- end of dispatch ---- */
     json_decref(body);
     send_json(req, status, out);
     return 0;
