@@ -68,7 +68,7 @@ struct st_upd_propagate_t {
     upd_s3_timeouts_t timeouts;
     pthread_mutex_t run_lock; /* see the top of this file */
     upd_store_t *store; /* of the last run: retries rebuild the index from it (under run_lock) */
-    bool unlisted;      /* the store could not list its apps: index.json is merged from each backend's copy (run_lock) */
+    bool unlisted;      /* the store could not list its apps: index.json is merged from each backend's copy (atomic) */
     pthread_mutex_t lock;
     pthread_cond_t cond; /* the retry thread waits on it (CLOCK_MONOTONIC) for the next due time or a new item */
     pthread_t thread;
@@ -593,14 +593,15 @@ publish_state(upd_propagate_t *p, item_t *it)
     if (!put_doc(p, it, key, it->doc, it->doc_len))
         return;
     char why[300];
-    bool unlisted = false;
-    char *index = p->unlisted ? NULL : build_index(p->store, &unlisted, why, sizeof(why));
+    /* read once: the backends of a run publish on threads of their own (publish_states) */
+    bool unlisted = false, was_unlisted = __atomic_load_n(&p->unlisted, __ATOMIC_ACQUIRE);
+    char *index = was_unlisted ? NULL : build_index(p->store, &unlisted, why, sizeof(why));
     if (unlisted) {
         /* from now on, in this process: each attempt would log the store's failure again */
         upd_log_warn("propagation: the store cannot list its apps (%s): each backend's index.json is updated in place", why);
-        p->unlisted = true;
+        __atomic_store_n(&p->unlisted, true, __ATOMIC_RELEASE);
     }
-    if (p->unlisted)
+    if (was_unlisted || unlisted)
         index = merge_index(p, it, why, sizeof(why));
     if (index == NULL) {
         snprintf(it->error, sizeof(it->error), "index: %s", why);
@@ -610,6 +611,47 @@ publish_state(upd_propagate_t *p, item_t *it)
     free(index);
     it->ok = ok;
     it->ms = now_ms() - start;
+}
+
+typedef struct {
+    upd_propagate_t *p;
+    item_t *it;
+} publish_arg_t;
+
+static void *
+publish_main(void *arg)
+{
+    publish_arg_t *a = arg;
+    publish_state(a->p, a->it);
+    return NULL;
+}
+
+/*
+ * Publishes items[] at once, each on a thread of its own (the first on the caller's): a change then waits for the
+ * slowest backend, not for the sum of them. Each item must be for another backend (each backend's index.json has one
+ * writer at a time, and its three documents keep their order).
+ */
+static void
+publish_states(upd_propagate_t *p, item_t **items, size_t n)
+{
+    pthread_t *tids = calloc(n + 1, sizeof(*tids));
+    publish_arg_t *args = calloc(n + 1, sizeof(*args));
+    bool *started = calloc(n + 1, sizeof(*started));
+    if (tids == NULL || args == NULL || started == NULL)
+        abort();
+    for (size_t i = 1; i < n; ++i) {
+        args[i] = (publish_arg_t){p, items[i]};
+        if (!(started[i] = pthread_create(&tids[i], NULL, publish_main, &args[i]) == 0))
+            publish_state(p, items[i]); /* no thread: one after the other, as before */
+    }
+    if (n != 0)
+        publish_state(p, items[0]);
+    for (size_t i = 1; i < n; ++i)
+        if (started[i])
+            pthread_join(tids[i], NULL);
+    free(tids);
+    free(args);
+    free(started);
 }
 
 /* ---- purges ---- */
@@ -978,7 +1020,7 @@ upd_propagate_run(upd_propagate_t *p, upd_store_t *store, const char *app, const
         abort();
     json_t *state_j = json_array(), *purges_j = json_array();
 
-    /* 1. state documents, backend after backend */
+    /* 1. state documents, every backend at once */
     for (size_t i = 0; i < nstate; ++i) {
         supersede(p, KIND_STATE, i, app);
         item_t *it = state[i] = item_new(KIND_STATE, i, app, generation, NULL);
@@ -989,8 +1031,8 @@ upd_propagate_run(upd_propagate_t *p, upd_store_t *store, const char *app, const
         } else {
             snprintf(it->error, sizeof(it->error), "%s", why);
         }
-        publish_state(p, it);
     }
+    publish_states(p, state, nstate);
     free(doc);
     /* 2. every origin at once; 3. then the edges together */
     for (size_t i = 0; i < p->norigins; ++i) {

@@ -14,7 +14,7 @@
 /*
  * Release propagation: after a release or rollout change is committed to LMDB, the control plane
  *
- *   1. publishes the app's state to every object-storage backend (object_store.kind s3):
+ *   1. publishes the app's state to every object-storage backend (object_store.kind s3), the backends at once:
  *      _updraft/state/APP/GEN.json (immutable), _updraft/state/APP.json (latest, same bytes), then
  *      _updraft/state/index.json {"format":1,"apps":{APP:GEN,...}}, in that order, stopping at the first failure;
  *   2. purges every origin (propagation.origins): POST ORIGIN/_updraft/purge, HMAC-SHA256 signed, answered 200
