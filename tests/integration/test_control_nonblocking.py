@@ -14,9 +14,11 @@ import base64
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import statistics
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -26,7 +28,7 @@ import harness  # noqa: E402
 
 MIB = 1024 * 1024
 BIG = 200 * MIB
-TRICKLE_KIB = 40 * 1024  # 40 MiB/s: the 200 MiB upload to S3 takes about 5 s
+TRICKLE_KIB = 25 * 1024  # 25 MiB/s: the 200 MiB upload to S3 takes about 8 s
 LIMIT_S = 0.200
 
 
@@ -61,8 +63,13 @@ class NonblockingControlTest(unittest.TestCase):
     def setUpClass(cls):
         cls.env = env = harness.Env("test_control_nonblocking")
         cls.addClassCleanup(env.stop_all)
-        cls.r2 = env.start_s3rver("r2")
-        cls.s3 = env.start_s3rver("s3")
+        # the stand-ins keep their objects in memory (tmpfs when there is one): what is measured is the control plane,
+        # not how fast this machine's disk takes 400 MiB of copies while other work shares it
+        shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else env.dir
+        cls.s3dirs = tempfile.mkdtemp(prefix="updraft-nonblocking-s3-", dir=shm)
+        cls.addClassCleanup(shutil.rmtree, cls.s3dirs, True)
+        cls.r2 = env.start_s3rver("r2", data_dir=os.path.join(cls.s3dirs, "r2"))
+        cls.s3 = env.start_s3rver("s3", data_dir=os.path.join(cls.s3dirs, "s3"))
         cls.control = env.start_control("--config", env.object_store_config(cls.r2, cls.s3))
         cls.admin = env.create_key("admin", "nonblocking")
 
