@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "control/api_error.h"
 #include "control/control.h"
+#include "control/jobs.h"
 #include "control/keys.h"
 #include "control/publish.h"
 #include "domain/ids.h"
@@ -23,10 +24,7 @@
 
 #define SEGMENTS_MAX 8 /* a deeper path is no route */
 
-/* A route's path parameters, checked before any key is; NULL when its path has none. */
-typedef struct {
-    const char *app, *channel, *version;
-} params_t;
+typedef upd_call_params_t params_t;
 
 typedef enum {
     BODY_NONE,     /* any body is ignored */
@@ -49,6 +47,8 @@ typedef struct {
     void (*answer)(upd_control_t *c, h2o_req_t *req);
     /* its route in updraft_requests_total; "other" is where unknown paths are counted too */
     const char *label;
+    /* a state change (LMDB writes, uploads, propagation): serve runs on a worker, off the loop (control/jobs.h) */
+    bool worker;
 } route_t;
 
 static int
@@ -112,21 +112,21 @@ answer_metrics(upd_control_t *c, h2o_req_t *req)
 /* clang-format off */
 static const route_t routes[] = {
     /* methods    path shape                                                 role              body
-     *            serve, success status / answer                            label */
+     *            serve, success status / answer                            label, on a worker */
     {"POST",      {"v1", "apps"},                                            UPD_ROLE_ADMIN,   BODY_JSON,
-                  serve_app_create, 201, NULL,                               "apps"},
+                  serve_app_create, 201, NULL,                               "apps", true},
     {"POST",      {"v1", "apps", "{app}", "releases"},                       UPD_ROLE_RELEASE, BODY_JSON,
-                  serve_release, 201, NULL,                                  "releases"},
+                  serve_release, 201, NULL,                                  "releases", true},
     {"PUT",       {"v1", "apps", "{app}", "channels", "{channel}", "rollout"}, UPD_ROLE_RELEASE, BODY_JSON,
-                  serve_rollout, 200, NULL,                                  "rollout"},
+                  serve_rollout, 200, NULL,                                  "rollout", true},
     {"GET, HEAD", {"v1", "apps", "{app}", "channels", "{channel}"},          UPD_ROLE_BUILD,   BODY_NONE,
-                  serve_channel, 200, NULL,                                  "channel"},
+                  serve_channel, 200, NULL,                                  "channel", false},
     {NULL,        {"healthz"},                                               UPD_ROLE_NONE,    BODY_NONE,
-                  NULL, 0, answer_health,                                    "health"},
+                  NULL, 0, answer_health,                                    "health", false},
     {"POST",      {"v1", "apps", "{app}", "releases", "{version}", "pull"},  UPD_ROLE_RELEASE, BODY_OPTIONAL,
-                  serve_pull, 200, NULL,                                     "pull"},
+                  serve_pull, 200, NULL,                                     "pull", true},
     {NULL,        {"metrics"},                                               UPD_ROLE_NONE,    BODY_NONE,
-                  NULL, 0, answer_metrics,                                   "other"},
+                  NULL, 0, answer_metrics,                                   "other", false},
 };
 /* clang-format on */
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -424,6 +424,10 @@ upd_control_on_req(void *app, h2o_req_t *req)
             send_error(req, UPD_EINVAL, &reason);
             return 0;
         }
+    }
+    if (r->worker) {
+        upd_jobs_submit(c, req, r->serve, &params.p, body, r->success); /* takes body */
+        return 0;
     }
     err = r->serve(c, &params.p, body, &out, &reason);
     json_decref(body);

@@ -6,6 +6,7 @@
 #include "server/config.h"
 #include "server/metrics.h"
 #include "server/program.h"
+#include "server/workers.h"
 #include "storage/s3.h"
 #include "storage/s3_sync.h"
 #include "storage/store.h"
@@ -27,6 +28,8 @@ typedef struct st_upd_control_t {
     /* after each committed release or rollout change: state to object storage, purges of origins and edges; NULL for
      * none (the answers then have no "propagation" member) */
     upd_propagate_t *propagate;
+    /* the state-changing API calls run here (control/jobs.h) */
+    upd_workers_t *workers;
 } upd_control_t;
 
 #endif

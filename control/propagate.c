@@ -3,8 +3,15 @@
  * Varnish bans and Cloudflare tag purges, each step's requests in parallel on one libcurl multi handle, and the
  * background retries of what failed.
  *
- * Everything here runs on the control plane's single event-loop thread (the API handler for the first attempt, a
- * zero timeout of the loop for retries), so the pending list needs no lock.
+ * Threads: first attempts run on the control plane's workers (control/jobs.h), several at once; retries run on the
+ * propagator's own thread; /metrics reads the counters on the event loop. Two locks, always taken in this order:
+ *
+ *   run_lock  held for the whole of a run, a republish or a round of retries: propagations happen one at a time, so
+ *             the published state never goes backwards (a run exports the app's state when it holds the lock, so a
+ *             later run always writes a generation at least as new, and index.json is rebuilt from the store by one
+ *             writer at a time). Purges are bounded by propagation.timeout_ms and state writes by the object-store
+ *             timeouts, so a run waits at most that long for another;
+ *   lock      the pending list and the counters, held briefly (render and pending() take only this one).
  */
 #include "control/propagate.h"
 #include <ctype.h>
@@ -12,6 +19,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -58,13 +66,16 @@ struct st_upd_propagate_t {
     const upd_s3_backend_t *backends;
     size_t nbackends;
     upd_s3_timeouts_t timeouts;
-    upd_store_t *store; /* of the last run: retries rebuild the index from it */
-    bool unlisted;      /* the store could not list its apps: index.json is merged from each backend's copy */
+    pthread_mutex_t run_lock; /* see the top of this file */
+    upd_store_t *store; /* of the last run: retries rebuild the index from it (under run_lock) */
+    bool unlisted;      /* the store could not list its apps: index.json is merged from each backend's copy (atomic) */
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* the retry thread waits on it (CLOCK_MONOTONIC) for the next due time or a new item */
+    pthread_t thread;
+    bool thread_started, stopping;
+    /* under lock */
     item_t *pending;
     size_t npending;
-    h2o_loop_t *loop;
-    h2o_timeout_t zero;
-    h2o_timeout_entry_t timer;
     uint64_t results[KIND_COUNT][2]; /* [kind][ok] */
     uint64_t retries[KIND_COUNT], abandoned[KIND_COUNT];
 };
@@ -198,6 +209,13 @@ upd_propagate_create(const upd_conf_t *conf, const upd_s3_backend_t *backends, s
     upd_propagate_t *p = calloc(1, sizeof(*p));
     if (p == NULL)
         abort();
+    pthread_mutex_init(&p->run_lock, NULL);
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->cond, &ca);
+    pthread_condattr_destroy(&ca);
     p->backends = backends;
     p->nbackends = nbackends;
     p->timeouts = *timeouts;
@@ -292,6 +310,7 @@ upd_propagate_destroy(upd_propagate_t *p)
 {
     if (p == NULL)
         return;
+    upd_propagate_stop(p);
     if (p->npending != 0)
         upd_log_warn("propagation: %zu pending retr%s dropped at exit; origins converge by polling object storage", p->npending,
                      p->npending == 1 ? "y" : "ies");
@@ -309,6 +328,9 @@ upd_propagate_destroy(upd_propagate_t *p)
     free_secret(p->secret);
     free_secret(p->api_token);
     free(p->api_base);
+    pthread_cond_destroy(&p->cond);
+    pthread_mutex_destroy(&p->lock);
+    pthread_mutex_destroy(&p->run_lock);
     free(p);
 }
 
@@ -373,6 +395,7 @@ target_name(const upd_propagate_t *p, const item_t *it, char *buf, size_t cap)
 static void
 supersede(upd_propagate_t *p, kind_t kind, size_t target, const char *app)
 {
+    pthread_mutex_lock(&p->lock);
     for (item_t **pp = &p->pending; *pp != NULL;) {
         item_t *it = *pp;
         if (it->kind == kind && it->target == target && strcmp(it->app, app) == 0) {
@@ -383,15 +406,18 @@ supersede(upd_propagate_t *p, kind_t kind, size_t target, const char *app)
             pp = &it->next;
         }
     }
+    pthread_mutex_unlock(&p->lock);
 }
 
 static bool
-has_pending(const upd_propagate_t *p, kind_t kind, const char *app)
+has_pending(upd_propagate_t *p, kind_t kind, const char *app)
 {
-    for (const item_t *it = p->pending; it != NULL; it = it->next)
-        if (it->kind == kind && strcmp(it->app, app) == 0)
-            return true;
-    return false;
+    bool found = false;
+    pthread_mutex_lock(&p->lock);
+    for (const item_t *it = p->pending; it != NULL && !found; it = it->next)
+        found = it->kind == kind && strcmp(it->app, app) == 0;
+    pthread_mutex_unlock(&p->lock);
+    return found;
 }
 
 static bool
@@ -407,7 +433,11 @@ static void
 settle(upd_propagate_t *p, item_t *it)
 {
     char name[300];
+    pthread_mutex_lock(&p->lock);
     ++p->results[it->kind][it->ok ? 1 : 0];
+    if (!it->ok && !will_retry(p, it) && (it->retries != 0 || p->retry_attempts != 0))
+        ++p->abandoned[it->kind];
+    pthread_mutex_unlock(&p->lock);
     if (it->ok) {
         item_free(it);
         return;
@@ -415,8 +445,6 @@ settle(upd_propagate_t *p, item_t *it)
     target_name(p, it, name, sizeof(name));
     const char *what = it->kind == KIND_STATE ? "state" : "purge";
     if (!will_retry(p, it)) {
-        if (it->retries != 0 || p->retry_attempts != 0)
-            ++p->abandoned[it->kind];
         upd_log_error("propagation: %s %s of %s generation %" PRIu64 ": FAILED: %s; %s", what, name, it->app, it->generation,
                       it->error, it->final ? "not retried" : it->retries != 0 ? "giving up" : "no retries configured");
         item_free(it);
@@ -426,9 +454,12 @@ settle(upd_propagate_t *p, item_t *it)
     upd_log_warn("propagation: %s %s of %s generation %" PRIu64 ": FAILED: %s; retry %u of %" PRIu64 " in %" PRIu64 " ms", what,
                  name, it->app, it->generation, it->error, it->retries + 1, p->retry_attempts, delay);
     it->due_ms = now_ms() + delay;
+    pthread_mutex_lock(&p->lock);
     it->next = p->pending;
     p->pending = it;
     ++p->npending;
+    pthread_cond_signal(&p->cond); /* the retry thread may be waiting for a later item, or for none */
+    pthread_mutex_unlock(&p->lock);
 }
 
 /* ---- state documents ---- */
@@ -565,14 +596,15 @@ publish_state(upd_propagate_t *p, item_t *it)
     if (!put_doc(p, it, key, it->doc, it->doc_len))
         return;
     char why[300];
-    bool unlisted = false;
-    char *index = p->unlisted ? NULL : build_index(p->store, &unlisted, why, sizeof(why));
+    /* read once: the backends of a run publish on threads of their own (publish_states) */
+    bool unlisted = false, was_unlisted = __atomic_load_n(&p->unlisted, __ATOMIC_ACQUIRE);
+    char *index = was_unlisted ? NULL : build_index(p->store, &unlisted, why, sizeof(why));
     if (unlisted) {
         /* from now on, in this process: each attempt would log the store's failure again */
         upd_log_warn("propagation: the store cannot list its apps (%s): each backend's index.json is updated in place", why);
-        p->unlisted = true;
+        __atomic_store_n(&p->unlisted, true, __ATOMIC_RELEASE);
     }
-    if (p->unlisted)
+    if (was_unlisted || unlisted)
         index = merge_index(p, it, why, sizeof(why));
     if (index == NULL) {
         snprintf(it->error, sizeof(it->error), "index: %s", why);
@@ -582,6 +614,47 @@ publish_state(upd_propagate_t *p, item_t *it)
     free(index);
     it->ok = ok;
     it->ms = now_ms() - start;
+}
+
+typedef struct {
+    upd_propagate_t *p;
+    item_t *it;
+} publish_arg_t;
+
+static void *
+publish_main(void *arg)
+{
+    publish_arg_t *a = arg;
+    publish_state(a->p, a->it);
+    return NULL;
+}
+
+/*
+ * Publishes items[] at once, each on a thread of its own (the first on the caller's): a change then waits for the
+ * slowest backend, not for the sum of them. Each item must be for another backend (each backend's index.json has one
+ * writer at a time, and its three documents keep their order).
+ */
+static void
+publish_states(upd_propagate_t *p, item_t **items, size_t n)
+{
+    pthread_t *tids = calloc(n + 1, sizeof(*tids));
+    publish_arg_t *args = calloc(n + 1, sizeof(*args));
+    bool *started = calloc(n + 1, sizeof(*started));
+    if (tids == NULL || args == NULL || started == NULL)
+        abort();
+    for (size_t i = 1; i < n; ++i) {
+        args[i] = (publish_arg_t){p, items[i]};
+        if (!(started[i] = pthread_create(&tids[i], NULL, publish_main, &args[i]) == 0))
+            publish_state(p, items[i]); /* no thread: one after the other, as before */
+    }
+    if (n != 0)
+        publish_state(p, items[0]);
+    for (size_t i = 1; i < n; ++i)
+        if (started[i])
+            pthread_join(tids[i], NULL);
+    free(tids);
+    free(args);
+    free(started);
 }
 
 /* ---- purges ---- */
@@ -929,8 +1002,10 @@ upd_propagate_run(upd_propagate_t *p, upd_store_t *store, const char *app, const
     size_t doc_len = 0;
     uint64_t generation = 0;
     upd_store_txn_t *txn;
+    pthread_mutex_lock(&p->run_lock);
     p->store = store;
 
+    /* exported under run_lock: a run that waited for another publishes a state at least as new as the other did */
     int err = upd_store_read_begin(store, &txn);
     if (err == 0) {
         err = upd_store_app_export(txn, app, &doc, &doc_len, &generation);
@@ -948,7 +1023,7 @@ upd_propagate_run(upd_propagate_t *p, upd_store_t *store, const char *app, const
         abort();
     json_t *state_j = json_array(), *purges_j = json_array();
 
-    /* 1. state documents, backend after backend */
+    /* 1. state documents, every backend at once */
     for (size_t i = 0; i < nstate; ++i) {
         supersede(p, KIND_STATE, i, app);
         item_t *it = state[i] = item_new(KIND_STATE, i, app, generation, NULL);
@@ -959,8 +1034,8 @@ upd_propagate_run(upd_propagate_t *p, upd_store_t *store, const char *app, const
         } else {
             snprintf(it->error, sizeof(it->error), "%s", why);
         }
-        publish_state(p, it);
     }
+    publish_states(p, state, nstate);
     free(doc);
     /* 2. every origin at once; 3. then the edges together */
     for (size_t i = 0; i < p->norigins; ++i) {
@@ -986,6 +1061,7 @@ upd_propagate_run(upd_propagate_t *p, upd_store_t *store, const char *app, const
     free(state);
     free(origins);
     free(edges);
+    pthread_mutex_unlock(&p->run_lock);
     return json_pack("{s:I, s:o, s:o}", "generation", (json_int_t)generation, "state", state_j, "purges", purges_j);
 }
 
@@ -1013,11 +1089,14 @@ upd_propagate_republish(upd_propagate_t *p, upd_store_t *store)
 {
     if (p->nbackends == 0)
         return 0;
+    pthread_mutex_lock(&p->run_lock);
     p->store = store;
     struct republish r = {p, NULL, 0, 0};
     upd_store_txn_t *txn;
-    if (upd_store_read_begin(store, &txn) != 0)
+    if (upd_store_read_begin(store, &txn) != 0) {
+        pthread_mutex_unlock(&p->run_lock);
         return 0;
+    }
     upd_store_app_list(txn, collect_for_republish, &r);
     upd_store_txn_end(txn);
     size_t failed = 0;
@@ -1044,6 +1123,7 @@ upd_propagate_republish(upd_propagate_t *p, upd_store_t *store)
         }
         free(doc);
     }
+    pthread_mutex_unlock(&p->run_lock);
     free(r.apps);
     if (r.n != 0)
         upd_log_info("propagation: republished the state of %zu app(s) at start-up%s", r.n, failed ? "; some writes failed and will be retried" : "");
@@ -1053,6 +1133,8 @@ upd_propagate_republish(upd_propagate_t *p, upd_store_t *store)
 void
 upd_propagate_run_due(upd_propagate_t *p)
 {
+    pthread_mutex_lock(&p->run_lock);
+    pthread_mutex_lock(&p->lock);
     uint64_t now = now_ms();
     size_t cap = p->npending + 1;
     item_t **state = calloc(cap, sizeof(*state)), **origins = calloc(cap, sizeof(*origins));
@@ -1079,6 +1161,7 @@ upd_propagate_run_due(upd_propagate_t *p)
         else
             edges[nedge++] = it;
     }
+    pthread_mutex_unlock(&p->lock);
     for (size_t i = 0; i < nstate; ++i)
         publish_state(p, state[i]);
     run_purges(p, origins, norigins);
@@ -1121,63 +1204,85 @@ upd_propagate_run_due(upd_propagate_t *p)
     free(state);
     free(origins);
     free(edges);
+    pthread_mutex_unlock(&p->run_lock);
 }
 
-/* ---- the loop ---- */
+/* ---- the retry thread ---- */
 
-static void
-on_timer(h2o_timeout_entry_t *entry)
+/* @return the earliest due time of a pending item, UINT64_MAX for none; under lock */
+static uint64_t
+next_due(const upd_propagate_t *p)
 {
-    upd_propagate_t *p = H2O_STRUCT_FROM_MEMBER(upd_propagate_t, timer, entry);
-    upd_propagate_run_due(p);
-}
-
-int
-upd_propagate_loop_start(upd_propagate_t *p, h2o_loop_t *loop)
-{
-    p->loop = loop;
-    h2o_timeout_init(loop, &p->zero, 0);
-    p->timer.cb = on_timer;
-    return 0;
-}
-
-void
-upd_propagate_loop_stop(upd_propagate_t *p)
-{
-    if (p->loop == NULL)
-        return;
-    if (h2o_timeout_is_linked(&p->timer))
-        h2o_timeout_unlink(&p->timer);
-    h2o_timeout_dispose(p->loop, &p->zero);
-    p->loop = NULL;
-}
-
-int32_t
-upd_propagate_next_wait(upd_propagate_t *p)
-{
-    if (p->pending == NULL)
-        return INT32_MAX;
-    uint64_t due = UINT64_MAX, now = now_ms();
+    uint64_t due = UINT64_MAX;
     for (const item_t *it = p->pending; it != NULL; it = it->next)
         if (it->due_ms < due)
             due = it->due_ms;
-    if (due > now)
-        return due - now > INT32_MAX ? INT32_MAX : (int32_t)(due - now);
-    /* due: the loop's zero timeout runs the retries in its next turn, outside any request's callback */
-    if (p->loop != NULL && !h2o_timeout_is_linked(&p->timer))
-        h2o_timeout_link(p->loop, &p->zero, &p->timer);
+    return due;
+}
+
+static void *
+retry_main(void *arg)
+{
+    upd_propagate_t *p = arg;
+    pthread_mutex_lock(&p->lock);
+    while (!p->stopping) {
+        uint64_t due = next_due(p);
+        if (due <= now_ms()) {
+            pthread_mutex_unlock(&p->lock);
+            upd_propagate_run_due(p); /* takes run_lock, then lock: never with lock held */
+            pthread_mutex_lock(&p->lock);
+        } else if (due == UINT64_MAX) {
+            pthread_cond_wait(&p->cond, &p->lock);
+        } else {
+            struct timespec ts = {.tv_sec = (time_t)(due / 1000), .tv_nsec = (long)(due % 1000) * 1000000};
+            pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+int
+upd_propagate_start(upd_propagate_t *p)
+{
+    if (p->thread_started)
+        return 0;
+    p->stopping = false;
+    int rc = pthread_create(&p->thread, NULL, retry_main, p);
+    if (rc != 0) {
+        upd_log_error("propagation: cannot start the retry thread: %s", strerror(rc));
+        return -1;
+    }
+    p->thread_started = true;
     return 0;
 }
 
-size_t
-upd_propagate_pending(const upd_propagate_t *p)
+void
+upd_propagate_stop(upd_propagate_t *p)
 {
-    return p->npending;
+    if (p == NULL || !p->thread_started)
+        return;
+    pthread_mutex_lock(&p->lock);
+    p->stopping = true;
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    pthread_join(p->thread, NULL); /* a round of retries in progress ends first: bounded by the timeouts */
+    p->thread_started = false;
+}
+
+size_t
+upd_propagate_pending(upd_propagate_t *p)
+{
+    pthread_mutex_lock(&p->lock);
+    size_t n = p->npending;
+    pthread_mutex_unlock(&p->lock);
+    return n;
 }
 
 void
-upd_propagate_render_metrics(const upd_propagate_t *p, FILE *fp)
+upd_propagate_render_metrics(upd_propagate_t *p, FILE *fp)
 {
+    pthread_mutex_lock(&p->lock);
     fprintf(fp, "# HELP updraft_propagation_total State writes and purges after a release or rollout change, by kind and "
                 "result (first attempts and retries).\n# TYPE updraft_propagation_total counter\n");
     for (int k = 0; k < KIND_COUNT; ++k)
@@ -1195,4 +1300,5 @@ upd_propagate_render_metrics(const upd_propagate_t *p, FILE *fp)
     fprintf(fp, "# HELP updraft_propagation_pending Propagation targets waiting for a retry.\n"
                 "# TYPE updraft_propagation_pending gauge\nupdraft_propagation_pending %zu\n",
             p->npending);
+    pthread_mutex_unlock(&p->lock);
 }

@@ -1,7 +1,6 @@
 #ifndef UPD_PROPAGATE_H
 #define UPD_PROPAGATE_H
 
-#include <h2o.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -15,7 +14,7 @@
 /*
  * Release propagation: after a release or rollout change is committed to LMDB, the control plane
  *
- *   1. publishes the app's state to every object-storage backend (object_store.kind s3):
+ *   1. publishes the app's state to every object-storage backend (object_store.kind s3), the backends at once:
  *      _updraft/state/APP/GEN.json (immutable), _updraft/state/APP.json (latest, same bytes), then
  *      _updraft/state/index.json {"format":1,"apps":{APP:GEN,...}}, in that order, stopping at the first failure;
  *   2. purges every origin (propagation.origins): POST ORIGIN/_updraft/purge, HMAC-SHA256 signed, answered 200
@@ -26,10 +25,12 @@
  * The purges of a step run in parallel (libcurl multi, blocking, bounded by propagation.timeout_ms). Origins come
  * before edges: an edge purged before the origins hold the new state could fetch the old answer again.
  *
- * A target that fails is retried in the background on the control plane's event loop, with exponential backoff
- * (retry_initial_ms, doubling, capped at retry_max_ms, at most retry_attempts retries). A newer propagation of the
- * same app to the same target supersedes a pending retry. A retry is blocking and runs on the loop like the first
- * attempt (the API answers nothing else meanwhile, as during a registration's uploads). When a retried origin purge
+ * A target that fails is retried in the background on the propagator's own thread (upd_propagate_start), with
+ * exponential backoff (retry_initial_ms, doubling, capped at retry_max_ms, at most retry_attempts retries). A newer
+ * propagation of the same app to the same target supersedes a pending retry. Never on the event loop: first attempts
+ * run on the control plane's workers (control/jobs.h), retries on that thread. Propagations (first attempts, retries,
+ * the republish) run one at a time, so the published state never goes backwards; every function below is safe to
+ * call from any thread. When a retried origin purge
  * succeeds and no other origin purge of that app is still pending, the edges are purged again: the first edge purge
  * may have let an edge refetch the old answer from that origin. Pending retries are dropped (and logged) at exit;
  * origins that missed a purge converge by polling object storage.
@@ -86,7 +87,7 @@ uint64_t upd_propagate_backoff_ms(uint64_t initial_ms, uint64_t max_ms, unsigned
  */
 upd_propagate_t *upd_propagate_create(const upd_conf_t *conf, const upd_s3_backend_t *backends, size_t nbackends,
                                       const upd_s3_timeouts_t *timeouts, char *err, size_t errlen);
-/** Drops pending retries (logging how many) and frees everything. NULL is fine. */
+/** Stops the retry thread if it runs, drops pending retries (logging how many) and frees everything. NULL is fine. */
 void upd_propagate_destroy(upd_propagate_t *p);
 
 /** Logs the configured targets (names and URLs only). */
@@ -94,7 +95,8 @@ void upd_propagate_log_targets(const upd_propagate_t *p);
 
 /**
  * Propagates the committed state of app: state documents, origin purges, then edge purges; failed targets are queued
- * for retry. Blocking, on the caller's thread (the event loop), with no store transaction open on it.
+ * for retry. Blocking, on the caller's thread (a worker, never the event loop), with no store transaction open on it;
+ * waits for a propagation already running (at most its timeouts) to end first.
  * @param tags  from upd_propagate_tags (borrowed)
  * @return a new reference: {"generation":GEN,"state":[{"target","ok",("error","retrying")}...],
  *         "purges":[{"target":"origin URL"|"varnish URL"|"cloudflare","ok",("ms")|("error","retrying")}...]}
@@ -108,21 +110,26 @@ json_t *upd_propagate_run(upd_propagate_t *p, upd_store_t *store, const char *ap
  */
 size_t upd_propagate_republish(upd_propagate_t *p, upd_store_t *store);
 
-/* Event-loop hooks (server/http.h): retries run from a zero timeout of the loop, linked when one is due. */
-int upd_propagate_loop_start(upd_propagate_t *p, h2o_loop_t *loop);
-void upd_propagate_loop_stop(upd_propagate_t *p);
-/** @return milliseconds until the next retry is due (INT32_MAX when none); links the timer when one is due now */
-int32_t upd_propagate_next_wait(upd_propagate_t *p);
-/** Runs every due retry now (the timer's work; tests and the loop call it). */
+/**
+ * Starts the thread that runs the retries as they fall due. Retries queued before it starts wait for it.
+ * @return 0, or -1 when the thread cannot be created (logged)
+ */
+int upd_propagate_start(upd_propagate_t *p);
+/**
+ * Stops the retry thread (a round of retries in progress ends first) and joins it; pending retries stay queued until
+ * upd_propagate_destroy. Call before the store closes. NULL, or a propagator never started, is fine.
+ */
+void upd_propagate_stop(upd_propagate_t *p);
+/** Runs every due retry now, on the caller's thread (the retry thread's work; tests call it). */
 void upd_propagate_run_due(upd_propagate_t *p);
 
 /** Number of targets waiting for a retry. */
-size_t upd_propagate_pending(const upd_propagate_t *p);
+size_t upd_propagate_pending(upd_propagate_t *p);
 
 /**
  * Appends the propagation metrics in the Prometheus text format: updraft_propagation_total{kind,result},
  * updraft_propagation_retries_total{kind}, updraft_propagation_abandoned_total{kind}, updraft_propagation_pending.
  */
-void upd_propagate_render_metrics(const upd_propagate_t *p, FILE *fp);
+void upd_propagate_render_metrics(upd_propagate_t *p, FILE *fp);
 
 #endif

@@ -17,6 +17,12 @@
 static const upd_conf_decl_t control_decls[] = {
     UPD_CONF_COMMON_DECLS("127.0.0.1:8081", "1048576"),
     UPD_CONF_OBJECT_STORE_DECLS,
+    /* an upload of SIZE bytes must be done within upload_timeout_base_ms + SIZE / upload_min_rate_kib (s3_sync.h) */
+    {"object_store.upload_min_rate_kib", UPD_CONF_UINT, offsetof(upd_conf_t, upload_min_rate_kib), 1, 10485760, "256", NULL},
+    {"object_store.upload_timeout_base_ms", UPD_CONF_UINT, offsetof(upd_conf_t, upload_timeout_base_ms), 100, 3600000, "30000", NULL},
+    /* the threads that run state changes off the event loop (server/workers.h) */
+    {"workers.threads", UPD_CONF_UINT, offsetof(upd_conf_t, workers_threads), 1, 64, "4", NULL},
+    {"workers.queue", UPD_CONF_UINT, offsetof(upd_conf_t, workers_queue), 1, 100000, "64", NULL},
     {"integrity.block_size", UPD_CONF_UINT, offsetof(upd_conf_t, block_size), UPD_BLOCK_SIZE_MIN, UPD_BLOCK_SIZE_MAX, "1048576", NULL},
     {"public_url", UPD_CONF_STRING, offsetof(upd_conf_t, public_url), 0, 0, "http://127.0.0.1:8080", "--public-url"},
     /* release propagation (control/propagate.h) */
@@ -89,30 +95,35 @@ render_propagation(void *arg, FILE *fp)
     upd_propagate_render_metrics(arg, fp);
 }
 
-/* Retries of failed propagation targets run on this loop (control/propagate.h). */
+static void
+render_workers(void *arg, FILE *fp)
+{
+    upd_workers_render_metrics(arg, fp);
+}
+
+/* Before the listeners open: the workers (their answers come back through this loop) and the retry thread. */
 static int
 on_loop_start(void *app, h2o_context_t *ctx)
 {
     upd_control_t *c = app;
-    if (upd_propagate_loop_start(c->propagate, ctx->loop) != 0)
-        return -1;
-    /* a change committed just before a crash or kill was never published: publish every app's state again */
+    /*
+     * A change committed just before a crash or kill was never published: publish every app's state again. Before
+     * the listeners open (so the state is out once the API answers), bounded by the object-store timeouts per write;
+     * failures go to the retry thread.
+     */
     upd_propagate_republish(c->propagate, c->store);
+    if (upd_propagate_start(c->propagate) != 0 || upd_workers_start(c->workers, ctx) != 0)
+        return -1;
     return 0;
 }
 
+/* After the loop stopped serving: running jobs finish (a registration is never left half done), then retries stop. */
 static void
 on_loop_stop(void *app)
 {
     upd_control_t *c = app;
-    upd_propagate_loop_stop(c->propagate);
-}
-
-static int32_t
-next_wait(void *app)
-{
-    upd_control_t *c = app;
-    return upd_propagate_next_wait(c->propagate);
+    upd_workers_stop(c->workers);
+    upd_propagate_stop(c->propagate);
 }
 
 int
@@ -146,8 +157,10 @@ main(int argc, char **argv)
         goto Exit;
     control.timeouts = (upd_s3_timeouts_t){
         .connect_ms = (uint32_t)conf.backend_connect_timeout_ms,
-        .total_ms = 0, /* uploads of large installers take as long as they take; a stall is what fails them */
+        .total_ms = 0, /* large installers take long: their deadline grows with their size instead */
         .stall_ms = (uint32_t)conf.backend_stall_timeout_ms,
+        .body_base_ms = (uint32_t)conf.upload_timeout_base_ms,
+        .body_min_rate = conf.upload_min_rate_kib * 1024,
     };
     char perr[512];
     if ((control.propagate = upd_propagate_create(&conf, control.backends, control.nbackends, &control.timeouts, perr,
@@ -173,6 +186,8 @@ main(int argc, char **argv)
     control.metrics = upd_metrics_create("control", route_labels, nroutes);
     if (control.propagate != NULL)
         upd_metrics_add_renderer(control.metrics, render_propagation, control.propagate);
+    control.workers = upd_workers_create(conf.workers_threads, conf.workers_queue);
+    upd_metrics_add_renderer(control.metrics, render_workers, control.workers);
     upd_http_opts_t opts = {
         .program = "updraft-control",
         .conf = &conf,
@@ -185,10 +200,11 @@ main(int argc, char **argv)
         .metrics = control.metrics,
         .on_loop_start = on_loop_start,
         .on_loop_stop = on_loop_stop,
-        .next_wait = next_wait,
     };
     ret = upd_http_run(&opts);
 Exit:
+    upd_workers_destroy(control.workers); /* stopped already, unless start-up failed half way */
+    upd_propagate_stop(control.propagate);
     if (control.store != NULL)
         upd_store_close(control.store);
     if (control.storage_fd >= 0)

@@ -75,6 +75,10 @@ typedef struct st_upd_conf_t {
     char *cloudflare_api_base;
     uint64_t propagation_timeout_ms;   /* each step's parallel purges */
     uint64_t propagation_retry_initial_ms, propagation_retry_max_ms, propagation_retry_attempts;
+    /* updraft-control: the worker pool of state changes (server/workers.h) and the uploads' deadline */
+    uint64_t workers_threads, workers_queue;
+    uint64_t upload_min_rate_kib;    /* object_store.upload_min_rate_kib: slower uploads fail */
+    uint64_t upload_timeout_base_ms; /* object_store.upload_timeout_base_ms: added to size / rate */
 } upd_conf_t;
 
 typedef enum { UPD_CONF_STRING, UPD_CONF_UINT, UPD_CONF_BOOL, UPD_CONF_STRLIST } upd_conf_type_t;

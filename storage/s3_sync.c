@@ -7,6 +7,8 @@
  */
 #include "storage/s3_sync.h"
 #include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +46,38 @@ typedef struct {
     const char *mem;
     uint64_t size, offset;
     int read_errno;
+    /* the deadline that grows with the body (upd_s3_timeouts_t.body_min_rate) */
+    const upd_s3_timeouts_t *t;
+    uint64_t deadline_ms; /* of the transfer, once the body's size is known; 0 until then or without a rate */
+    bool too_slow;
 } xfer_t;
+
+uint64_t
+upd_s3_body_deadline_ms(const upd_s3_timeouts_t *t, uint64_t size)
+{
+    if (t->body_min_rate == 0)
+        return 0;
+    uint64_t body_ms = size / t->body_min_rate * 1000 + size % t->body_min_rate * 1000 / t->body_min_rate;
+    return t->body_base_ms + body_ms;
+}
+
+/* a GET learns its size from Content-Length: its deadline starts counting from the start of the transfer all the same */
+static int
+on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    xfer_t *x = arg;
+    if (x->deadline_ms == 0 && dltotal > 0)
+        x->deadline_ms = upd_s3_body_deadline_ms(x->t, (uint64_t)dltotal);
+    if (x->deadline_ms == 0)
+        return 0;
+    curl_off_t us = 0;
+    curl_easy_getinfo(x->curl, CURLINFO_TOTAL_TIME_T, &us);
+    if ((uint64_t)us / 1000 > x->deadline_ms) {
+        x->too_slow = true;
+        return 1; /* CURLE_ABORTED_BY_CALLBACK */
+    }
+    return 0;
+}
 
 static long
 status_of(CURL *curl)
@@ -181,8 +214,21 @@ run(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *method, c
     curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L); /* a redirect would not carry a valid signature */
     curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)(t->connect_ms != 0 ? t->connect_ms : 2000));
-    if (t->total_ms != 0)
-        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)t->total_ms);
+    x->t = t;
+    uint64_t total_ms = t->total_ms;
+    if (upload && t->body_min_rate != 0) {
+        /* a PUT's size is known now: libcurl's own timeout holds the deadline */
+        uint64_t d = upd_s3_body_deadline_ms(t, x->size);
+        if (total_ms == 0 || d < total_ms)
+            total_ms = d;
+        x->deadline_ms = d;
+    } else if (t->body_min_rate != 0) {
+        curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(curl, CURLOPT_XFERINFODATA, x);
+        curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    }
+    if (total_ms != 0)
+        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)(total_ms > LONG_MAX ? LONG_MAX : total_ms));
     if (t->stall_ms != 0) {
         /* below 1 byte/s for the whole period: a stalled backend, or one that never sends the first byte */
         curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
@@ -222,6 +268,10 @@ run(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *method, c
         res->status = 0;
         if (x->sink_aborted)
             snprintf(res->message, sizeof(res->message), "%s: %s %s: aborted", b->name, method, key);
+        else if (x->too_slow || (rc == CURLE_OPERATION_TIMEDOUT && x->deadline_ms != 0 &&
+                                  (t->total_ms == 0 || x->deadline_ms < t->total_ms)))
+            snprintf(res->message, sizeof(res->message), "%s: %s %.100s: slower than %" PRIu64 " KiB/s: not done within %" PRIu64
+                     " ms", b->name, method, key, t->body_min_rate / 1024, x->deadline_ms);
         else if (x->read_errno != 0)
             snprintf(res->message, sizeof(res->message), "%s: %s %.100s: reading the upload: %.100s", b->name, method, key,
                      strerror(x->read_errno));

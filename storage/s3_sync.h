@@ -23,7 +23,17 @@ typedef struct st_upd_s3_timeouts_t {
     uint32_t connect_ms;
     uint32_t total_ms; /* 0: none (large uploads) */
     uint32_t stall_ms; /* abort when below 1 byte/s for this long; 0: none */
+    /*
+     * A deadline that grows with the body: a transfer whose body size is known (a PUT's, or a GET's Content-Length)
+     * must be done within body_base_ms + size / body_min_rate seconds, or it fails ("slower than ... KiB/s") as a
+     * stall does. body_min_rate 0 (bytes per second): none. With total_ms too, the earlier deadline wins.
+     */
+    uint32_t body_base_ms;
+    uint64_t body_min_rate;
 } upd_s3_timeouts_t;
+
+/** The deadline body_base_ms + size / body_min_rate of a transfer of size bytes, in ms (0 when there is no rate). */
+uint64_t upd_s3_body_deadline_ms(const upd_s3_timeouts_t *t, uint64_t size);
 
 /**
  * HEAD of an object. @return 0 when an HTTP answer came (res->status tells: 200, 404, 403...),

@@ -8,7 +8,10 @@
 //   GET /__updraft/stats                 {"GET /bucket/key": count, ...} of every S3 request so far
 //   PUT /__updraft/faults?status=500     answer every S3 request with that status and an S3 error
 //                                        document (InternalError) until PUT /__updraft/faults?status=0
-// so tests can count backend GETs at the server and make a backend fail without stopping it.
+//   PUT /__updraft/faults?trickle_kib=N  read every PUT body at N KiB/s at most (a slow backend: TCP
+//                                        backpressure slows the sender) until a faults PUT without it
+// so tests can count backend GETs at the server and make a backend fail or crawl without stopping it.
+// Each faults PUT sets both: a parameter left out is 0 (off).
 //
 // Prints "s3rver listening on http://127.0.0.1:PORT" once it accepts connections (port 0: the
 // kernel picks, the line says which), logs one line per request on stdout, and exits 0 on SIGTERM
@@ -23,6 +26,7 @@
 "use strict";
 
 const fs = require("fs");
+const { Transform } = require("stream");
 
 const S3rver = require("@20minutes/s3rver");
 const AWSAccount = require("@20minutes/s3rver/lib/models/account");
@@ -65,6 +69,24 @@ const server = new S3rver({
 
 const counts = {};
 let faultStatus = 0;
+let trickleKib = 0;
+
+// Passes a body on no faster than rate bytes/s: each chunk waits until the bytes so far are due. pipe()'s
+// backpressure stops reading the request meanwhile, so the kernel's buffers fill and the client slows down.
+class Trickle extends Transform {
+    constructor(rate) {
+        super({ highWaterMark: 64 * 1024 });
+        this.rate = rate;
+        this.start = Date.now();
+        this.bytes = 0;
+    }
+    _transform(chunk, encoding, callback) {
+        this.bytes += chunk.length;
+        const wait = this.start + (this.bytes / this.rate) * 1000 - Date.now();
+        if (wait > 0) setTimeout(() => callback(null, chunk), wait);
+        else callback(null, chunk);
+    }
+}
 // Koa composes its middleware when the server starts listening: this one runs before s3rver's own
 server.middleware.unshift(async (ctx, next) => {
     if (ctx.path === "/__updraft/stats") {
@@ -79,8 +101,15 @@ server.middleware.unshift(async (ctx, next) => {
             ctx.body = "status is 0 or 400-599\n";
             return;
         }
+        const trickle = Number(ctx.query.trickle_kib || "0");
+        if (!Number.isInteger(trickle) || trickle < 0) {
+            ctx.status = 400;
+            ctx.body = "trickle_kib is a whole number of KiB/s, 0 for off\n";
+            return;
+        }
         faultStatus = status;
-        ctx.body = `faults: status ${status}\n`;
+        trickleKib = trickle;
+        ctx.body = `faults: status ${status}, trickle_kib ${trickle}\n`;
         return;
     }
     const key = `${ctx.method} ${ctx.path}`;
@@ -91,6 +120,14 @@ server.middleware.unshift(async (ctx, next) => {
         ctx.body = '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code>' +
             "<Message>injected by the test</Message></Error>";
         return;
+    }
+    if (trickleKib !== 0 && ctx.method === "PUT") {
+        const slow = new Trickle(trickleKib * 1024);
+        // a client that gives up (a timeout) must not leave the object write waiting for the rest forever
+        ctx.req.on("aborted", () => slow.destroy(new Error("client aborted the upload")));
+        ctx.req.pipe(slow);
+        // s3rver's signature middleware sets request.body = ctx.req further down: keep ours
+        Object.defineProperty(ctx.request, "body", { get: () => slow, set: () => {}, configurable: true });
     }
     await next();
 });

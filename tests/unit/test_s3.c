@@ -470,6 +470,21 @@ test_no_answer_is_eio_with_a_message_and_no_secret(void **state)
     assert_null(strstr(res.message, SECRET));
 }
 
+static void
+test_upload_deadline_is_base_plus_size_over_the_minimum_rate(void **state)
+{
+    upd_s3_timeouts_t t = {.body_base_ms = 30000, .body_min_rate = 256 * 1024};
+    assert_int_equal(upd_s3_body_deadline_ms(&t, 0), 30000);
+    /* 200 MiB at 256 KiB/s: 800 s */
+    assert_int_equal(upd_s3_body_deadline_ms(&t, 200ull * 1024 * 1024), 30000 + 800000);
+    /* a part-second is counted, not rounded away; sizes near the top of uint64_t do not overflow */
+    assert_int_equal(upd_s3_body_deadline_ms(&t, 128 * 1024), 30500);
+    assert_true(upd_s3_body_deadline_ms(&t, UINT64_MAX / 2) > UINT64_MAX / 2 / t.body_min_rate);
+    /* no rate: no deadline */
+    t.body_min_rate = 0;
+    assert_int_equal(upd_s3_body_deadline_ms(&t, 1ull << 40), 0);
+}
+
 int
 main(void)
 {
@@ -485,6 +500,7 @@ main(void)
         cmocka_unit_test(test_get_hands_bytes_to_the_sink_and_errors_to_the_code),
         cmocka_unit_test(test_put_fd_streams_the_file_signed_with_its_hash),
         cmocka_unit_test(test_no_answer_is_eio_with_a_message_and_no_secret),
+        cmocka_unit_test(test_upload_deadline_is_base_plus_size_over_the_minimum_rate),
     };
     return cmocka_run_group_tests_name("s3", tests, NULL, NULL);
 }
