@@ -8,7 +8,10 @@
 //   GET /__updraft/stats                 {"GET /bucket/key": count, ...} of every S3 request so far
 //   PUT /__updraft/faults?status=500     answer every S3 request with that status and an S3 error
 //                                        document (InternalError) until PUT /__updraft/faults?status=0
-// so tests can count backend GETs at the server and make a backend fail without stopping it.
+//   PUT /__updraft/faults?delay_ms=1000  hold every GET that long before answering it (a slow backend:
+//                                        the wait is before the response head) until delay_ms=0
+// so tests can count backend GETs at the server and make a backend fail or slow without stopping it.
+// Each parameter given changes that fault only.
 //
 // Prints "s3rver listening on http://127.0.0.1:PORT" once it accepts connections (port 0: the
 // kernel picks, the line says which), logs one line per request on stdout, and exits 0 on SIGTERM
@@ -65,6 +68,7 @@ const server = new S3rver({
 
 const counts = {};
 let faultStatus = 0;
+let faultDelayMs = 0;
 // Koa composes its middleware when the server starts listening: this one runs before s3rver's own
 server.middleware.unshift(async (ctx, next) => {
     if (ctx.path === "/__updraft/stats") {
@@ -73,18 +77,28 @@ server.middleware.unshift(async (ctx, next) => {
         return;
     }
     if (ctx.path === "/__updraft/faults" && ctx.method === "PUT") {
-        const status = Number(ctx.query.status || "0");
+        const status = Number(ctx.query.status === undefined ? faultStatus : ctx.query.status);
+        const delay = Number(ctx.query.delay_ms === undefined ? faultDelayMs : ctx.query.delay_ms);
         if (!Number.isInteger(status) || (status !== 0 && (status < 400 || status > 599))) {
             ctx.status = 400;
             ctx.body = "status is 0 or 400-599\n";
             return;
         }
+        if (!Number.isInteger(delay) || delay < 0 || delay > 600000) {
+            ctx.status = 400;
+            ctx.body = "delay_ms is 0 to 600000\n";
+            return;
+        }
         faultStatus = status;
-        ctx.body = `faults: status ${status}\n`;
+        faultDelayMs = delay;
+        ctx.body = `faults: status ${status}, delay_ms ${delay}\n`;
         return;
     }
     const key = `${ctx.method} ${ctx.path}`;
     counts[key] = (counts[key] || 0) + 1;
+    if (faultDelayMs !== 0 && ctx.method === "GET") {
+        await new Promise((resolve) => setTimeout(resolve, faultDelayMs));
+    }
     if (faultStatus !== 0) {
         ctx.status = faultStatus;
         ctx.type = "application/xml";
