@@ -167,6 +167,19 @@ class Fills(harness.StackTest):
         st, _, body = self.env.http("GET", c, base=tiny)
         self.assertEqual(st, 200)
 
+    def test_03_check_refuses_fill_settings_out_of_bounds(self):
+        for setting, why in (("max_fills: 0", "cache.max_fills: 0 is outside 1..4096"),
+                             ("max_fills: 4097", "cache.max_fills: 4097 is outside 1..4096"),
+                             ("fill_queue: 1048577", "cache.fill_queue: 1048577 is outside 0..1048576"),
+                             ("scrub_mb_per_s: 100001", "cache.scrub_mb_per_s: 100001 is outside 0..100000")):
+            path = self.env.write("bad-fills.yaml", "cache:\n  %s\n" % setting)
+            r = self.env.run("updraft-origin", "--check", "--config", path)
+            self.assertNotEqual(r.returncode, 0, setting)
+            self.assertIn("bad-fills.yaml:2: " + why, r.stderr)
+        path = self.env.write("good-fills.yaml", "cache:\n  max_fills: 4096\n  fill_queue: 0\n  scrub_mb_per_s: 0\n")
+        r = self.env.run("updraft-origin", "--check", "--config", path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
