@@ -38,6 +38,8 @@ upd_strerror(int err)
         return "object storage unavailable (circuit open)";
     case UPD_EINTEGRITY:
         return "object storage bytes failed verification";
+    case UPD_EBUSY:
+        return "too many backend fills under way and their queue is full; retry shortly";
     case UPD_EFORBIDDEN:
         return "forbidden for this role";
     default:

@@ -20,9 +20,10 @@ enum {
     UPD_EFORBIDDEN = -30012, /* credentials valid, role too weak */
     UPD_EBACKEND = -30013,   /* every object-storage backend tried failed (answered as 502) */
     UPD_EUNAVAILABLE = -30014, /* no backend may be tried now: every circuit breaker is open (503) */
-    UPD_EINTEGRITY = -30015  /* bytes from object storage failed verification on every backend */
+    UPD_EINTEGRITY = -30015, /* bytes from object storage failed verification on every backend */
+    UPD_EBUSY = -30016       /* too much work under way and its queue full: try again shortly (503) */
 };
-#define UPD_ELAST UPD_EINTEGRITY /* the newest code (codes count down from UPD_ENOTFOUND) */
+#define UPD_ELAST UPD_EBUSY /* the newest code (codes count down from UPD_ENOTFOUND) */
 
 /**
  * Returns a static description of an error: a negative UPD_E* code, or a positive errno value.

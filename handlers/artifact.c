@@ -347,14 +347,16 @@ start_when_ready(artifact_gen_t *gen)
     if (err != 0) {
         note_backend(gen);
         /* the mapping's 404 (no backend has it), 502 (every backend failed, or sent bytes that did not verify) and 503
-         * (every breaker open); a fill that failed on this origin itself (UPD_EIO writing the cache, UPD_ENOMEM) is a
-         * 502 as well, as it always was, rather than the mapping's 503 and 500: the object could not be fetched */
+         * (every breaker open; or UPD_EBUSY: every fill slot taken and the queue full); a fill that failed on this origin
+         * itself (UPD_EIO writing the cache, UPD_ENOMEM) is a 502 as well, as it always was, rather than the mapping's 503
+         * and 500: the object could not be fetched */
         int status;
         switch (err) {
         case UPD_ENOTFOUND:
         case UPD_EBACKEND:
         case UPD_EINTEGRITY:
         case UPD_EUNAVAILABLE:
+        case UPD_EBUSY:
             status = upd_http_error_of(err, NULL).status;
             break;
         default:

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <openssl/evp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,10 +14,17 @@
 #include "base/err.h"
 #include "base/hex.h"
 #include "base/log.h"
+#include "domain/release.h"
 
 #define TMP_PREFIX ".fill-"
+#define VERIFY_CHUNK (1024 * 1024) /* bytes read per step of a check or the scrub */
 
-typedef enum { OBJ_FILLING, OBJ_COMPLETE, OBJ_FAILED } obj_state_t;
+/*
+ * FILLING: the fill runs, waits in the fill queue (queued), or the object waits for its first-serve check's verdict
+ * to become one. CHECKING: found on disk at start-up and asked for before any check vouched for it: its bytes are
+ * being hashed on the finisher thread, readers wait.
+ */
+typedef enum { OBJ_FILLING, OBJ_COMPLETE, OBJ_FAILED, OBJ_CHECKING } obj_state_t;
 
 struct st_upd_cache_obj_t {
     upd_cache_t *c;
@@ -29,6 +38,11 @@ struct st_upd_cache_obj_t {
     bool indexed;      /* in the hash index (and, once complete, in the LRU list) */
     bool cacheable;    /* fits under the cap: kept on disk once verified */
     bool paused;       /* the fill is held back for readers */
+    bool verified;     /* its bytes matched its name in this run: filled here, or checked since start-up */
+    bool counted;      /* its size is in the cache's used bytes */
+    bool queued;       /* waiting in the fill queue for a slot */
+    h2o_linklist_t queue_link;
+    upd_fetch_spec_t spec; /* what a fill not yet started needs (key and digests owned), key NULL when none */
     size_t refs;       /* readers, the index, the fill */
     size_t readers;
     uint64_t available;
@@ -43,14 +57,25 @@ struct st_upd_cache_obj_t {
     upd_cache_obj_t *hnext;
 };
 
-/* A verified fill to make durable and name, off the loop (fsync of a large file takes a while). */
+/*
+ * Work done off the loop, answered through the cache's pipe: a verified fill to make durable and name (fsync of a
+ * large file takes a while), on the finisher thread; a first-serve check of an object found at start-up, on the
+ * finisher thread too; the verdict of the background scrub on one file, from the scrub thread.
+ */
+typedef enum { JOB_FINISH, JOB_CHECK, JOB_SCRUB } job_kind_t;
+
 typedef struct st_finish_job_t {
     struct st_finish_job_t *next;
-    upd_cache_obj_t *o; /* holds the fill's reference until the job is back on the loop */
-    int fd, dirfd;
+    job_kind_t kind;
+    upd_cache_obj_t *o; /* FINISH and CHECK: holds a reference until the job is back on the loop; SCRUB: NULL */
+    int fd, dirfd;      /* CHECK: the descriptor the check read (handed to the object when it passed), or -1 */
     char tmp_name[48], name[129];
-    int err; /* errno of fsync or rename, 0 when the object is in place */
+    int err; /* FINISH: errno of fsync or rename, 0 when the object is in place; CHECK, SCRUB: of open or read */
     const char *what;
+    bool ok;          /* CHECK, SCRUB: the bytes hash to the name */
+    uint8_t sha512[64]; /* SCRUB: the name, decoded */
+    dev_t dev;        /* SCRUB: the file checked, so that a newer file of the same name is not removed */
+    ino_t ino;
 } finish_job_t;
 
 struct st_upd_cache_t {
@@ -74,7 +99,22 @@ struct st_upd_cache_t {
     bool quit;
     int pipe[2];
     h2o_socket_t *pipe_sock;
+    bool closing; /* upd_cache_close runs: checks that come back start no fill */
+    /* the fill cap: fills at once, and misses waiting for a slot (FIFO) */
+    uint32_t max_fills, fill_queue_cap;
+    uint32_t fills_active, fills_active_max, queued;
+    h2o_linklist_t fill_queue;
+    h2o_timeout_entry_t pump_entry;
+    /* the scrub thread: re-hashes every object at scrub_rate bytes/s (0: none) */
+    uint64_t scrub_rate;
+    pthread_t scrubber;
+    bool scrubber_started, scrub_quit;
+    pthread_mutex_t scrub_mutex;
+    pthread_cond_t scrub_cond;
+    uint64_t scrub_bytes, scrub_passes; /* written by the scrub thread (atomics) */
     uint64_t hits, misses, joins, evictions, fills, fill_failures, uncacheable;
+    uint64_t fills_queued, fills_rejected;
+    uint64_t checks_ok, checks_corrupt, scrub_ok, scrub_corrupt, scrub_removed;
 };
 
 static const upd_fetch_sink_t sink;
@@ -132,6 +172,16 @@ index_insert(upd_cache_t *c, upd_cache_obj_t *o)
 
 static void obj_unref(upd_cache_obj_t *o);
 
+/* Takes an object's bytes out of the cache's total (once). */
+static void
+uncount(upd_cache_t *c, upd_cache_obj_t *o)
+{
+    if (o->counted) {
+        c->used -= o->size;
+        o->counted = false;
+    }
+}
+
 static void
 index_remove(upd_cache_t *c, upd_cache_obj_t *o)
 {
@@ -161,6 +211,8 @@ obj_free(upd_cache_obj_t *o)
         munmap(o->map, o->size);
     if (o->fd >= 0)
         close(o->fd);
+    free((char *)o->spec.key);
+    free((uint8_t *)o->spec.blocks);
     free(o);
 }
 
@@ -182,7 +234,7 @@ make_room(upd_cache_t *c, uint64_t need)
         /* readers still streaming it keep their mapping or descriptor: unlinking only drops the name */
         if (unlinkat(c->dirfd, name, 0) != 0 && errno != ENOENT)
             upd_log_warn("cache: cannot remove %s/%s: %s", c->dir, name, strerror(errno));
-        c->used -= victim->size;
+        uncount(c, victim);
         ++c->evictions;
         upd_log_debug("cache: evicted %s (%" PRIu64 " bytes)", name, victim->size);
         index_remove(c, victim);
@@ -233,7 +285,8 @@ void
 upd_cache_obj_wait(upd_cache_obj_t *o, upd_cache_waiter_t *w)
 {
     h2o_linklist_insert(&o->waiters, &w->link);
-    if (o->state != OBJ_FILLING)
+    /* an object that has ended answers at once; a fill or a first-serve check wakes its readers when it moves */
+    if (o->state == OBJ_COMPLETE || o->state == OBJ_FAILED)
         wake(o);
 }
 
@@ -282,6 +335,8 @@ should_pause(void *arg, uint64_t verified)
     return o->paused;
 }
 
+static void fill_slot_free(upd_cache_t *c);
+
 static void
 on_fill_done(void *arg, int result, const char *path)
 {
@@ -290,6 +345,7 @@ on_fill_done(void *arg, int result, const char *path)
     char name[129];
     hex_name(o->sha512, name);
     o->fetch = NULL;
+    fill_slot_free(c);
     snprintf(o->path, sizeof(o->path), "%s", path);
     if (result == 0 && o->cacheable && o->indexed) {
         /* every byte is verified and readable now; making the file durable and naming it happens on the finisher
@@ -323,8 +379,7 @@ on_fill_done(void *arg, int result, const char *path)
         o->state = OBJ_FAILED;
         o->result = result;
         ++c->fill_failures;
-        if (o->cacheable)
-            c->used -= o->size;
+        uncount(c, o);
         if (o->indexed)
             index_remove(c, o);
     }
@@ -334,12 +389,231 @@ on_fill_done(void *arg, int result, const char *path)
 
 static const upd_fetch_sink_t sink = {on_verified, should_pause, on_fill_done};
 
-/* ---- the finisher thread ---- */
+/* ---- the fill cap: at most max_fills fills at once, the next misses wait in a bounded FIFO ---- */
+
+/* Keeps what a fill not started yet needs: the caller's spec points into a read transaction that ends. */
+static int
+spec_save(upd_cache_obj_t *o, const upd_fetch_spec_t *spec)
+{
+    if (o->spec.key != NULL)
+        return 0;
+    o->spec = *spec;
+    o->spec.sha512 = o->sha512;
+    o->spec.blocks = NULL;
+    if ((o->spec.key = strdup(spec->key)) == NULL)
+        return UPD_ENOMEM;
+    if (spec->nblocks != 0) {
+        uint8_t *b = malloc(spec->nblocks * UPD_BLOCK_DIGEST_LEN);
+        if (b == NULL)
+            return UPD_ENOMEM;
+        memcpy(b, spec->blocks, spec->nblocks * UPD_BLOCK_DIGEST_LEN);
+        o->spec.blocks = b;
+    }
+    return 0;
+}
+
+static void
+spec_free(upd_cache_obj_t *o)
+{
+    free((char *)o->spec.key);
+    free((uint8_t *)o->spec.blocks);
+    memset(&o->spec, 0, sizeof(o->spec));
+}
+
+/* A fill that never ran ends: its readers get err, the index forgets the object, the fill's reference goes. */
+static void
+fill_fail(upd_cache_t *c, upd_cache_obj_t *o, int err)
+{
+    o->state = OBJ_FAILED;
+    o->result = err;
+    uncount(c, o);
+    spec_free(o);
+    if (o->indexed)
+        index_remove(c, o);
+    wake(o);
+    obj_unref(o); /* the fill's reference */
+}
+
+/* Starts a fill now: its temporary file, its place under the cap, its fetch. Takes a slot. */
+static void
+fill_run(upd_cache_t *c, upd_cache_obj_t *o)
+{
+    uint64_t prefix;
+    memcpy(&prefix, o->sha512, sizeof(prefix));
+    snprintf(o->tmp_name, sizeof(o->tmp_name), TMP_PREFIX "%016" PRIx64 "-%" PRIu64, prefix, ++c->tmp_seq);
+    if ((o->fd = openat(c->dirfd, o->tmp_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
+        upd_log_error("cache: cannot create %s/%s: %s", c->dir, o->tmp_name, strerror(errno));
+        ++c->fill_failures;
+        fill_fail(c, o, UPD_EIO);
+        return;
+    }
+    if (o->size != 0 && ftruncate(o->fd, (off_t)o->size) == 0) {
+        /* the file at its final size (sparse until written) and mapped once: readers of the fill send the verified
+         * part from the mapping, and keep it when the fill completes (same inode after the rename) */
+        void *p = mmap(NULL, o->size, PROT_READ, MAP_SHARED, o->fd, 0);
+        if (p != MAP_FAILED)
+            o->map = p;
+    }
+    if (o->cacheable && !o->counted) {
+        make_room(c, o->size);
+        c->used += o->size;
+        o->counted = true;
+    }
+    if (++c->fills_active > c->fills_active_max)
+        c->fills_active_max = c->fills_active;
+    /* the fetch may end before it returns (every breaker open), and with it the fill's reference */
+    ++o->refs;
+    o->fetch = upd_fetch_start(c->bs, &o->spec, &sink, o); /* copies the spec */
+    spec_free(o);
+    obj_unref(o);
+}
+
+static void
+on_pump(h2o_timeout_entry_t *entry)
+{
+    upd_cache_t *c = H2O_STRUCT_FROM_MEMBER(upd_cache_t, pump_entry, entry);
+    while (c->fills_active < c->max_fills && !h2o_linklist_is_empty(&c->fill_queue)) {
+        upd_cache_obj_t *o = H2O_STRUCT_FROM_MEMBER(upd_cache_obj_t, queue_link, c->fill_queue.next);
+        h2o_linklist_unlink(&o->queue_link);
+        o->queued = false;
+        --c->queued;
+        fill_run(c, o);
+    }
+}
+
+/* A fill ended: its slot goes to the first queued miss, from the loop's next turn (not from inside the fetch). */
+static void
+fill_slot_free(upd_cache_t *c)
+{
+    --c->fills_active;
+    if (!h2o_linklist_is_empty(&c->fill_queue) && !h2o_timeout_is_linked(&c->pump_entry))
+        h2o_timeout_link(c->loop, c->zero_timeout, &c->pump_entry);
+}
+
+/*
+ * Fills an object (indexed, FILLING, holding the fill's reference, its spec saved): at once when a slot is free and
+ * nobody waits before it, else at the end of the queue, else (the queue full) not at all: UPD_EBUSY, the 503 that
+ * tells a client to come back rather than a backend asked for more than it should serve at once.
+ */
+static void
+fill_begin(upd_cache_t *c, upd_cache_obj_t *o)
+{
+    if (c->fills_active < c->max_fills && h2o_linklist_is_empty(&c->fill_queue)) {
+        fill_run(c, o);
+    } else if (c->queued < c->fill_queue_cap) {
+        o->queued = true;
+        h2o_linklist_insert(&c->fill_queue, &o->queue_link);
+        ++c->queued;
+        ++c->fills_queued;
+    } else {
+        ++c->fills_rejected;
+        fill_fail(c, o, UPD_EBUSY);
+    }
+}
+
+/* ---- hashing off the loop: first-serve checks and the scrub ---- */
+
+static uint64_t
+mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Sleeps until `ns` (monotonic) or until the scrub is told to quit. @return false when it must quit */
+static bool
+scrub_sleep_until(upd_cache_t *c, uint64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+    pthread_mutex_lock(&c->scrub_mutex);
+    while (!c->scrub_quit && mono_ns() < ns)
+        if (pthread_cond_timedwait(&c->scrub_cond, &c->scrub_mutex, &ts) == ETIMEDOUT)
+            break;
+    bool go_on = !c->scrub_quit;
+    pthread_mutex_unlock(&c->scrub_mutex);
+    return go_on;
+}
+
+/* The scrub's pace: started at t0, `done` bytes since; resets after an idle spell so that it never bursts to catch up. */
+typedef struct {
+    uint64_t t0, done;
+} pace_t;
+
+/*
+ * Whether the file's bytes hash to `sha512`, read in chunks into buf (VERIFY_CHUNK bytes). With a pace, at most
+ * c->scrub_rate bytes a second (and it stops early when the scrub must quit: *err = ECANCELED).
+ * @return true when they match; false when they do not or cannot be read (*err: the errno, 0 for a mismatch)
+ */
+static bool
+hash_matches(upd_cache_t *c, int fd, const uint8_t *sha512, uint8_t *buf, pace_t *pace, int *err)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    *err = 0;
+    if (md == NULL || EVP_DigestInit_ex(md, EVP_sha512(), NULL) != 1) {
+        EVP_MD_CTX_free(md);
+        *err = ENOMEM;
+        return false;
+    }
+    off_t off = 0;
+    for (;;) {
+        ssize_t n = pread(fd, buf, VERIFY_CHUNK, off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            *err = errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        EVP_DigestUpdate(md, buf, (size_t)n);
+        off += n;
+        if (pace != NULL) {
+            __atomic_add_fetch(&c->scrub_bytes, (uint64_t)n, __ATOMIC_RELAXED);
+            uint64_t now = mono_ns();
+            pace->done += (uint64_t)n;
+            uint64_t due = pace->t0 + (uint64_t)((double)pace->done * 1e9 / (double)c->scrub_rate);
+            if (due + 1000000000u < now) {
+                pace->t0 = now;
+                pace->done = 0;
+            } else if (due > now && !scrub_sleep_until(c, due)) {
+                *err = ECANCELED;
+                break;
+            }
+        }
+    }
+    uint8_t d[64];
+    unsigned dl = 0;
+    bool ok = *err == 0 && EVP_DigestFinal_ex(md, d, &dl) == 1 && memcmp(d, sha512, 64) == 0;
+    EVP_MD_CTX_free(md);
+    return ok;
+}
+
+/* Hands a finished job to the loop. The pipe is non-blocking: when it is full, wait until the loop drained some. */
+static void
+post(upd_cache_t *c, finish_job_t *j)
+{
+    for (;;) {
+        ssize_t n = write(c->pipe[1], &j, sizeof(j));
+        if (n == (ssize_t)sizeof(j))
+            return;
+        if (n < 0 && errno == EAGAIN) {
+            struct pollfd p = {.fd = c->pipe[1], .events = POLLOUT};
+            poll(&p, 1, 100);
+        } else if (!(n < 0 && errno == EINTR)) {
+            upd_log_error("cache: cannot hand a job back to the loop: %s", n < 0 ? strerror(errno) : "short write");
+            return;
+        }
+    }
+}
+
+/* ---- the finisher thread: fills made durable and named, first-serve checks ---- */
 
 static void *
 finisher_main(void *arg)
 {
     upd_cache_t *c = arg;
+    uint8_t *buf = NULL;
     pthread_mutex_lock(&c->mutex);
     for (;;) {
         while (c->jobs == NULL && !c->quit)
@@ -350,25 +624,99 @@ finisher_main(void *arg)
         if ((c->jobs = j->next) == NULL)
             c->jobs_tail = &c->jobs;
         pthread_mutex_unlock(&c->mutex);
-        /* durable bytes first, then the name: a crash leaves either the temporary file or the whole object */
-        if (fsync(j->fd) != 0) {
+        if (j->kind == JOB_CHECK) {
+            /* the whole object against its name, at full speed: a reader waits for the verdict */
+            if (buf == NULL && (buf = malloc(VERIFY_CHUNK)) == NULL)
+                abort();
+            if ((j->fd = openat(j->dirfd, j->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+                j->err = errno;
+            } else {
+                j->ok = hash_matches(c, j->fd, j->o->sha512, buf, NULL, &j->err);
+            }
+        } else if (fsync(j->fd) != 0) {
+            /* durable bytes first, then the name: a crash leaves either the temporary file or the whole object */
             j->err = errno;
             j->what = "fsync";
         } else if (renameat(j->dirfd, j->tmp_name, j->dirfd, j->name) != 0) {
             j->err = errno;
             j->what = "rename";
         }
-        ssize_t n;
-        while ((n = write(c->pipe[1], &j, sizeof(j))) < 0 && errno == EINTR)
-            ;
+        post(c, j);
         pthread_mutex_lock(&c->mutex);
     }
     pthread_mutex_unlock(&c->mutex);
+    free(buf);
     return NULL;
 }
 
+/* ---- the scrub thread: every object re-hashed, over and over, at scrub_rate bytes a second ---- */
+
+static void *
+scrubber_main(void *arg)
+{
+    upd_cache_t *c = arg;
+    uint8_t *buf = malloc(VERIFY_CHUNK);
+    if (buf == NULL)
+        abort();
+    pace_t pace = {mono_ns(), 0};
+    bool go_on = true;
+    while (go_on) {
+        /* a descriptor of its own: readdir's position is not shared with anyone */
+        int dfd = openat(c->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+        if (d == NULL) {
+            upd_log_error("cache: scrub cannot read %s: %s", c->dir, strerror(errno));
+            if (dfd >= 0)
+                close(dfd);
+        }
+        struct dirent *de;
+        while (go_on && d != NULL && (de = readdir(d)) != NULL) {
+            uint8_t sha[64];
+            if (strlen(de->d_name) != 128 || !upd_hex_decode(de->d_name, 64, sha))
+                continue; /* fills in progress, strangers */
+            int fd = openat(c->dirfd, de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+            struct stat st;
+            if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+                if (fd >= 0)
+                    close(fd);
+                continue; /* evicted meanwhile */
+            }
+            posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+            finish_job_t *j = calloc(1, sizeof(*j));
+            if (j == NULL)
+                abort();
+            j->kind = JOB_SCRUB;
+            j->fd = -1;
+            memcpy(j->sha512, sha, 64);
+            memcpy(j->name, de->d_name, 129);
+            j->dev = st.st_dev;
+            j->ino = st.st_ino;
+            j->ok = hash_matches(c, fd, sha, buf, &pace, &j->err);
+            /* drop the pages read for the check (pages a reader has mapped stay): the scrub must not push hot
+             * objects out of the page cache */
+            posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+            close(fd);
+            if (j->err == ECANCELED) {
+                free(j);
+                go_on = false;
+                break;
+            }
+            post(c, j);
+        }
+        if (d != NULL)
+            closedir(d);
+        __atomic_add_fetch(&c->scrub_passes, 1, __ATOMIC_RELAXED);
+        /* a pause between passes, so that an empty or tiny cache is not listed in a loop */
+        go_on = go_on && scrub_sleep_until(c, mono_ns() + 1000000000u);
+    }
+    free(buf);
+    return NULL;
+}
+
+/* ---- the loop's side of the jobs ---- */
+
 static void
-complete_job(upd_cache_t *c, finish_job_t *j)
+complete_finish(upd_cache_t *c, finish_job_t *j)
 {
     upd_cache_obj_t *o = j->o;
     if (j->err == 0) {
@@ -387,12 +735,113 @@ complete_job(upd_cache_t *c, finish_job_t *j)
         unlinkat(c->dirfd, j->tmp_name, 0);
         o->state = OBJ_COMPLETE;
         ++c->fill_failures;
-        c->used -= o->size;
+        uncount(c, o);
         if (o->indexed)
             index_remove(c, o);
     }
     wake(o);
     obj_unref(o); /* the fill's reference */
+}
+
+/*
+ * A first-serve check came back. Passed: the object is served from the descriptor the check read. Failed (bytes that
+ * do not match their name, or a file gone or unreadable): the file goes, and the object becomes a fill its waiting
+ * readers follow like any miss's, so none of them ever sees the bad bytes.
+ */
+static void
+complete_check(upd_cache_t *c, finish_job_t *j)
+{
+    upd_cache_obj_t *o = j->o;
+    if (j->ok && !c->closing) {
+        if (o->fd < 0)
+            o->fd = j->fd;
+        else
+            close(j->fd);
+        o->state = OBJ_COMPLETE;
+        o->verified = true;
+        spec_free(o);
+        ++c->checks_ok;
+        if (o->indexed)
+            h2o_linklist_insert(c->lru.next, &o->lru);
+        upd_log_debug("cache: %s verified before its first serve", j->name);
+    } else {
+        if (j->fd >= 0)
+            close(j->fd);
+        if (c->closing) {
+            o->state = OBJ_FAILED;
+            o->result = UPD_EIO;
+        } else {
+            ++c->checks_corrupt;
+            upd_log_warn("cache: %s/%s failed its check before its first serve since start-up (%s): removing it and "
+                         "fetching it again",
+                         c->dir, j->name, j->err != 0 ? strerror(j->err) : "its bytes do not match its sha512");
+            if (unlinkat(c->dirfd, j->name, 0) != 0 && errno != ENOENT)
+                upd_log_warn("cache: cannot remove %s/%s: %s", c->dir, j->name, strerror(errno));
+            o->state = OBJ_FILLING;
+            o->verified = true; /* a fill verifies every byte as it arrives */
+            o->available = 0;
+            ++o->refs; /* the fill's */
+            ++c->misses;
+            if (o->indexed)
+                fill_begin(c, o);
+            else
+                fill_fail(c, o, UPD_EINTEGRITY);
+        }
+    }
+    wake(o);
+    obj_unref(o); /* the check's reference */
+}
+
+static bool
+same_file(upd_cache_t *c, const finish_job_t *j)
+{
+    struct stat st;
+    return fstatat(c->dirfd, j->name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == j->dev && st.st_ino == j->ino;
+}
+
+/* The scrub's verdict on one file: a good one vouches for an object found at start-up, a bad one is removed. */
+static void
+complete_scrub(upd_cache_t *c, finish_job_t *j)
+{
+    upd_cache_obj_t *o = index_find(c, j->sha512);
+    if (j->ok) {
+        ++c->scrub_ok;
+        if (o != NULL && o->state == OBJ_COMPLETE && !o->verified && same_file(c, j))
+            o->verified = true;
+        return;
+    }
+    ++c->scrub_corrupt;
+    /* only the file that was read, and not while a check or a fill owns the name (they decide for themselves) */
+    if ((o != NULL && o->state != OBJ_COMPLETE) || !same_file(c, j))
+        return;
+    upd_log_warn("cache: scrub: %s/%s %s: removing it (the next request fetches it again)", c->dir, j->name,
+                 j->err != 0 ? strerror(j->err) : "does not match its sha512");
+    if (unlinkat(c->dirfd, j->name, 0) != 0 && errno != ENOENT) {
+        upd_log_warn("cache: cannot remove %s/%s: %s", c->dir, j->name, strerror(errno));
+        return;
+    }
+    ++c->scrub_removed;
+    if (o != NULL) {
+        uncount(c, o);
+        index_remove(c, o); /* readers streaming it keep their mapping */
+    }
+}
+
+static void
+complete_job(upd_cache_t *c, finish_job_t *j)
+{
+    switch (j->kind) {
+    case JOB_FINISH:
+        complete_finish(c, j);
+        break;
+    case JOB_CHECK:
+        complete_check(c, j);
+        break;
+    case JOB_SCRUB:
+        if (!c->closing)
+            complete_scrub(c, j);
+        break;
+    }
     free(j);
 }
 
@@ -406,6 +855,45 @@ on_finished(h2o_socket_t *sock, const char *err)
         complete_job(c, j);
 }
 
+static void
+submit(upd_cache_t *c, finish_job_t *j)
+{
+    pthread_mutex_lock(&c->mutex);
+    *c->jobs_tail = j;
+    c->jobs_tail = &j->next;
+    pthread_cond_signal(&c->cond);
+    pthread_mutex_unlock(&c->mutex);
+}
+
+/*
+ * An object found on disk at start-up, asked for the first time, that the scrub has not vouched for yet: hashed
+ * whole on the finisher thread before any byte of it is served (a crash, a bad disk or a hand may have changed it
+ * while the origin was down). Its readers wait, as they wait for a fill's first block: about 2 ms per MB at SHA-512's
+ * speed here. Checks share the finisher's queue, so a fill's fsync and rename may wait behind one; both only delay
+ * naming or a first serve after start-up, never bytes already verified.
+ */
+static int
+check_begin(upd_cache_t *c, upd_cache_obj_t *o, const upd_fetch_spec_t *spec)
+{
+    int err = spec_save(o, spec); /* for the fill that replaces it if it fails */
+    if (err != 0)
+        return err;
+    finish_job_t *j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return UPD_ENOMEM;
+    j->kind = JOB_CHECK;
+    j->o = o;
+    j->fd = -1;
+    j->dirfd = c->dirfd;
+    hex_name(o->sha512, j->name);
+    o->state = OBJ_CHECKING;
+    if (h2o_linklist_is_linked(&o->lru))
+        h2o_linklist_unlink(&o->lru); /* not evicted while checked */
+    ++o->refs;
+    submit(c, j);
+    return 0;
+}
+
 upd_cache_obj_t *
 upd_cache_get(upd_cache_t *c, const upd_fetch_spec_t *spec, upd_cache_lookup_t *how)
 {
@@ -416,18 +904,23 @@ upd_cache_get(upd_cache_t *c, const upd_fetch_spec_t *spec, upd_cache_lookup_t *
         hex_name(o->sha512, name);
         upd_log_warn("cache: %s has %" PRIu64 " bytes, the release says %" PRIu64 ": removing it", name, o->size, spec->size);
         unlinkat(c->dirfd, name, 0);
-        c->used -= o->size;
+        uncount(c, o);
         index_remove(c, o);
         o = NULL;
     }
-    if (o != NULL) {
-        if (o->state == OBJ_COMPLETE || (o->state == OBJ_FILLING && o->fetch == NULL && o->available == o->size)) {
+    if (o != NULL && o->state == OBJ_COMPLETE && !o->verified) {
+        if (check_begin(c, o, spec) != 0)
+            return NULL;
+        ++c->hits;
+        *how = UPD_CACHE_HIT;
+    } else if (o != NULL) {
+        if (o->state == OBJ_COMPLETE || (o->state == OBJ_FILLING && o->fetch == NULL && !o->queued && o->available == o->size)) {
             if (o->fd < 0) {
                 char name[129];
                 hex_name(o->sha512, name);
                 if ((o->fd = openat(c->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
                     upd_log_warn("cache: %s/%s vanished: %s; fetching it again", c->dir, name, strerror(errno));
-                    c->used -= o->size;
+                    uncount(c, o);
                     index_remove(c, o);
                     return upd_cache_get(c, spec, how);
                 }
@@ -439,9 +932,12 @@ upd_cache_get(upd_cache_t *c, const upd_fetch_spec_t *spec, upd_cache_lookup_t *
             ++c->hits;
             *how = UPD_CACHE_HIT;
         } else {
+            /* a fill under way or queued, or a first-serve check: no second fill, no slot */
             ++c->joins;
             *how = UPD_CACHE_JOINED;
         }
+    }
+    if (o != NULL) {
         o->used_seq = ++c->use_seq;
         ++o->refs;
         ++o->readers;
@@ -454,42 +950,24 @@ upd_cache_get(upd_cache_t *c, const upd_fetch_spec_t *spec, upd_cache_lookup_t *
     memcpy(o->sha512, spec->sha512, 64);
     o->size = spec->size;
     o->state = OBJ_FILLING;
+    o->verified = true; /* a fill verifies every byte as it arrives */
     o->fd = -1;
     o->used_seq = ++c->use_seq;
     o->wake_entry.cb = on_wake;
     h2o_linklist_init_anchor(&o->waiters);
     o->cacheable = spec->size <= c->max_bytes;
-    uint64_t prefix;
-    memcpy(&prefix, spec->sha512, sizeof(prefix));
-    snprintf(o->tmp_name, sizeof(o->tmp_name), TMP_PREFIX "%016" PRIx64 "-%" PRIu64, prefix, ++c->tmp_seq);
-    if ((o->fd = openat(c->dirfd, o->tmp_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
-        upd_log_error("cache: cannot create %s/%s: %s", c->dir, o->tmp_name, strerror(errno));
-        o->state = OBJ_FAILED;
-        o->result = UPD_EIO;
-        o->refs = 1;
-        o->readers = 1;
-        *how = UPD_CACHE_MISS;
-        return o;
-    }
-    if (o->size != 0 && ftruncate(o->fd, (off_t)o->size) == 0) {
-        /* the file at its final size (sparse until written) and mapped once: readers of the fill send the verified
-         * part from the mapping, and keep it when the fill completes (same inode after the rename) */
-        void *p = mmap(NULL, o->size, PROT_READ, MAP_SHARED, o->fd, 0);
-        if (p != MAP_FAILED)
-            o->map = p;
-    }
-    if (o->cacheable) {
-        make_room(c, o->size);
-        c->used += o->size;
-    } else {
+    if (!o->cacheable)
         ++c->uncacheable;
-    }
     ++c->misses;
     *how = UPD_CACHE_MISS;
-    index_insert(c, o); /* concurrent misses for these bytes join this fill */
+    index_insert(c, o); /* concurrent misses for these bytes join this fill, even while it waits for a slot */
     o->refs += 2;       /* this reader, the fill */
     o->readers = 1;
-    o->fetch = upd_fetch_start(c->bs, spec, &sink, o); /* may have ended (and failed) already */
+    if (spec_save(o, spec) != 0) {
+        fill_fail(c, o, UPD_ENOMEM);
+        return o;
+    }
+    fill_begin(c, o); /* may have ended (and failed) already */
     return o;
 }
 
@@ -612,6 +1090,8 @@ rebuild(upd_cache_t *c)
         o->size = (uint64_t)st.st_size;
         o->state = OBJ_COMPLETE;
         o->cacheable = true;
+        o->counted = true;
+        o->verified = false; /* checked before its first serve, unless the scrub gets there first */
         o->fd = -1;
         o->wake_entry.cb = on_wake;
         h2o_linklist_init_anchor(&o->waiters);
@@ -634,15 +1114,26 @@ rebuild(upd_cache_t *c)
 }
 
 upd_cache_t *
-upd_cache_open(const char *dir, uint64_t max_bytes, uint64_t lead_bytes, upd_backends_t *backends, h2o_loop_t *loop,
+upd_cache_open(const char *dir, const upd_cache_conf_t *conf, upd_backends_t *backends, h2o_loop_t *loop,
                h2o_timeout_t *zero_timeout)
 {
     upd_cache_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
     c->dir = strdup(dir);
-    c->max_bytes = max_bytes;
-    c->lead = lead_bytes;
+    c->max_bytes = conf->max_bytes;
+    c->lead = conf->lead_bytes;
+    c->max_fills = conf->max_fills != 0 ? conf->max_fills : 1;
+    c->fill_queue_cap = conf->fill_queue;
+    c->scrub_rate = conf->scrub_bytes_per_s;
+    h2o_linklist_init_anchor(&c->fill_queue);
+    c->pump_entry.cb = on_pump;
+    pthread_mutex_init(&c->scrub_mutex, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the scrub's pace is kept on the monotonic clock */
+    pthread_cond_init(&c->scrub_cond, &ca);
+    pthread_condattr_destroy(&ca);
     c->bs = backends;
     c->loop = loop;
     c->zero_timeout = zero_timeout;
@@ -664,6 +1155,14 @@ upd_cache_open(const char *dir, uint64_t max_bytes, uint64_t lead_bytes, upd_bac
         return NULL;
     }
     c->finisher_started = true;
+    if (c->scrub_rate != 0) {
+        if (pthread_create(&c->scrubber, NULL, scrubber_main, c) != 0) {
+            upd_log_error("cache: cannot start its scrub thread: %s", strerror(errno));
+            upd_cache_close(c);
+            return NULL;
+        }
+        c->scrubber_started = true;
+    }
     /* the loop watches the read end (and leaves the reading to on_finished); the thread writes one pointer per
      * finished job */
     c->pipe_sock = h2o_evloop_socket_create(loop, c->pipe[0], H2O_SOCKET_FLAG_DONT_READ);
@@ -677,6 +1176,14 @@ upd_cache_close(upd_cache_t *c)
 {
     if (c == NULL)
         return;
+    c->closing = true;
+    if (c->scrubber_started) {
+        pthread_mutex_lock(&c->scrub_mutex);
+        c->scrub_quit = true;
+        pthread_cond_signal(&c->scrub_cond);
+        pthread_mutex_unlock(&c->scrub_mutex);
+        pthread_join(c->scrubber, NULL);
+    }
     if (c->finisher_started) {
         /* let the thread finish what it has, then complete those jobs here */
         pthread_mutex_lock(&c->mutex);
@@ -706,6 +1213,11 @@ upd_cache_close(upd_cache_t *c)
                 o->fetch = NULL;
                 unlinkat(c->dirfd, o->tmp_name, 0);
                 --o->refs;
+            } else if (o->queued) {
+                /* a fill that never started: no file, only the fill's reference */
+                h2o_linklist_unlink(&o->queue_link);
+                o->queued = false;
+                --o->refs;
             }
             if (h2o_linklist_is_linked(&o->lru))
                 h2o_linklist_unlink(&o->lru);
@@ -717,6 +1229,10 @@ upd_cache_close(upd_cache_t *c)
         }
     }
     free(c->buckets);
+    if (h2o_timeout_is_linked(&c->pump_entry))
+        h2o_timeout_unlink(&c->pump_entry);
+    pthread_mutex_destroy(&c->scrub_mutex);
+    pthread_cond_destroy(&c->scrub_cond);
     if (c->dirfd >= 0)
         close(c->dirfd);
     free(c->dir);
@@ -745,4 +1261,34 @@ upd_cache_metrics(const upd_cache_t *c, FILE *fp)
             c->used, c->max_bytes);
     fprintf(fp, "# HELP updraft_cache_objects Objects in the cache's index.\n# TYPE updraft_cache_objects gauge\nupdraft_cache_objects %zu\n",
             c->count);
+    fprintf(fp,
+            "# HELP updraft_cache_fill_slots Fills from object storage allowed at once (cache.max_fills).\n"
+            "# TYPE updraft_cache_fill_slots gauge\nupdraft_cache_fill_slots %" PRIu32 "\n"
+            "# HELP updraft_cache_fills_active Fills from object storage under way now.\n"
+            "# TYPE updraft_cache_fills_active gauge\nupdraft_cache_fills_active %" PRIu32 "\n"
+            "# HELP updraft_cache_fills_active_max The most fills under way at once since start-up.\n"
+            "# TYPE updraft_cache_fills_active_max gauge\nupdraft_cache_fills_active_max %" PRIu32 "\n"
+            "# HELP updraft_cache_fill_queue Misses waiting for a fill slot now (at most cache.fill_queue).\n"
+            "# TYPE updraft_cache_fill_queue gauge\nupdraft_cache_fill_queue %" PRIu32 "\n"
+            "# HELP updraft_cache_fills_queued_total Misses that waited for a fill slot.\n"
+            "# TYPE updraft_cache_fills_queued_total counter\nupdraft_cache_fills_queued_total %" PRIu64 "\n"
+            "# HELP updraft_cache_fills_rejected_total Misses answered 503 because every fill slot was taken and the queue full.\n"
+            "# TYPE updraft_cache_fills_rejected_total counter\nupdraft_cache_fills_rejected_total %" PRIu64 "\n",
+            c->max_fills, c->fills_active, c->fills_active_max, c->queued, c->fills_queued, c->fills_rejected);
+    fprintf(fp,
+            "# HELP updraft_cache_verifications_total Cached objects re-hashed against their sha512: before the first serve "
+            "after start-up, and by the background scrub.\n"
+            "# TYPE updraft_cache_verifications_total counter\n"
+            "updraft_cache_verifications_total{when=\"first_serve\",result=\"ok\"} %" PRIu64 "\n"
+            "updraft_cache_verifications_total{when=\"first_serve\",result=\"corrupt\"} %" PRIu64 "\n"
+            "updraft_cache_verifications_total{when=\"scrub\",result=\"ok\"} %" PRIu64 "\n"
+            "updraft_cache_verifications_total{when=\"scrub\",result=\"corrupt\"} %" PRIu64 "\n"
+            "# HELP updraft_cache_scrub_removed_total Objects the scrub found corrupt and removed.\n"
+            "# TYPE updraft_cache_scrub_removed_total counter\nupdraft_cache_scrub_removed_total %" PRIu64 "\n"
+            "# HELP updraft_cache_scrub_bytes_total Bytes the scrub has read (at most cache.scrub_mb_per_s).\n"
+            "# TYPE updraft_cache_scrub_bytes_total counter\nupdraft_cache_scrub_bytes_total %" PRIu64 "\n"
+            "# HELP updraft_cache_scrub_passes_total Complete passes of the scrub over the cache.\n"
+            "# TYPE updraft_cache_scrub_passes_total counter\nupdraft_cache_scrub_passes_total %" PRIu64 "\n",
+            c->checks_ok, c->checks_corrupt, c->scrub_ok, c->scrub_corrupt, c->scrub_removed,
+            __atomic_load_n(&c->scrub_bytes, __ATOMIC_RELAXED), __atomic_load_n(&c->scrub_passes, __ATOMIC_RELAXED));
 }

@@ -20,17 +20,35 @@
  * evicting the least recently used objects; an object over the cap is streamed but not kept.
  * Complete objects are memory-mapped once, so hits are served without copying.
  *
- * Everything runs on the loop thread.
+ * Fills are capped: at most max_fills run at once (joining one under way takes no slot); the next misses wait in a
+ * FIFO of fill_queue entries and start as slots free; a miss that finds the queue full fails at once with UPD_EBUSY.
+ *
+ * Objects on disk are not trusted forever. A scrub thread re-hashes every object against its name, continuously at a
+ * bounded rate, and removes any that does not match (the next request refills it). An object found at start-up is
+ * hashed whole before its first serve (its first readers wait for the verdict; a bad one is removed and refilled
+ * for them, so no reader sees its bytes).
+ *
+ * Everything but the hashing, fsync and rename (on the cache's threads) runs on the loop thread.
  */
 
 typedef struct st_upd_cache_t upd_cache_t;
 typedef struct st_upd_cache_obj_t upd_cache_obj_t;
 
+typedef struct st_upd_cache_conf_t {
+    uint64_t max_bytes;         /* the size cap */
+    uint64_t lead_bytes;        /* how far a fill may run ahead of its fastest reader */
+    uint32_t max_fills;         /* fills from object storage at once; further misses wait in the queue */
+    uint32_t fill_queue;        /* misses that may wait for a slot; beyond that they fail with UPD_EBUSY */
+    uint64_t scrub_bytes_per_s; /* the background scrub's read rate; 0: no scrub */
+} upd_cache_conf_t;
+
 /**
- * Opens DIR (creating it), removes leftover temporary files and indexes the objects found.
+ * Opens DIR (creating it), removes leftover temporary files and indexes the objects found (each is checked against
+ * its name before its first serve, unless the scrub vouched for it first). Starts the finisher thread and, with a
+ * scrub rate, the scrub thread.
  * @return NULL with the reason logged
  */
-upd_cache_t *upd_cache_open(const char *dir, uint64_t max_bytes, uint64_t lead_bytes, upd_backends_t *backends, h2o_loop_t *loop,
+upd_cache_t *upd_cache_open(const char *dir, const upd_cache_conf_t *conf, upd_backends_t *backends, h2o_loop_t *loop,
                             h2o_timeout_t *zero_timeout);
 /** Cancels fills and frees the index (the files stay). */
 void upd_cache_close(upd_cache_t *c);
@@ -50,7 +68,10 @@ void upd_cache_obj_release(upd_cache_obj_t *o);
 /** Bytes [0, n) are verified and readable (still after a failed fill). */
 uint64_t upd_cache_obj_available(const upd_cache_obj_t *o);
 bool upd_cache_obj_complete(const upd_cache_obj_t *o);
-/** 0 while filling or complete; the fill's error (UPD_EBACKEND, UPD_EUNAVAILABLE, UPD_ENOTFOUND, UPD_EINTEGRITY, UPD_EIO) after a failure. */
+/**
+ * 0 while filling, queued, checked or complete; the fill's error after a failure: UPD_EBACKEND, UPD_EUNAVAILABLE,
+ * UPD_ENOTFOUND, UPD_EINTEGRITY, UPD_EIO, UPD_ENOMEM, or UPD_EBUSY (every fill slot taken and the queue full).
+ */
 int upd_cache_obj_result(const upd_cache_obj_t *o);
 /** Backends used by the fill ("r2", "r2>s3"), "" for an object found on disk. */
 const char *upd_cache_obj_path(const upd_cache_obj_t *o);

@@ -420,6 +420,25 @@ on_header(char *buf, size_t size, size_t n, void *arg)
     return len;
 }
 
+/*
+ * The first-byte clock starts here, when libcurl is about to send the request on a connection it has (new or
+ * reused): CURLOPT_PREREQFUNCTION runs after the connection (and TLS) is up and before the request goes out. A
+ * transfer added to the multi handle may first wait behind CURLMOPT_MAX_HOST_CONNECTIONS for a connection; the
+ * backend has not been asked anything yet, so that wait must not count as a slow answer (100 cold misses at once
+ * would otherwise time out the ones that queued, and open a healthy backend's breaker). Connecting is bounded by
+ * libcurl's own CURLOPT_CONNECTTIMEOUT_MS, which counts from when the transfer leaves that wait. The other signals
+ * are wrong for this: the first response header is what the clock waits for, and CURLINFO_PRETRANSFER_TIME_T is
+ * only a timestamp to read afterwards, with no callback.
+ */
+static int
+on_prereq(void *arg, char *primary_ip, char *local_ip, int primary_port, int local_port)
+{
+    upd_s3_get_t *g = arg;
+    if (!g->head_sent && !h2o_timeout_is_linked(&g->first_byte_entry))
+        h2o_timeout_link(g->l->loop, &g->l->first_byte_timeout, &g->first_byte_entry);
+    return CURL_PREREQFUNC_OK;
+}
+
 static size_t
 on_write(char *buf, size_t size, size_t n, void *arg)
 {
@@ -508,12 +527,12 @@ upd_s3_get_start(upd_s3_loop_t *l, const upd_s3_backend_t *b, const char *key, u
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_curl_close);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, l);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, g);
     h2o_linklist_insert(&l->gets, &g->link);
     ++l->active;
-    h2o_timeout_link(l->loop, &l->first_byte_timeout, &g->first_byte_entry);
     if (curl_multi_add_handle(l->multi, e) != CURLM_OK) {
         upd_log_error("backend %s: libcurl refused a transfer", b->name);
-        h2o_timeout_unlink(&g->first_byte_entry);
         h2o_linklist_unlink(&g->link);
         --l->active;
         curl_easy_cleanup(e);

@@ -12,8 +12,9 @@
  * toward the backend) and resume it. Connections are reused across requests (curl's connection
  * cache lives in the multi handle).
  *
- * Each transfer has three clocks: connect (libcurl's), first byte (from start to the response's
- * first body byte or end), and stall (no byte for that long while not paused). Everything here
+ * Each transfer has three clocks: connect (libcurl's), first byte (from the request going out on a
+ * connection to the response's first body byte or end; not while the transfer waits for one of
+ * libcurl's per-host connections), and stall (no byte for that long while not paused). Everything here
  * runs on the loop thread; callbacks are called from loop callbacks, so writes made in them are
  * flushed at once.
  */

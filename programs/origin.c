@@ -24,6 +24,9 @@ static const upd_conf_decl_t origin_decls[] = {
     {"cache.dir", UPD_CONF_STRING, offsetof(upd_conf_t, cache_dir), 0, 0, "", "--cache"},
     {"cache.max_mib", UPD_CONF_UINT, offsetof(upd_conf_t, cache_max_mib), 1, 1ull << 30, "10240", NULL},
     {"cache.fill_lead_mib", UPD_CONF_UINT, offsetof(upd_conf_t, cache_fill_lead_mib), 1, 65536, "16", NULL},
+    {"cache.max_fills", UPD_CONF_UINT, offsetof(upd_conf_t, cache_max_fills), 1, 4096, "32", NULL},
+    {"cache.fill_queue", UPD_CONF_UINT, offsetof(upd_conf_t, cache_fill_queue), 0, 1048576, "256", NULL},
+    {"cache.scrub_mb_per_s", UPD_CONF_UINT, offsetof(upd_conf_t, cache_scrub_mb_per_s), 0, 100000, "50", NULL},
     {"geoip.database", UPD_CONF_STRING, offsetof(upd_conf_t, geoip_database), 0, 0, "", "--geoip"},
     {"trusted_proxies", UPD_CONF_STRLIST, offsetof(upd_conf_t, trusted_proxies), 0, 0, "", "--trusted-proxy"},
     {"feeds.public_max_age", UPD_CONF_UINT, offsetof(upd_conf_t, feed_max_age), 0, 86400, "60", NULL},
@@ -66,8 +69,14 @@ on_loop_start(void *app, h2o_context_t *ctx)
         upd_log_error("cache.dir %s: %s", conf->cache_dir, strerror(errno));
         return -1;
     }
-    if ((o->cache = upd_cache_open(conf->cache_dir, conf->cache_max_mib << 20, conf->cache_fill_lead_mib << 20, o->fetchers, ctx->loop,
-                                   &ctx->zero_timeout)) == NULL)
+    upd_cache_conf_t cc = {
+        .max_bytes = conf->cache_max_mib << 20,
+        .lead_bytes = conf->cache_fill_lead_mib << 20,
+        .max_fills = (uint32_t)conf->cache_max_fills,
+        .fill_queue = (uint32_t)conf->cache_fill_queue,
+        .scrub_bytes_per_s = conf->cache_scrub_mb_per_s * 1000000,
+    };
+    if ((o->cache = upd_cache_open(conf->cache_dir, &cc, o->fetchers, ctx->loop, &ctx->zero_timeout)) == NULL)
         return -1;
     upd_log_info("object storage: %s (%s) first, then %s (%s); cache %s", o->backends[0].name, o->backends[0].host,
                  o->backends[1].name, o->backends[1].host, conf->cache_dir);

@@ -39,6 +39,9 @@ upd_http_error_of(int err, const upd_reason_t *reason)
     case UPD_EUNAVAILABLE:
         e.status = 503, e.code = "unavailable";
         break;
+    case UPD_EBUSY:
+        e.status = 503, e.code = "busy";
+        break;
     case UPD_ESTORE:
     case UPD_ESCHEMA:
         e.status = 503, e.code = "store_unavailable";

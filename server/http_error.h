@@ -22,7 +22,8 @@ typedef struct st_upd_http_error_t {
  *   UPD_EINVAL 400 invalid, UPD_EAUTH 401 unauthorized, UPD_EFORBIDDEN 403 forbidden, UPD_ENOTFOUND 404 not_found,
  *   UPD_ECONFLICT 409 conflict, UPD_EEXIST 409 exists, UPD_ETOOBIG 422 too_big, UPD_EMISMATCH 422 mismatch,
  *   UPD_EBACKEND 502 backend_error, UPD_EINTEGRITY 502 integrity, UPD_EUNAVAILABLE 503 unavailable,
- *   UPD_ESTORE / UPD_ESCHEMA 503 store_unavailable, UPD_EIO 503 storage_error, anything else 500 internal.
+ *   UPD_EBUSY 503 busy, UPD_ESTORE / UPD_ESCHEMA 503 store_unavailable, UPD_EIO 503 storage_error,
+ *   anything else 500 internal.
  * @param reason  NULL, or what the failing call filled in; its strings are borrowed (valid as long as it is)
  */
 upd_http_error_t upd_http_error_of(int err, const upd_reason_t *reason);

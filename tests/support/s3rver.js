@@ -9,9 +9,11 @@
 //   PUT /__updraft/faults?status=500     answer every S3 request with that status and an S3 error
 //                                        document (InternalError) until PUT /__updraft/faults?status=0
 //   PUT /__updraft/faults?trickle_kib=N  read every PUT body at N KiB/s at most (a slow backend: TCP
-//                                        backpressure slows the sender) until a faults PUT without it
-// so tests can count backend GETs at the server and make a backend fail or crawl without stopping it.
-// Each faults PUT sets both: a parameter left out is 0 (off).
+//                                        backpressure slows the sender)
+//   PUT /__updraft/faults?delay_ms=1000  hold every GET that long before answering it (a slow backend:
+//                                        the wait is before the response head)
+// so tests can count backend GETs at the server and make a backend fail, crawl or wait without stopping
+// it. Each faults PUT sets all three: a parameter left out is 0 (off).
 //
 // Prints "s3rver listening on http://127.0.0.1:PORT" once it accepts connections (port 0: the
 // kernel picks, the line says which), logs one line per request on stdout, and exits 0 on SIGTERM
@@ -70,6 +72,7 @@ const server = new S3rver({
 const counts = {};
 let faultStatus = 0;
 let trickleKib = 0;
+let faultDelayMs = 0;
 
 // Passes a body on no faster than rate bytes/s: each chunk waits until the bytes so far are due. pipe()'s
 // backpressure stops reading the request meanwhile, so the kernel's buffers fill and the client slows down.
@@ -107,13 +110,23 @@ server.middleware.unshift(async (ctx, next) => {
             ctx.body = "trickle_kib is a whole number of KiB/s, 0 for off\n";
             return;
         }
+        const delay = Number(ctx.query.delay_ms || "0");
+        if (!Number.isInteger(delay) || delay < 0 || delay > 600000) {
+            ctx.status = 400;
+            ctx.body = "delay_ms is 0 to 600000\n";
+            return;
+        }
         faultStatus = status;
         trickleKib = trickle;
-        ctx.body = `faults: status ${status}, trickle_kib ${trickle}\n`;
+        faultDelayMs = delay;
+        ctx.body = `faults: status ${status}, trickle_kib ${trickle}, delay_ms ${delay}\n`;
         return;
     }
     const key = `${ctx.method} ${ctx.path}`;
     counts[key] = (counts[key] || 0) + 1;
+    if (faultDelayMs !== 0 && ctx.method === "GET") {
+        await new Promise((resolve) => setTimeout(resolve, faultDelayMs));
+    }
     if (faultStatus !== 0) {
         ctx.status = faultStatus;
         ctx.type = "application/xml";

@@ -34,6 +34,8 @@ test_statuses_the_api_documents(void **state)
     assert_int_equal(upd_http_error_of(UPD_EMISMATCH, NULL).status, 422);
     assert_int_equal(upd_http_error_of(UPD_EBACKEND, NULL).status, 502);
     assert_int_equal(upd_http_error_of(UPD_EUNAVAILABLE, NULL).status, 503);
+    assert_int_equal(upd_http_error_of(UPD_EBUSY, NULL).status, 503);
+    assert_string_equal(upd_http_error_of(UPD_EBUSY, NULL).code, "busy");
     assert_string_equal(upd_http_error_of(UPD_ESTORE, NULL).code, "store_unavailable");
 }
 
