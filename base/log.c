@@ -1,4 +1,5 @@
 #include "base/log.h"
+#include "base/err.h"
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -23,7 +24,7 @@ upd_log_level_parse(const char *s, upd_log_level_t *out)
             return 0;
         }
     }
-    return -1;
+    return UPD_EINVAL;
 }
 
 void

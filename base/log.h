@@ -15,7 +15,7 @@ extern upd_log_level_t upd_log_level;
 
 /** Sets the program name printed on every line. */
 void upd_log_init(const char *program);
-/** Parses "error", "warn", "info", "debug". @return 0 or -1 */
+/** Parses "error", "warn", "info", "debug". @return 0 or UPD_EINVAL */
 int upd_log_level_parse(const char *s, upd_log_level_t *out);
 void upd_log_write(upd_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

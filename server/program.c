@@ -16,7 +16,7 @@ upd_mkdirs(const char *path)
     size_t len = strlen(path);
     if (len == 0 || len >= sizeof(buf)) {
         errno = ENAMETOOLONG;
-        return -1;
+        return UPD_EINVAL;
     }
     memcpy(buf, path, len + 1);
     for (char *p = buf + 1; *p; ++p) {
@@ -24,10 +24,10 @@ upd_mkdirs(const char *path)
             continue;
         *p = '\0';
         if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-            return -1;
+            return UPD_EIO;
         *p = '/';
     }
-    return mkdir(buf, 0700) != 0 && errno != EEXIST ? -1 : 0;
+    return mkdir(buf, 0700) != 0 && errno != EEXIST ? UPD_EIO : 0;
 }
 
 int
@@ -38,7 +38,7 @@ upd_program_object_store(const char *prog, const upd_conf_t *conf, upd_s3_backen
         return 0;
     if (strcmp(conf->object_store, "s3") != 0) {
         fprintf(stderr, "%s: object_store.kind: expected local or s3, not \"%s\"\n", prog, conf->object_store);
-        return -1;
+        return UPD_EINVAL;
     }
     const struct {
         const char *name, *env_key, *env_secret;
@@ -54,7 +54,7 @@ upd_program_object_store(const char *prog, const upd_conf_t *conf, upd_s3_backen
                                 list[i].c->addressing, key != NULL && key[0] ? key : list[i].c->access_key,
                                 secret != NULL && secret[0] ? secret : list[i].c->secret_key, err, sizeof(err)) != 0) {
             fprintf(stderr, "%s: %s\n", prog, err);
-            return -1;
+            return UPD_EINVAL;
         }
     }
     *n = UPD_BACKENDS;
@@ -78,7 +78,7 @@ upd_program_open_store(const upd_conf_t *conf, upd_store_t **store)
     *store = NULL;
     if (upd_mkdirs(conf->data_dir) != 0) {
         upd_log_error("cannot create %s: %s", conf->data_dir, strerror(errno));
-        return -1;
+        return UPD_EIO;
     }
     upd_store_opts_t sopts = {.map_size = (size_t)conf->lmdb_map_mib << 20};
     int r = upd_store_open(conf->data_dir, &sopts, store);
@@ -94,7 +94,7 @@ upd_program_open_store(const upd_conf_t *conf, upd_store_t **store)
     if (*store != NULL)
         upd_store_close(*store);
     *store = NULL;
-    return -1;
+    return r;
 }
 
 int

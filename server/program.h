@@ -25,7 +25,7 @@ int upd_program_configure(const upd_program_t *prog, int argc, char **argv, upd_
 
 /**
  * Opens the LMDB store in conf->data_dir (creating the directory), logging why when it cannot.
- * @return 0, or -1 with *store NULL
+ * @return 0, or the UPD_E* code of the failure (logged) with *store NULL
  */
 int upd_program_open_store(const upd_conf_t *conf, upd_store_t **store);
 
@@ -43,11 +43,11 @@ int upd_program_open_storage(upd_conf_t *conf);
  * from the environment when set there (UPDRAFT_R2_ACCESS_KEY_ID, UPDRAFT_R2_SECRET_ACCESS_KEY,
  * UPDRAFT_S3_ACCESS_KEY_ID, UPDRAFT_S3_SECRET_ACCESS_KEY), else from the file.
  * @param[out] n  0 for "local", UPD_BACKENDS for "s3"
- * @return 0, or -1 with the reason printed (never a secret)
+ * @return 0, or UPD_EINVAL with the reason printed (never a secret)
  */
 int upd_program_object_store(const char *prog, const upd_conf_t *conf, upd_s3_backend_t backends[UPD_BACKENDS], size_t *n);
 
-/** Creates a directory and its parents (mode 0700 for new ones). @return 0 or -1 with errno */
+/** Creates a directory and its parents (mode 0700 for new ones). @return 0, or UPD_EINVAL / UPD_EIO with errno set */
 int upd_mkdirs(const char *path);
 
 #endif

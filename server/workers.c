@@ -171,7 +171,7 @@ upd_workers_start(upd_workers_t *w, h2o_context_t *ctx)
         if (rc != 0) {
             upd_log_error("workers: cannot start thread %zu of %zu: %s", i + 1, w->nthreads, strerror(rc));
             upd_workers_stop(w);
-            return -1;
+            return UPD_EIO;
         }
         ++w->nstarted;
     }

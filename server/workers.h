@@ -44,7 +44,7 @@ upd_workers_t *upd_workers_create(size_t nthreads, size_t queue_max);
 
 /**
  * Starts the threads and registers the answers' receiver on the loop's queue (ctx->queue).
- * @return 0, or -1 when a thread could not be started (logged; the pool is then stopped)
+ * @return 0, or UPD_EIO when a thread could not be started (logged; the pool is then stopped)
  */
 int upd_workers_start(upd_workers_t *w, h2o_context_t *ctx);
 
