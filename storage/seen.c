@@ -35,7 +35,8 @@ struct st_upd_seen_t {
     bool stopping;
     void (*on_commit)(size_t, void *);
     void *arg;
-    /* the pushing thread's: (version, client) pairs queued lately, direct-mapped (a collision only queues a repeat) */
+    /* the pushing thread's: (version, client) pairs queued lately, two ways per set of a cache line (a collision only queues a
+     * repeat; with one way, two of 100,000 polling clients sharing a slot would evict each other on every poll) */
     uint64_t *recent;
     size_t recent_mask;
     /* the writer thread's: one sketch per version since the last flush */
@@ -147,7 +148,7 @@ writer_main(void *_seen)
 upd_seen_t *
 upd_seen_start(upd_store_t *store, const upd_seen_opts_t *opts, void (*on_commit)(size_t n, void *arg), void *arg)
 {
-    size_t slots = 1;
+    size_t slots = 2; /* one set of two ways at least */
     while (slots * 2 <= opts->recent)
         slots *= 2;
     upd_seen_t *seen = calloc(1, sizeof(*seen));
@@ -183,13 +184,14 @@ upd_seen_push(upd_seen_t *seen, const char *app, const char *channel, const char
     /* the pair (version, client), for the cache of recent pushes */
     size_t al = strlen(app), cl = strlen(channel), vl = strlen(version);
     uint64_t pair = XXH3_64bits_withSeed(version, vl, XXH3_64bits_withSeed(channel, cl, XXH3_64bits_withSeed(app, al, hash)));
-    uint64_t *slot = &seen->recent[pair & seen->recent_mask];
+    uint64_t *set = &seen->recent[pair & seen->recent_mask & ~(size_t)1];
     pair |= 1; /* 0 marks an empty slot */
-    if (*slot == pair)
+    if (set[0] == pair || set[1] == pair)
         return true; /* queued lately: counting it again would change nothing */
 
     pthread_mutex_lock(&seen->mutex);
     if (seen->count == seen->capacity) {
+        pthread_cond_signal(&seen->cond);
         pthread_mutex_unlock(&seen->mutex);
         return false;
     }
@@ -198,10 +200,13 @@ upd_seen_push(upd_seen_t *seen, const char *app, const char *channel, const char
     copy_field(e->channel, sizeof(e->channel), channel, cl);
     copy_field(e->version, sizeof(e->version), version, vl);
     e->hash = hash;
-    ++seen->count;
-    pthread_cond_signal(&seen->cond);
+    /* The writer drains the queue when its flush is due anyway, so it is woken early only once the queue is half full:
+     * a wake-up per push cost a futex call and two context switches on the loop's core for every new client. */
+    if (++seen->count >= seen->capacity / 2)
+        pthread_cond_signal(&seen->cond);
     pthread_mutex_unlock(&seen->mutex);
-    *slot = pair;
+    set[1] = set[0]; /* the older way goes */
+    set[0] = pair;
     return true;
 }
 
