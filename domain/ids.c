@@ -1,5 +1,6 @@
 #include "domain/ids.h"
 
+#include <stdint.h>
 #include <string.h>
 
 /* Explicit ASCII ranges rather than <ctype.h>: isalnum() depends on the locale, and these grammars are byte-exact. */
@@ -54,10 +55,20 @@ upd_id_is_filename(const char *s, size_t len)
     return true;
 }
 
+/* [A-Za-z0-9._:-], one bit per ASCII code: every update check validates its client id, so no memchr per byte */
+static const uint64_t client_bits[2] = {0x07ff600000000000ull, 0x07fffffe87fffffeull};
+
 bool
 upd_id_is_client(const char *s, size_t len)
 {
-    return len != 0 && len <= UPD_CLIENT_ID_MAX && all_of(s, len, "._:-");
+    if (len == 0 || len > UPD_CLIENT_ID_MAX)
+        return false;
+    for (size_t i = 0; i != len; ++i) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 128 || (client_bits[c >> 6] >> (c & 63) & 1) == 0)
+            return false;
+    }
+    return true;
 }
 
 bool

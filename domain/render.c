@@ -60,10 +60,20 @@ buf_printf(buf_t *b, const char *fmt, ...)
     return ret;
 }
 
+/* Appends a NUL-terminated part to the key being built (the parts are fixed names: they always fit). */
+static size_t
+key_put(char *buf, size_t n, const char *part)
+{
+    size_t l = strlen(part);
+    memcpy(buf + n, part, l + 1);
+    return n + l;
+}
+
+/* Assembled with memcpy rather than snprintf: this runs on every update check. */
 int
 upd_feed_key(upd_feed_format_t fmt, upd_platform_t platform, upd_arch_t arch, int staged, char buf[UPD_FEED_KEY_MAX])
 {
-    int n;
+    size_t n;
 
     if ((unsigned)platform >= UPD_PLATFORM_COUNT || (unsigned)arch >= UPD_ARCH_COUNT)
         return UPD_EINVAL;
@@ -71,40 +81,41 @@ upd_feed_key(upd_feed_format_t fmt, upd_platform_t platform, upd_arch_t arch, in
     case UPD_FEED_ELECTRON:
         if (platform != UPD_PLATFORM_LINUX) {
             /* latest.yml and latest-mac.yml list every arch's installer; the client picks its own */
-            n = snprintf(buf, UPD_FEED_KEY_MAX, "electron:%s", upd_platform_name(platform));
+            n = key_put(buf, key_put(buf, 0, "electron:"), upd_platform_name(platform));
         } else if (arch == UPD_ARCH_X64) {
             /* electron-updater asks for latest-linux.yml on x64 and latest-linux-ARCH.yml elsewhere */
-            n = snprintf(buf, UPD_FEED_KEY_MAX, "electron:linux");
+            n = key_put(buf, 0, "electron:linux");
         } else if (arch == UPD_ARCH_UNIVERSAL) {
             return UPD_EINVAL;
         } else {
-            n = snprintf(buf, UPD_FEED_KEY_MAX, "electron:linux-%s", upd_arch_name(arch));
+            n = key_put(buf, key_put(buf, 0, "electron:linux-"), upd_arch_name(arch));
         }
         break;
     case UPD_FEED_SQUIRREL_MAC:
         /* no native staging: a non-personalised answer is another release's plain variant */
         if (arch == UPD_ARCH_IA32 || staged)
             return UPD_EINVAL;
-        n = snprintf(buf, UPD_FEED_KEY_MAX, "squirrel-mac:%s", upd_arch_name(arch));
+        n = key_put(buf, key_put(buf, 0, "squirrel-mac:"), upd_arch_name(arch));
         break;
     case UPD_FEED_SQUIRREL_WIN:
         if (arch == UPD_ARCH_UNIVERSAL)
             return UPD_EINVAL;
-        n = snprintf(buf, UPD_FEED_KEY_MAX, "squirrel-win:%s", upd_arch_name(arch));
+        n = key_put(buf, key_put(buf, 0, "squirrel-win:"), upd_arch_name(arch));
         break;
     case UPD_FEED_TAURI:
         /* Tauri clients report the machine's own arch, so "universal" is never asked for (a universal
          * file answers mac-x64 and mac-arm64 instead), and there is no 32-bit mac */
         if (staged || arch == UPD_ARCH_UNIVERSAL || (platform == UPD_PLATFORM_MAC && arch == UPD_ARCH_IA32))
             return UPD_EINVAL;
-        n = snprintf(buf, UPD_FEED_KEY_MAX, "tauri:%s-%s", upd_platform_name(platform), upd_arch_name(arch));
+        n = key_put(buf, key_put(buf, key_put(buf, 0, "tauri:"), upd_platform_name(platform)), "-");
+        n = key_put(buf, n, upd_arch_name(arch));
         break;
     default:
         return UPD_EINVAL;
     }
     if (staged)
-        n += snprintf(buf + n, UPD_FEED_KEY_MAX - n, "+staged");
-    return n;
+        n = key_put(buf, n, "+staged");
+    return (int)n;
 }
 
 static int

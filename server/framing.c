@@ -1,12 +1,15 @@
 #include "server/framing.h"
+#include <stdbool.h>
 #include <string.h>
 #include <strings.h>
 
-static int
+/* RFC 9110 §5.6.2 token characters (ALPHA, DIGIT and "!#$%&'*+-.^_`|~"), one bit per ASCII code */
+static const uint64_t tchar_bits[2] = {0x03ff6cfa00000000ull, 0x57ffffffc7fffffeull};
+
+static inline bool
 is_tchar(unsigned char c)
 {
-    /* RFC 9110 §5.6.2 token characters */
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    return c < 128 && (tchar_bits[c >> 6] >> (c & 63) & 1) != 0;
 }
 
 static int
@@ -15,8 +18,68 @@ name_is(const char *name, size_t len, const char *want)
     return strlen(want) == len && strncasecmp(name, want, len) == 0;
 }
 
-upd_framing_result_t
-upd_framing_check(const char *buf, size_t len, size_t max_head, upd_framing_info_t *info)
+/*
+ * The head nearly every client sends: "GET " or "HEAD ", a target, " HTTP/1.1" (or 1.0), every line ending in CRLF, header
+ * names of token characters each followed by its colon, one Host, no Content-Length and no Transfer-Encoding. For such a head
+ * this answers true and fills info exactly as check_full would answer OK; for anything else (including what it merely does
+ * not expect) it answers false and the full check decides. So it can refuse nothing on its own, and every refusal stays
+ * check_full's. One pass: the name scan finds the colon, one memchr the end of each line; values are never looked at.
+ */
+static bool
+check_fast(const char *buf, size_t len, size_t max_head, upd_framing_info_t *info)
+{
+    /* a head that fits ends within lim; one that does not is the full check's to call too large */
+    const char *p = buf, *lim = buf + (len < max_head ? len : max_head);
+    size_t method_len;
+    if (lim - p >= 4 && memcmp(p, "GET ", 4) == 0)
+        method_len = 3;
+    else if (lim - p >= 5 && memcmp(p, "HEAD ", 5) == 0)
+        method_len = 4;
+    else
+        return false;
+    const char *eol = memchr(p, '\n', lim - p);
+    /* "METHOD SP target SP HTTP/1.x CR": a target of at least one byte between the two spaces */
+    if (eol == NULL || eol - p < (ptrdiff_t)method_len + 12 || eol[-1] != '\r')
+        return false;
+    const char *version = eol - 10;
+    if (memcmp(version, " HTTP/1.", 8) != 0 || (version[8] != '0' && version[8] != '1'))
+        return false;
+
+    int hosts = 0;
+    for (p = eol + 1;;) {
+        if (lim - p < 2)
+            return false;
+        if (p[0] == '\r' && p[1] == '\n')
+            break; /* the blank line */
+        const char *name = p;
+        while (p < lim && is_tchar((unsigned char)*p))
+            ++p;
+        /* an empty name, a bare LF, folding, a space before the colon: the full check's cases */
+        if (p == name || p == lim || *p != ':')
+            return false;
+        size_t name_len = p - name;
+        if ((eol = memchr(p, '\n', lim - p)) == NULL || eol[-1] != '\r')
+            return false;
+        if (name_len == 4) {
+            hosts += (name[0] | 0x20) == 'h' && (name[1] | 0x20) == 'o' && (name[2] | 0x20) == 's' && (name[3] | 0x20) == 't';
+        } else if ((name_len == 14 && strncasecmp(name, "content-length", 14) == 0) ||
+                   (name_len == 17 && strncasecmp(name, "transfer-encoding", 17) == 0)) {
+            return false; /* a body on an update check is rare: its rules are the full check's */
+        }
+        p = eol + 1;
+    }
+    if (hosts != 1)
+        return false;
+    info->head_len = (size_t)(p + 2 - buf);
+    info->content_length = -1;
+    info->transfer_encoding = 0;
+    info->minor_version = version[8] - '0';
+    return true;
+}
+
+/* Every rule, line by line: the verdict for whatever check_fast does not accept. */
+static upd_framing_result_t
+check_full(const char *buf, size_t len, size_t max_head, upd_framing_info_t *info)
 {
     info->head_len = 0;
     info->content_length = -1;
@@ -111,6 +174,12 @@ upd_framing_check(const char *buf, size_t len, size_t max_head, upd_framing_info
     if (hosts == 0 && info->minor_version == 1)
         return UPD_FRAMING_NO_HOST;
     return UPD_FRAMING_OK;
+}
+
+upd_framing_result_t
+upd_framing_check(const char *buf, size_t len, size_t max_head, upd_framing_info_t *info)
+{
+    return check_fast(buf, len, max_head, info) ? UPD_FRAMING_OK : check_full(buf, len, max_head, info);
 }
 
 const char *

@@ -230,6 +230,7 @@ on_req(h2o_handler_t *_self, h2o_req_t *req)
     for (int i = 0; i < nd; ++i)
         rid[9 + i] = digits[nd - 1 - i];
     rid[9 + nd] = '\0';
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SERVER, NULL, H2O_STRLIT("updraft"));
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, rid, 9 + nd);
 
     if (req->version < 0x200 && guard_http1(opts, req) != 0)
@@ -258,6 +259,98 @@ upd_http_log_field(h2o_req_t *req, const char *key, size_t cap)
     return buf;
 }
 
+/* The access log line is assembled by hand (memcpy and small integer writers, no printf): one is written per request. */
+typedef struct {
+    char buf[2048];
+    size_t len;
+} line_t;
+
+static void
+line_put(line_t *l, const char *s, size_t n)
+{
+    if (l->len + n > sizeof(l->buf)) {
+        fwrite(l->buf, 1, l->len, access_log);
+        l->len = 0;
+        if (n > sizeof(l->buf)) {
+            fwrite(s, 1, n, access_log);
+            return;
+        }
+    }
+    memcpy(l->buf + l->len, s, n);
+    l->len += n;
+}
+
+#define LINE_LIT(l, s) line_put((l), (s), sizeof(s) - 1)
+
+static void
+line_str(line_t *l, const char *s)
+{
+    line_put(l, s, strlen(s));
+}
+
+/* decimal, as %" PRIu64 " would write it */
+static size_t
+u64_dec(uint64_t v, char out[20])
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i != n; ++i)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+static void
+line_u64(line_t *l, uint64_t v)
+{
+    char d[20];
+    line_put(l, d, u64_dec(v, d));
+}
+
+/* the peer's address as inet_ntop writes it; IPv4 by hand (glibc's inet_ntop formats it with sprintf) */
+static void
+line_peer(line_t *l, h2o_req_t *req)
+{
+    struct sockaddr_storage ss;
+    char peer[INET6_ADDRSTRLEN];
+    if (upd_http_peer(req, &ss) == 0) {
+        LINE_LIT(l, "-");
+    } else if (ss.ss_family == AF_INET) {
+        const uint8_t *a = (const uint8_t *)&((struct sockaddr_in *)&ss)->sin_addr;
+        size_t n = 0;
+        for (int i = 0; i != 4; ++i) {
+            if (i != 0)
+                peer[n++] = '.';
+            n += u64_dec(a[i], peer + n);
+        }
+        line_put(l, peer, n);
+    } else if (ss.ss_family == AF_INET6 &&
+               inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, peer, sizeof(peer)) != NULL) {
+        line_str(l, peer);
+    } else {
+        LINE_LIT(l, "-");
+    }
+}
+
+/* "2026-11-29T01:52:31Z", formatted once per second */
+static const char *
+log_timestamp(void)
+{
+    static time_t last = (time_t)-1;
+    static char ts[32];
+    time_t now = time(NULL);
+    if (now != last) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        last = now;
+    }
+    return ts;
+}
+
 /* key=value access log, one line per request; the path is quoted with \" \\ and \xNN escapes. */
 static void
 log_access(h2o_logger_t *_self, h2o_req_t *req)
@@ -277,6 +370,7 @@ log_access(h2o_logger_t *_self, h2o_req_t *req)
     if (access_log == NULL)
         return;
 
+    static const char hex[] = "0123456789abcdef";
     char path[1024];
     size_t pl = 0;
     for (size_t i = 0; i < req->input.path.len && pl < sizeof(path) - 8; ++i) {
@@ -285,37 +379,58 @@ log_access(h2o_logger_t *_self, h2o_req_t *req)
             path[pl++] = '\\';
             path[pl++] = c;
         } else if (c < 0x20 || c >= 0x7f) {
-            pl += sprintf(path + pl, "\\x%02x", c);
+            path[pl++] = '\\';
+            path[pl++] = 'x';
+            path[pl++] = hex[c >> 4];
+            path[pl++] = hex[c & 15];
         } else {
             path[pl++] = c;
         }
     }
-    path[pl] = '\0';
-    char peer[INET6_ADDRSTRLEN] = "-";
-    struct sockaddr_storage ss;
-    if (upd_http_peer(req, &ss) != 0) {
-        if (ss.ss_family == AF_INET)
-            inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, peer, sizeof(peer));
-        else if (ss.ss_family == AF_INET6)
-            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, peer, sizeof(peer));
-    }
-    char ts[32];
-    struct tm tm;
-    time_t now = time(NULL);
-    gmtime_r(&now, &tm);
-    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
     const char *proto = req->version >= 0x200 ? "h2" : (req->version == 0x101 ? "http/1.1" : "http/1.0");
-    fprintf(access_log, "ts=%s id=%s remote=%s proto=%s%s method=%.*s path=\"%s\" route=%s status=%d bytes=%zu dur_us=%" PRId64,
-            ts, upd_http_request_id(req), peer, proto, req->scheme == &H2O_URL_SCHEME_HTTPS ? "+tls" : "",
-            (int)(req->input.method.len > 16 ? 16 : req->input.method.len), req->input.method.base, path, opts->route_names[route],
-            req->res.status, req->bytes_sent, dur_us);
+    line_t l;
+    l.len = 0;
+    LINE_LIT(&l, "ts=");
+    line_str(&l, log_timestamp());
+    LINE_LIT(&l, " id=");
+    line_str(&l, upd_http_request_id(req));
+    LINE_LIT(&l, " remote=");
+    line_peer(&l, req);
+    LINE_LIT(&l, " proto=");
+    line_str(&l, proto);
+    if (req->scheme == &H2O_URL_SCHEME_HTTPS)
+        LINE_LIT(&l, "+tls");
+    LINE_LIT(&l, " method=");
+    /* %.*s: up to 16 bytes, and no further than a NUL */
+    size_t ml = req->input.method.len > 16 ? 16 : req->input.method.len;
+    line_put(&l, req->input.method.base, ml != 0 ? strnlen(req->input.method.base, ml) : 0);
+    LINE_LIT(&l, " path=\"");
+    line_put(&l, path, strnlen(path, pl));
+    LINE_LIT(&l, "\" route=");
+    line_str(&l, opts->route_names[route]);
+    LINE_LIT(&l, " status=");
+    if (req->res.status < 0) {
+        LINE_LIT(&l, "-");
+        line_u64(&l, (uint64_t)(-(int64_t)req->res.status));
+    } else {
+        line_u64(&l, (uint64_t)req->res.status);
+    }
+    LINE_LIT(&l, " bytes=");
+    line_u64(&l, req->bytes_sent);
+    LINE_LIT(&l, " dur_us=");
+    line_u64(&l, (uint64_t)dur_us);
     for (size_t i = 0; i + 1 < req->env.size; i += 2) {
         const h2o_iovec_t *k = &req->env.entries[i], *v = &req->env.entries[i + 1];
         size_t vl = strnlen(v->base, v->len);
-        if (vl != 0)
-            fprintf(access_log, " %.*s=%.*s", (int)k->len, k->base, (int)vl, v->base);
+        if (vl != 0) {
+            LINE_LIT(&l, " ");
+            line_put(&l, k->base, strnlen(k->base, k->len));
+            LINE_LIT(&l, "=");
+            line_put(&l, v->base, vl);
+        }
     }
-    fputc('\n', access_log);
+    LINE_LIT(&l, "\n");
+    fwrite(l.buf, 1, l.len, access_log);
 }
 
 static void
@@ -477,7 +592,8 @@ upd_http_run(const upd_http_opts_t *opts)
     }
 
     h2o_config_init(&globalconf);
-    globalconf.server_name = h2o_iovec_init(H2O_STRLIT("updraft"));
+    /* no server_name: h2o 2.2.5 would write it with a sprintf of its own on every HTTP/1 response; on_req adds the header */
+    globalconf.server_name = h2o_iovec_init(H2O_STRLIT(""));
     globalconf.max_request_entity_size = conf->max_body_bytes;
     globalconf.http1.req_timeout = conf->idle_timeout_ms;
     globalconf.http2.idle_timeout = conf->idle_timeout_ms;

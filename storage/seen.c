@@ -9,6 +9,7 @@
 #include "domain/hll.h"
 
 #define BATCH_MAX 4096
+#define RECENT_WAYS 4   /* the cache of recent pushes: slots per set */
 #define SKETCHES_MAX 64 /* versions counted between two flushes before a flush is forced (at most 256 KiB each) */
 
 typedef struct {
@@ -35,7 +36,10 @@ struct st_upd_seen_t {
     bool stopping;
     void (*on_commit)(size_t, void *);
     void *arg;
-    /* the pushing thread's: (version, client) pairs queued lately, direct-mapped (a collision only queues a repeat) */
+    /* the pushing thread's: (version, client) pairs queued lately, in sets of four ways (32 bytes, aligned: within one cache
+     * line). A collision only queues a repeat, but polling clients visit the cache in turn: with one way about 9% of 100,000
+     * of them share a slot with another and evict each other on every poll, with two ways 1.6% (three in a set), with four
+     * 0.08%. */
     uint64_t *recent;
     size_t recent_mask;
     /* the writer thread's: one sketch per version since the last flush */
@@ -147,13 +151,14 @@ writer_main(void *_seen)
 upd_seen_t *
 upd_seen_start(upd_store_t *store, const upd_seen_opts_t *opts, void (*on_commit)(size_t n, void *arg), void *arg)
 {
-    size_t slots = 1;
+    size_t slots = RECENT_WAYS; /* one set at least */
     while (slots * 2 <= opts->recent)
         slots *= 2;
     upd_seen_t *seen = calloc(1, sizeof(*seen));
     if (seen == NULL || (seen->ring = calloc(opts->capacity, sizeof(*seen->ring))) == NULL ||
-        (seen->recent = calloc(slots, sizeof(*seen->recent))) == NULL)
+        (seen->recent = aligned_alloc(RECENT_WAYS * sizeof(uint64_t), slots * sizeof(uint64_t))) == NULL)
         abort();
+    memset(seen->recent, 0, slots * sizeof(uint64_t));
     seen->recent_mask = slots - 1;
     seen->store = store;
     seen->capacity = opts->capacity;
@@ -183,13 +188,14 @@ upd_seen_push(upd_seen_t *seen, const char *app, const char *channel, const char
     /* the pair (version, client), for the cache of recent pushes */
     size_t al = strlen(app), cl = strlen(channel), vl = strlen(version);
     uint64_t pair = XXH3_64bits_withSeed(version, vl, XXH3_64bits_withSeed(channel, cl, XXH3_64bits_withSeed(app, al, hash)));
-    uint64_t *slot = &seen->recent[pair & seen->recent_mask];
+    uint64_t *set = &seen->recent[pair & seen->recent_mask & ~(size_t)(RECENT_WAYS - 1)];
     pair |= 1; /* 0 marks an empty slot */
-    if (*slot == pair)
+    if (set[0] == pair || set[1] == pair || set[2] == pair || set[3] == pair)
         return true; /* queued lately: counting it again would change nothing */
 
     pthread_mutex_lock(&seen->mutex);
     if (seen->count == seen->capacity) {
+        pthread_cond_signal(&seen->cond);
         pthread_mutex_unlock(&seen->mutex);
         return false;
     }
@@ -198,10 +204,13 @@ upd_seen_push(upd_seen_t *seen, const char *app, const char *channel, const char
     copy_field(e->channel, sizeof(e->channel), channel, cl);
     copy_field(e->version, sizeof(e->version), version, vl);
     e->hash = hash;
-    ++seen->count;
-    pthread_cond_signal(&seen->cond);
+    /* The writer drains the queue when its flush is due anyway, so it is woken early only once the queue is half full:
+     * a wake-up per push cost a futex call and two context switches on the loop's core for every new client. */
+    if (++seen->count >= seen->capacity / 2)
+        pthread_cond_signal(&seen->cond);
     pthread_mutex_unlock(&seen->mutex);
-    *slot = pair;
+    memmove(set + 1, set, (RECENT_WAYS - 1) * sizeof(*set)); /* the oldest way goes */
+    set[0] = pair;
     return true;
 }
 

@@ -20,7 +20,7 @@ typedef struct st_upd_seen_t upd_seen_t;
 typedef struct st_upd_seen_opts_t {
     size_t capacity;  /* queue length, in entries */
     uint32_t flush_ms; /* how often the sketches are merged into LMDB (and on upd_seen_stop) */
-    size_t recent;    /* slots of the cache of recent pushes, 8 bytes each; rounded down to a power of two (at least 1) */
+    size_t recent;     /* slots of the recent-push cache, 8 bytes each: a power of two (rounded down, at least 4), 4 ways a set */
 } upd_seen_opts_t;
 
 /**
