@@ -149,6 +149,10 @@ do_proceed(h2o_generator_t *_gen, h2o_req_t *req)
             size_t n;
             if (gen->off >= avail)
                 break; /* not verified yet */
+            /* a part header may have filled this piece exactly: its data starts the next one (a read of 0 bytes here
+             * would look like a truncated file) */
+            if (map != NULL ? total >= MAP_SEND_MAX : used >= CHUNK_SIZE)
+                break;
             if (map != NULL) {
                 n = (size_t)(gen->left < MAP_SEND_MAX - total ? gen->left : MAP_SEND_MAX - total);
                 if (n > avail - gen->off)
