@@ -4,8 +4,17 @@
  * (electron-updater's differential download depends on it), If-None-Match, If-Range and HEAD.
  *
  * h2o 2.2.5's h2o_file_send() does none of the conditional or range work (that lives in the file
- * handler's private code path), so this file streams with its own generator: pread() into one
- * pool buffer, one h2o_send() per proceed callback, so a slow client holds back the reads.
+ * handler's private code path), so this file streams with its own generator, one h2o_send() per
+ * proceed callback, so a slow client holds back the reads. Where the bytes come from:
+ *
+ * - plain HTTP/1.x, a whole file or one range: sendfile() from the file (local store or cache) to
+ *   the connection's socket once h2o has written the head (push_sendfile(): why that is safe with
+ *   this h2o). No copy in user space, nothing mapped.
+ * - otherwise (TLS, HTTP/2, multipart) from the cache: its memory map of the object, no read.
+ * - otherwise from the local store: pread() into one pool buffer. Deliberately not a memory map:
+ *   over TLS and HTTP/2 h2o copies the body in user space, and a file an operator truncates in the
+ *   store would then raise SIGBUS and kill the origin; with pread() (and sendfile()) a truncated
+ *   file only cuts the response. Over TLS the extra copy is small next to the encryption.
  */
 #include "handlers/artifact.h"
 #include <errno.h>
@@ -159,10 +168,10 @@ push_sendfile(artifact_gen_t *gen, h2o_req_t *req, int fd, uint64_t avail)
 }
 
 /*
- * Sends the next piece. Bytes come from the memory map of a cached object or of a fill in progress
- * (no copy), or are pread() into the pool buffer (the local-directory store, or when mapping
- * failed). During a fill only verified bytes are sent; when the next byte is not there yet the
- * generator waits for the fill.
+ * Sends the next piece. On a sendfile() connection, first as much as the socket takes that way. Then bytes come from
+ * the memory map of a cached object or of a fill in progress (no copy), or are pread() into the pool buffer (the
+ * local-directory store, or when mapping failed). During a fill only verified bytes are sent; when the next byte is
+ * not there yet the generator waits for the fill.
  */
 static void
 do_proceed(h2o_generator_t *_gen, h2o_req_t *req)
