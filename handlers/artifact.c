@@ -114,8 +114,6 @@ note_backend(artifact_gen_t *gen)
 
 static void on_fill_progress(upd_cache_waiter_t *w);
 
-typedef enum { PUSH_NONE, PUSH_FULL, PUSH_DONE, PUSH_FAILED } push_result_t;
-
 /*
  * Plain HTTP/1.x without sendfile in Debian's h2o 2.2.5: every byte h2o writes is copied from user memory into the
  * socket. So once h2o has written the head, the body goes out with sendfile() from the file straight to the
@@ -125,16 +123,19 @@ typedef enum { PUSH_NONE, PUSH_FULL, PUSH_DONE, PUSH_FAILED } push_result_t;
  * write of this response has been handed to the kernel entirely, so its write queue is empty; the connection does
  * not read (nor answer a pipelined request) until this response ends; and without an output filter nothing else
  * writes to that socket. So bytes written here land in order behind everything h2o wrote.
- * h2o must still be told when to call proceed again. When the socket's buffer is full, the next WAKE_BYTES go to
- * h2o_send(): h2o finds the socket full, waits for it to drain and then calls proceed, which refills it with
- * sendfile(). Only those few bytes per wake-up are copied.
- * @return PUSH_NONE: nothing to send now (the fill has not verified the next byte); PUSH_FULL: the socket took what
- * it could; PUSH_DONE: the body is complete; PUSH_FAILED: the response was cut
+ * h2o must still be told when to call proceed again, and must end the response itself: the caller hands the next
+ * WAKE_BYTES to h2o_send(). When the socket is full, h2o waits for it to drain and then calls proceed, which refills
+ * it here; only those few bytes per wake-up are copied. The body's last WAKE_BYTES always go through h2o, so that the
+ * final h2o_send() carries bytes and h2o completes it from the loop later: a final send without bytes would end the
+ * request (and start on a pipelined one) synchronously, inside a fill's callback.
+ * @return false when the response was cut (the file shrank, the client went away, the disk failed)
  */
-static push_result_t
+static bool
 push_sendfile(artifact_gen_t *gen, h2o_req_t *req, int fd, uint64_t avail)
 {
-    uint64_t end = gen->off + gen->left < avail ? gen->off + gen->left : avail, sent = 0;
+    uint64_t end = gen->off + (gen->left > WAKE_BYTES ? gen->left - WAKE_BYTES : 0), sent = 0;
+    if (end > avail)
+        end = avail;
     while (gen->off < end && sent < SENDFILE_MAX) {
         size_t want = (size_t)(end - gen->off < SENDFILE_MAX - sent ? end - gen->off : SENDFILE_MAX - sent);
         off_t pos = (off_t)gen->off;
@@ -153,7 +154,7 @@ push_sendfile(artifact_gen_t *gen, h2o_req_t *req, int fd, uint64_t avail)
                               r == 0 ? "unexpected end of file" : strerror(errno));
             req->http1_is_persistent = 0;
             h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
-            return PUSH_FAILED;
+            return false;
         }
         gen->off += (uint64_t)r;
         gen->left -= (uint64_t)r;
@@ -162,9 +163,7 @@ push_sendfile(artifact_gen_t *gen, h2o_req_t *req, int fd, uint64_t avail)
         if ((size_t)r < want)
             break; /* the socket's buffer is full */
     }
-    if (gen->left == 0)
-        return PUSH_DONE;
-    return sent == 0 && gen->off >= avail ? PUSH_NONE : PUSH_FULL;
+    return true;
 }
 
 /*
@@ -192,23 +191,8 @@ do_proceed(h2o_generator_t *_gen, h2o_req_t *req)
 
     if (gen->sock_fd >= 0) {
         budget = WAKE_BYTES;
-        if (gen->sent_head && gen->left > 0) {
-            switch (push_sendfile(gen, req, gen->obj != NULL ? upd_cache_obj_fd(gen->obj) : gen->fd, avail)) {
-            case PUSH_FAILED:
-                return;
-            case PUSH_DONE:
-                if (gen->obj != NULL) {
-                    upd_cache_obj_progress(gen->obj, gen->off);
-                    note_backend(gen);
-                }
-                /* the last bytes went out with sendfile(): this only ends the response (touch nothing after) */
-                h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
-                return;
-            case PUSH_NONE:
-            case PUSH_FULL:
-                break;
-            }
-        }
+        if (gen->sent_head && !push_sendfile(gen, req, gen->obj != NULL ? upd_cache_obj_fd(gen->obj) : gen->fd, avail))
+            return;
     }
 
     while (nv + 2 <= MAX_VECS && used < CHUNK_SIZE && total < budget) {
