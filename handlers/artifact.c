@@ -190,8 +190,9 @@ do_proceed(h2o_generator_t *_gen, h2o_req_t *req)
     bool final = false;
 
     if (gen->sock_fd >= 0) {
+        int fd = gen->obj != NULL ? upd_cache_obj_fd(gen->obj) : gen->fd; /* -1: nothing to send from, h2o's path below */
         budget = WAKE_BYTES;
-        if (gen->sent_head && !push_sendfile(gen, req, gen->obj != NULL ? upd_cache_obj_fd(gen->obj) : gen->fd, avail))
+        if (gen->sent_head && fd >= 0 && !push_sendfile(gen, req, fd, avail))
             return;
     }
 
