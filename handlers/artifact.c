@@ -4,8 +4,17 @@
  * (electron-updater's differential download depends on it), If-None-Match, If-Range and HEAD.
  *
  * h2o 2.2.5's h2o_file_send() does none of the conditional or range work (that lives in the file
- * handler's private code path), so this file streams with its own generator: pread() into one
- * pool buffer, one h2o_send() per proceed callback, so a slow client holds back the reads.
+ * handler's private code path), so this file streams with its own generator, one h2o_send() per
+ * proceed callback, so a slow client holds back the reads. Where the bytes come from:
+ *
+ * - plain HTTP/1.x, a whole file or one range: sendfile() from the file (local store or cache) to
+ *   the connection's socket once h2o has written the head (push_sendfile(): why that is safe with
+ *   this h2o). No copy in user space, nothing mapped.
+ * - otherwise (TLS, HTTP/2, multipart) from the cache: its memory map of the object, no read.
+ * - otherwise from the local store: pread() into one pool buffer. Deliberately not a memory map:
+ *   over TLS and HTTP/2 h2o copies the body in user space, and a file an operator truncates in the
+ *   store would then raise SIGBUS and kill the origin; with pread() (and sendfile()) a truncated
+ *   file only cuts the response. Over TLS the extra copy is small next to the encryption.
  */
 #include "handlers/artifact.h"
 #include <errno.h>
@@ -13,6 +22,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "base/err.h"
@@ -31,12 +41,17 @@
 
 #define MAX_VECS 64
 #define MAP_SEND_MAX (1024 * 1024) /* bytes of a memory-mapped object per send: fairness between connections */
+#define SENDFILE_MAX (8 * 1024 * 1024) /* bytes per proceed through sendfile(): fairness between connections */
+#define SENDFILE_MIN (64 * 1024)       /* bodies smaller than this go out in one writev() */
+#define WAKE_BYTES (16 * 1024)         /* bytes handed to h2o after a sendfile(): see push_sendfile() */
 
 typedef struct st_artifact_gen_t {
     h2o_generator_t super;
     h2o_req_t *req;
     upd_origin_t *o;
     int fd;                /* the local-directory store's file, or -1 */
+    int sock_fd;           /* a plain HTTP/1.x connection's socket when the body may go out with sendfile(), or -1 */
+    bool sent_head;        /* h2o wrote the response head (with the first h2o_send()) */
     upd_cache_obj_t *obj;  /* the cached object (or its fill in progress), or NULL */
     upd_cache_waiter_t waiter;
     bool started;          /* the response head went out */
@@ -100,10 +115,62 @@ note_backend(artifact_gen_t *gen)
 static void on_fill_progress(upd_cache_waiter_t *w);
 
 /*
- * Sends the next piece. Bytes come from the memory map of a cached object or of a fill in progress
- * (no copy), or are pread() into the pool buffer (the local-directory store, or when mapping
- * failed). During a fill only verified bytes are sent; when the next byte is not there yet the
- * generator waits for the fill.
+ * Plain HTTP/1.x without sendfile in Debian's h2o 2.2.5: every byte h2o writes is copied from user memory into the
+ * socket. So once h2o has written the head, the body goes out with sendfile() from the file straight to the
+ * connection's socket, which the kernel does without that copy (and a file truncated under us only makes sendfile()
+ * return 0: the response is cut, nothing faults). This is safe only because of how h2o 2.2.5's HTTP/1 connection and
+ * evloop socket work (lib/http1.c, lib/common/socket/evloop.c.h): a proceed callback runs only once h2o's previous
+ * write of this response has been handed to the kernel entirely, so its write queue is empty; the connection does
+ * not read (nor answer a pipelined request) until this response ends; and without an output filter nothing else
+ * writes to that socket. So bytes written here land in order behind everything h2o wrote.
+ * h2o must still be told when to call proceed again, and must end the response itself: the caller hands the next
+ * WAKE_BYTES to h2o_send(). When the socket is full, h2o waits for it to drain and then calls proceed, which refills
+ * it here; only those few bytes per wake-up are copied. The body's last WAKE_BYTES always go through h2o, so that the
+ * final h2o_send() carries bytes and h2o completes it from the loop later: a final send without bytes would end the
+ * request (and start on a pipelined one) synchronously, inside a fill's callback.
+ * @return false when the response was cut (the file shrank, the client went away, the disk failed)
+ */
+static bool
+push_sendfile(artifact_gen_t *gen, h2o_req_t *req, int fd, uint64_t avail)
+{
+    uint64_t end = gen->off + (gen->left > WAKE_BYTES ? gen->left - WAKE_BYTES : 0), sent = 0;
+    if (end > avail)
+        end = avail;
+    while (gen->off < end && sent < SENDFILE_MAX) {
+        size_t want = (size_t)(end - gen->off < SENDFILE_MAX - sent ? end - gen->off : SENDFILE_MAX - sent);
+        off_t pos = (off_t)gen->off;
+        ssize_t r = sendfile(gen->sock_fd, fd, &pos, want);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && errno == EAGAIN)
+            break;
+        if (r <= 0) {
+            /* 0: the file shrank under us (an operator truncated it); else the client went away (an expected event, as
+             * when h2o's own write fails) or the disk failed */
+            if (r < 0 && (errno == EPIPE || errno == ECONNRESET))
+                upd_log_info("%s: client went away at offset %" PRIu64 ": %s", upd_http_request_id(req), gen->off, strerror(errno));
+            else
+                upd_log_error("%s: artifact sendfile failed at offset %" PRIu64 ": %s", upd_http_request_id(req), gen->off,
+                              r == 0 ? "unexpected end of file" : strerror(errno));
+            req->http1_is_persistent = 0;
+            h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
+            return false;
+        }
+        gen->off += (uint64_t)r;
+        gen->left -= (uint64_t)r;
+        sent += (uint64_t)r;
+        req->bytes_sent += (uint64_t)r; /* the access log's count: h2o counts only what it writes */
+        if ((size_t)r < want)
+            break; /* the socket's buffer is full */
+    }
+    return true;
+}
+
+/*
+ * Sends the next piece. On a sendfile() connection, first as much as the socket takes that way. Then bytes come from
+ * the memory map of a cached object or of a fill in progress (no copy), or are pread() into the pool buffer (the
+ * local-directory store, or when mapping failed). During a fill only verified bytes are sent; when the next byte is
+ * not there yet the generator waits for the fill.
  */
 static void
 do_proceed(h2o_generator_t *_gen, h2o_req_t *req)
@@ -119,10 +186,17 @@ do_proceed(h2o_generator_t *_gen, h2o_req_t *req)
         avail = upd_cache_obj_available(gen->obj);
     }
     h2o_iovec_t vecs[MAX_VECS];
-    size_t nv = 0, used = 0, total = 0;
+    size_t nv = 0, used = 0, total = 0, budget = MAP_SEND_MAX;
     bool final = false;
 
-    while (nv + 2 <= MAX_VECS && used < CHUNK_SIZE && total < MAP_SEND_MAX) {
+    if (gen->sock_fd >= 0) {
+        int fd = gen->obj != NULL ? upd_cache_obj_fd(gen->obj) : gen->fd; /* -1: nothing to send from, h2o's path below */
+        budget = WAKE_BYTES;
+        if (gen->sent_head && fd >= 0 && !push_sendfile(gen, req, fd, avail))
+            return;
+    }
+
+    while (nv + 2 <= MAX_VECS && used < CHUNK_SIZE && total < budget) {
         if (gen->parts != NULL && !gen->part_started) {
             if (gen->cur == gen->nparts) {
                 if (CHUNK_SIZE - used < sizeof(closing))
@@ -149,13 +223,17 @@ do_proceed(h2o_generator_t *_gen, h2o_req_t *req)
             size_t n;
             if (gen->off >= avail)
                 break; /* not verified yet */
+            /* a part header may have filled this piece exactly: its data starts the next one (a read of 0 bytes here
+             * would look like a truncated file) */
+            if (total >= budget || (map == NULL && used >= CHUNK_SIZE))
+                break;
             if (map != NULL) {
-                n = (size_t)(gen->left < MAP_SEND_MAX - total ? gen->left : MAP_SEND_MAX - total);
+                n = (size_t)(gen->left < budget - total ? gen->left : budget - total);
                 if (n > avail - gen->off)
                     n = (size_t)(avail - gen->off);
                 vecs[nv++] = h2o_iovec_init((char *)map + gen->off, n);
             } else {
-                size_t want = CHUNK_SIZE - used;
+                size_t want = CHUNK_SIZE - used < budget - total ? CHUNK_SIZE - used : budget - total;
                 if (want > gen->left)
                     want = (size_t)gen->left;
                 if (want > avail - gen->off)
@@ -208,6 +286,7 @@ do_proceed(h2o_generator_t *_gen, h2o_req_t *req)
         upd_cache_obj_progress(gen->obj, gen->off);
         note_backend(gen);
     }
+    gen->sent_head = true;
     /* after a final send HTTP/2 may free the request and this generator at once: touch nothing after */
     h2o_send(req, vecs, nv, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
 }
@@ -247,6 +326,7 @@ plan(upd_origin_t *o, h2o_req_t *req, uint64_t size, const char *etag, const cha
     gen->req = req;
     gen->o = o;
     gen->fd = -1;
+    gen->sock_fd = -1;
     gen->size = size;
     gen->etag = etag;
     gen->content_type = content_type;
@@ -292,6 +372,26 @@ plan(upd_origin_t *o, h2o_req_t *req, uint64_t size, const char *etag, const cha
     return gen;
 }
 
+/*
+ * The connection's socket when this response's body may bypass h2o (push_sendfile() says why that is safe): plain
+ * HTTP/1.x (over TLS and HTTP/2 h2o must frame or encrypt every byte), no output filter between this generator and
+ * the connection (h2o_start_response() has installed them by now), one contiguous body (multipart keeps h2o's path),
+ * and large enough to be worth it. @return the descriptor, or -1
+ */
+static int
+sendfile_socket(h2o_req_t *req, const artifact_gen_t *gen)
+{
+    if (req->version >= 0x200 || gen->parts != NULL || req->res.content_length < SENDFILE_MIN || req->_ostr_top->next != NULL ||
+        req->bytes_counted_by_ostream || req->conn->callbacks->get_socket == NULL)
+        return -1;
+    if (gen->obj == NULL ? gen->fd < 0 : upd_cache_obj_fd(gen->obj) < 0)
+        return -1;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock == NULL || sock->ssl != NULL)
+        return -1;
+    return h2o_socket_get_fd(sock);
+}
+
 /* Adds the head and sends the first piece (HEAD and empty bodies end here). */
 static void
 start(artifact_gen_t *gen)
@@ -335,6 +435,7 @@ start(artifact_gen_t *gen)
     uint64_t bufsz = req->res.content_length < CHUNK_SIZE ? req->res.content_length : CHUNK_SIZE;
     gen->buf = h2o_mem_alloc_pool(&req->pool, gen->parts != NULL ? CHUNK_SIZE : bufsz);
     h2o_start_response(req, &gen->super);
+    gen->sock_fd = sendfile_socket(req, gen);
     do_proceed(&gen->super, req);
 }
 

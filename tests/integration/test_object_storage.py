@@ -159,7 +159,8 @@ class ObjectStorage(harness.StackTest):
         self.assertEqual(self.env.s3_count(self.s3, "GET", key), 0)
         self.access_log_line(path, "cache=miss backend=r2")
         # the cache holds exactly these bytes under their sha512
-        self.assertIn(digest(data), self.cached_files())
+        # the client may have every (block-verified) byte before the finisher thread has named the file
+        self.assertIn(digest(data), harness.poll(self.cached_files, lambda files: digest(data) in files, 5))
         with open(os.path.join(self.env.data, "cache", digest(data)), "rb") as f:
             self.assertEqual(f.read(), data)
         # a hit: no backend request, same bytes, ranges from the cache
@@ -229,6 +230,7 @@ class ObjectStorage(harness.StackTest):
         self.assertRegex(log, r"continuing from backend s3 at byte %d" % (3 * BLOCK))
         m = self.metrics()
         self.assertGreaterEqual(metric(m, "updraft_backend_errors_total", backend="r2", kind="integrity"), 1)
+        self.assertIn(digest(data), harness.poll(self.cached_files, lambda files: digest(data) in files, 5))
         with open(os.path.join(self.env.data, "cache", digest(data)), "rb") as f:
             self.assertEqual(digest(f.read()), digest(data))
 
