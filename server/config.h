@@ -52,6 +52,7 @@ typedef struct st_upd_conf_t {
     char *cache_dir;        /* verified artifacts; "" means DATA_DIR/cache */
     uint64_t cache_max_mib; /* size cap, least recently used evicted first */
     uint64_t cache_fill_lead_mib; /* how far a fill may run ahead of its fastest reader */
+    uint64_t cache_hash_threads;  /* threads verifying fills off the loop; 0 = one per online CPU */
     char *purge_secret;             /* purge.secret: HMAC key shared with the control plane; "" disables the endpoint */
     uint64_t state_poll_ms;         /* state.poll_ms: how often published state is polled (0: never) */
     uint64_t state_sync_timeout_ms; /* state.sync_timeout_ms: how long a purge waits for the origin to catch up */

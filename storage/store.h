@@ -25,7 +25,9 @@
  *   offered   APP/CHANNEL/VERSION -> the distinct clients offered that version: a sketch (domain/hll.h), exact up to
  *             16,384 clients, a HyperLogLog after that; at most UPD_HLL_ENCODED_MAX bytes whatever clients send
  *   keys      KEY_ID -> JSON {"id","name","role","hash","created"}
- *   blocks    APP/VERSION/NAME -> uint32 block size (little-endian) + XXH3-128 digest of each block
+ *   blocks    APP/VERSION/NAME -> uint32 block size (little-endian) + uint8 digest algorithm (upd_block_alg_t) + the
+ *             digest of each block (SHA-256, 32 bytes; XXH3-128, 16 bytes, for releases registered before schema 4).
+ *             upd_store_blocks_get() is the one decoder of this record.
  *
  * '/' separates key parts: no id, version or file name may contain it.
  *
@@ -36,8 +38,10 @@
  */
 
 /* 2: blocks, and a files record for each NAME.blockmap; 3: clients offered as sketches (a schema 2 environment is
- * migrated when opened for writing: its per-client records are folded into sketches) */
-#define UPD_STORE_SCHEMA 3
+ * migrated when opened for writing: its per-client records are folded into sketches); 4: blocks records name their
+ * digest algorithm (SHA-256 for new releases; a schema 2 or 3 environment opened for writing has each of its blocks
+ * records tagged XXH3-128, which is what they hold) */
+#define UPD_STORE_SCHEMA 4
 
 typedef struct st_upd_store_t upd_store_t;
 typedef struct st_upd_store_txn_t upd_store_txn_t;
@@ -135,11 +139,13 @@ typedef struct st_upd_file_rec_t {
 
 /**
  * The per-block digests of a file over its release's block size.
- * @param[out] digests  n * UPD_BLOCK_DIGEST_LEN bytes, pointing into the txn
- * @return 0, UPD_ENOTFOUND (a file without blocks: verify it whole), UPD_ESTORE (a corrupt record)
+ * @param[out] alg      UPD_BLOCK_SHA256, or UPD_BLOCK_XXH3_128 for a release registered before schema 4
+ * @param[out] digests  n * upd_block_digest_len(*alg) bytes, pointing into the txn
+ * @return 0, UPD_ENOTFOUND (a file without blocks: verify it whole), UPD_ESTORE (a corrupt record: an unknown
+ *         algorithm, a length that is not whole digests)
  */
 int upd_store_blocks_get(upd_store_txn_t *txn, const char *app, const char *version, const char *name, size_t name_len,
-                         uint32_t *block_size, const uint8_t **digests, size_t *n);
+                         uint32_t *block_size, upd_block_alg_t *alg, const uint8_t **digests, size_t *n);
 
 /** Looks up one file of a release. @return 0 or UPD_ENOTFOUND */
 int upd_store_file_get(upd_store_txn_t *txn, const char *app, const char *version, const char *name, size_t name_len,
@@ -207,7 +213,8 @@ int upd_store_app_list(upd_store_txn_t *txn, int (*cb)(const char *app, void *ar
 int upd_store_app_export(upd_store_txn_t *txn, const char *app, char **out, size_t *out_len, uint64_t *generation);
 /**
  * Replaces an app's release state with a document of upd_store_app_export (in a write transaction):
- * every record is checked to belong to the app before the first write.
+ * every record is checked to belong to the app before the first write. Blocks records of a document written
+ * before schema 4 (no algorithm byte) are stored tagged XXH3-128, as the schema migration does.
  * @return 0 with *generation the document's, UPD_EINVAL (malformed, another app's), UPD_ENOMEM, UPD_ESTORE
  */
 int upd_store_app_import(upd_store_txn_t *txn, const char *app, const char *doc, size_t len, uint64_t *generation);
