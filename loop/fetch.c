@@ -18,9 +18,9 @@
  *
  * The hashing (and, with a sink that has on_write, the copy into the cache file) runs on the hash pool's worker
  * threads (loop/hash_pool.h), not on the loop: the loop only moves bytes from libcurl into block buffers, hands each
- * full block to a worker, and passes blocks on in byte order as their verdicts come back. A fetch keeps at most
- * BLOCKS_IN_FLIGHT blocks with the workers (one for XXH3 files, whose running sha512 needs the order) and pauses its
- * transfer beyond that, so memory stays at a few blocks per fill.
+ * full block to a worker, and passes blocks on in byte order as their verdicts come back. A fetch pauses its transfer
+ * while BLOCKS_IN_FLIGHT blocks are with the workers (one for XXH3 files), so memory stays at a few blocks per fill;
+ * an XXH3 file's blocks go to the workers one at a time, since its running sha512 takes them in order.
  */
 #include "loop/fetch.h"
 #include <inttypes.h>
@@ -89,6 +89,10 @@ struct st_upd_fetch_t {
     /* blocks with the hash threads, in byte order (verdicts may come back out of order) */
     block_job_t *inflight, **inflight_tail;
     size_t ninflight, max_inflight;
+    /* XXH3 files: blocks that wait for the one being hashed (the running sha512 takes them one at a time, in order;
+     * one chunk from libcurl may complete more than one block) */
+    block_job_t *waiting, **waiting_tail;
+    size_t nrunning; /* handed to the pool, not answered yet */
     bool hash_paused;      /* the transfer is held back until a block comes back */
     block_job_t *filling;  /* the block being received */
     block_job_t *spare;    /* finished jobs, their buffers reused */
@@ -103,6 +107,8 @@ struct st_block_job_t {
     upd_hash_job_t super;
     upd_fetch_t *f; /* NULL once the fetch has gone: the answer frees the job */
     block_job_t *next;
+    block_job_t *wnext; /* in the fetch's waiting list */
+    bool submitted;     /* handed to the pool (else waiting, or never run) */
     uint32_t attempt;
     uint64_t off;
     size_t len;
@@ -328,6 +334,10 @@ fetch_free(upd_fetch_t *f)
      * file), then leave each job to free itself when its answer arrives */
     for (block_job_t *j = f->inflight, *next; j != NULL; j = next) {
         next = j->next;
+        if (!j->submitted) {
+            job_free(j); /* waiting: never with the pool */
+            continue;
+        }
         upd_hash_pool_wait(f->bs->hash, &j->super);
         j->f = NULL;
         if (j->answered)
@@ -482,10 +492,45 @@ submit(upd_fetch_t *f, block_job_t *j)
     }
     j->write = f->sink->on_write;
     j->write_arg = f->arg;
+    j->next = NULL;
     *f->inflight_tail = j;
     f->inflight_tail = &j->next;
     ++f->ninflight;
+    j->submitted = false;
+    if (f->alg == UPD_BLOCK_XXH3_128 && f->nrunning != 0) {
+        j->wnext = NULL;
+        *f->waiting_tail = j;
+        f->waiting_tail = &j->wnext;
+        return;
+    }
+    j->submitted = true;
+    ++f->nrunning;
     upd_hash_pool_submit(f->bs->hash, &j->super);
+}
+
+/*
+ * Hands the next waiting block of an XXH3 file to the pool once none runs. A waiting block of a transfer given up is
+ * never run (it would feed the running sha512 bytes that are not the file's): it is marked answered, to be dropped.
+ * @return whether such a block was dropped (the caller takes answers from the head again)
+ */
+static bool
+start_waiting(upd_fetch_t *f)
+{
+    bool dropped = false;
+    while (f->waiting != NULL && f->nrunning == 0) {
+        block_job_t *j = f->waiting;
+        if ((f->waiting = j->wnext) == NULL)
+            f->waiting_tail = &f->waiting;
+        if (j->attempt != f->attempt) {
+            j->answered = true;
+            dropped = true;
+            continue;
+        }
+        j->submitted = true;
+        ++f->nrunning;
+        upd_hash_pool_submit(f->bs->hash, &j->super);
+    }
+    return dropped;
 }
 
 static int
@@ -561,6 +606,8 @@ on_block_done(upd_hash_job_t *hj)
         return;
     }
     j->answered = true;
+    --f->nrunning;
+Again:
     while (f->inflight != NULL && f->inflight->answered) {
         j = f->inflight;
         if ((f->inflight = j->next) == NULL)
@@ -602,6 +649,8 @@ on_block_done(upd_hash_job_t *hj)
         f->verified += j->len;
         b->bytes += j->len;
     }
+    if (start_waiting(f))
+        goto Again;
     if (f->awaiting) {
         if (f->ninflight == 0) {
             f->awaiting = false;
@@ -715,6 +764,7 @@ upd_fetch_start(upd_backends_t *bs, const upd_fetch_spec_t *spec, const upd_fetc
     f->size = spec->size;
     memcpy(f->sha512, spec->sha512, 64);
     f->inflight_tail = &f->inflight;
+    f->waiting_tail = &f->waiting;
     f->nblocks = spec->nblocks;
     if (spec->nblocks != 0) {
         size_t dlen = upd_block_digest_len(spec->block_alg);

@@ -1207,8 +1207,14 @@ migrate_blocks(MDB_txn *mtxn, upd_store_t *store)
         if (len > cap && (buf = realloc(buf, cap = len)) == NULL)
             abort();
         blocks_tag(buf, val.mv_data, val.mv_size);
-        MDB_val nv = {.mv_size = len, .mv_data = buf};
-        if ((rc = mdb_cursor_put(cur, &key, &nv, MDB_CURRENT)) != 0) {
+        /* the key too is copied out of the page: a record that changes size is deleted and added again on that page,
+         * which moves the bytes the cursor's key points to while the put runs */
+        uint8_t kb[KEY_MAX];
+        if (key.mv_size > sizeof(kb))
+            continue;
+        memcpy(kb, key.mv_data, key.mv_size);
+        MDB_val nk = {.mv_size = key.mv_size, .mv_data = kb}, nv = {.mv_size = len, .mv_data = buf};
+        if ((rc = mdb_cursor_put(cur, &nk, &nv, MDB_CURRENT)) != 0) {
             ret = lmdb_fail("blocks", rc);
             break;
         }

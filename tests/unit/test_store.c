@@ -905,14 +905,17 @@ static void
 put_xxh3_release(struct fixture *f, upd_release_t *rel)
 {
     make_release(rel, "1.0.0", "latest", windows_files);
-    upd_file_t *big = &rel->files[0];
-    big->size = 2 * 65536 + 1;
-    big->block_size = 65536;
-    big->nblocks = 3;
-    big->block_alg = UPD_BLOCK_XXH3_128;
-    big->blocks = malloc(3 * UPD_BLOCK_DIGEST_LEN_XXH3);
-    for (size_t i = 0; i < 3 * UPD_BLOCK_DIGEST_LEN_XXH3; ++i)
-        big->blocks[i] = (uint8_t)(0xa0 + i);
+    for (size_t k = 0; k < 2; ++k) {
+        /* two records: the migration rewrites one after another in place */
+        upd_file_t *big = &rel->files[k];
+        big->size = 2 * 65536 + 1;
+        big->block_size = 65536;
+        big->nblocks = 3;
+        big->block_alg = UPD_BLOCK_XXH3_128;
+        big->blocks = malloc(3 * UPD_BLOCK_DIGEST_LEN_XXH3);
+        for (size_t i = 0; i < 3 * UPD_BLOCK_DIGEST_LEN_XXH3; ++i)
+            big->blocks[i] = (uint8_t)(0xa0 + i + 7 * k);
+    }
     upd_store_txn_t *txn = write_begin(f->store);
     assert_int_equal(upd_store_app_create(txn, "acme", "{\"id\":\"acme\"}"), 0);
     assert_int_equal(upd_store_release_put(txn, rel), 0);
@@ -944,11 +947,14 @@ write_schema3_blocks(const char *dir)
         assert_true(v.mv_size <= sizeof(old) && v.mv_size > 5);
         memcpy(old, v.mv_data, 4);
         memcpy(old + 4, (const uint8_t *)v.mv_data + 5, v.mv_size - 5);
-        MDB_val nv = {v.mv_size - 1, old};
-        assert_int_equal(mdb_cursor_put(cur, &k, &nv, MDB_CURRENT), 0);
+        char kb[512];
+        assert_true(k.mv_size <= sizeof(kb));
+        memcpy(kb, k.mv_data, k.mv_size); /* the cursor's key moves while a record changes size */
+        MDB_val nk = {k.mv_size, kb}, nv = {v.mv_size - 1, old};
+        assert_int_equal(mdb_cursor_put(cur, &nk, &nv, MDB_CURRENT), 0);
         ++n;
     }
-    assert_int_equal(n, 1);
+    assert_int_equal(n, 2);
     mdb_cursor_close(cur);
     assert_int_equal(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
@@ -983,6 +989,9 @@ test_a_schema_3_store_is_migrated_with_its_block_digests_tagged_xxh3(void **stat
     assert_int_equal(bs, 65536);
     assert_int_equal(n, 3);
     assert_memory_equal(d, rel.files[0].blocks, 3 * UPD_BLOCK_DIGEST_LEN_XXH3);
+    assert_int_equal(upd_store_blocks_get(txn, "acme", "1.0.0", rel.files[1].name, strlen(rel.files[1].name), &bs, &alg, &d, &n), 0);
+    assert_int_equal(alg, UPD_BLOCK_XXH3_128);
+    assert_memory_equal(d, rel.files[1].blocks, 3 * UPD_BLOCK_DIGEST_LEN_XXH3);
     upd_release_t got;
     assert_int_equal(upd_store_release_get(txn, "acme", "1.0.0", &got), 0);
     assert_int_equal(got.files[0].block_alg, UPD_BLOCK_XXH3_128);
@@ -999,7 +1008,7 @@ test_a_schema_3_store_is_migrated_with_its_block_digests_tagged_xxh3(void **stat
     free(doc);
     assert_non_null(root);
     json_t *recs = json_object_get(json_object_get(root, "records"), "blocks");
-    assert_int_equal(json_object_size(recs), 1);
+    assert_int_equal(json_object_size(recs), 2);
     const char *rk;
     json_t *rv;
     json_object_foreach(recs, rk, rv) {
