@@ -1,5 +1,6 @@
 #include "loop/hash_pool.h"
 #include <inttypes.h>
+#include <sched.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,11 @@ struct st_upd_hash_pool_t {
 uint32_t
 upd_hash_pool_default_threads(void)
 {
+    /* the CPUs this process may run on: under `taskset -c 1` two threads would only take turns on one core */
     long n = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0 && CPU_COUNT(&set) < n)
+        n = CPU_COUNT(&set);
     if (n < 1)
         n = 1;
     return n > UPD_HASH_THREADS_MAX ? UPD_HASH_THREADS_MAX : (uint32_t)n;

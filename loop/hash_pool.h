@@ -31,7 +31,10 @@ struct st_upd_hash_job_t {
     bool ran;
 };
 
-/** The number of online CPUs, at most UPD_HASH_THREADS_MAX (what cache.hash_threads: 0 means). */
+/**
+ * What cache.hash_threads: 0 means: the number of online CPUs, or of those in the process's affinity mask when that is
+ * fewer (an origin pinned with taskset to one core gets one thread), at most UPD_HASH_THREADS_MAX.
+ */
 uint32_t upd_hash_pool_default_threads(void);
 #define UPD_HASH_THREADS_MAX 64
 

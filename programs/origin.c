@@ -23,7 +23,7 @@ static const upd_conf_decl_t origin_decls[] = {
     {"cache.dir", UPD_CONF_STRING, offsetof(upd_conf_t, cache_dir), 0, 0, "", "--cache"},
     {"cache.max_mib", UPD_CONF_UINT, offsetof(upd_conf_t, cache_max_mib), 1, 1ull << 30, "10240", NULL},
     {"cache.fill_lead_mib", UPD_CONF_UINT, offsetof(upd_conf_t, cache_fill_lead_mib), 1, 65536, "16", NULL},
-    /* 0: one per online CPU (upd_hash_pool_default_threads) */
+    /* 0: one per online CPU the origin may run on (upd_hash_pool_default_threads) */
     {"cache.hash_threads", UPD_CONF_UINT, offsetof(upd_conf_t, cache_hash_threads), 0, 64, "0", NULL},
     {"geoip.database", UPD_CONF_STRING, offsetof(upd_conf_t, geoip_database), 0, 0, "", "--geoip"},
     {"trusted_proxies", UPD_CONF_STRLIST, offsetof(upd_conf_t, trusted_proxies), 0, 0, "", "--trusted-proxy"},
