@@ -52,8 +52,8 @@ typedef struct st_upd_fetch_sink_t {
     /** Whether to hold the backend back for now (readers far behind); the sink calls upd_fetch_resume() later. */
     bool (*should_pause)(void *arg, uint64_t verified);
     /**
-     * The end, once: 0 (every byte verified, sha512 included), UPD_ENOTFOUND (404 on every backend),
-     * UPD_EBACKEND (backends failed), UPD_EUNAVAILABLE (every breaker open: nothing tried),
+     * The end, once: 0 (every byte verified: by its SHA-256 block, or the sha512 where that is the proof),
+     * UPD_ENOTFOUND (404 on every backend), UPD_EBACKEND (backends failed), UPD_EUNAVAILABLE (every breaker open: nothing tried),
      * UPD_EINTEGRITY (no backend served bytes that verify), UPD_EIO (the sink failed).
      * path: the backends used, in order ("r2", "s3", "r2>s3"). The fetch is freed after it returns.
      */
