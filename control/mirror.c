@@ -402,7 +402,6 @@ check_remote_file(mirror_t *m, size_t i, upd_file_t *f)
             f->nblocks = d.nblocks;
             f->block_size = d.nblocks != 0 ? (uint32_t)m->c->conf->block_size : 0;
             f->block_alg = d.nblocks != 0 ? UPD_BLOCK_SHA256 : UPD_BLOCK_NONE;
-    f->block_alg = d.nblocks != 0 ? UPD_BLOCK_SHA256 : UPD_BLOCK_NONE;
         } else {
             free(d.blocks);
         }

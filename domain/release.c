@@ -364,7 +364,8 @@ upd_release_to_json(const upd_release_t *rel)
             (f->blockmap_sha512[0] != '\0' && json_object_set_new(jf, "blockmap_sha512", json_string(f->blockmap_sha512)) != 0) ||
             (f->nblocks != 0 &&
              (json_object_set_new(jf, "block_size", json_integer(f->block_size)) != 0 ||
-              json_object_set_new(jf, "blocks", hex_string(f->blocks, (size_t)f->nblocks * upd_block_digest_len(f->block_alg))) != 0 ||
+              json_object_set_new(jf, "blocks", hex_string(f->blocks, (size_t)f->nblocks * upd_block_digest_len(f->block_alg))) !=
+                  0 ||
               (f->block_alg == UPD_BLOCK_SHA256 && json_object_set_new(jf, "block_digest", json_string("sha256")) != 0))) ||
             json_array_append_new(files, jf) != 0) {
             json_decref(jf);

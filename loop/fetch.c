@@ -92,11 +92,11 @@ struct st_upd_fetch_t {
     /* XXH3 files: blocks that wait for the one being hashed (the running sha512 takes them one at a time, in order;
      * one chunk from libcurl may complete more than one block) */
     block_job_t *waiting, **waiting_tail;
-    size_t nrunning; /* handed to the pool, not answered yet */
-    bool hash_paused;      /* the transfer is held back until a block comes back */
-    block_job_t *filling;  /* the block being received */
-    block_job_t *spare;    /* finished jobs, their buffers reused */
-    bool awaiting;         /* the transfer ended; its outcome waits for the blocks in flight */
+    size_t nrunning;      /* handed to the pool, not answered yet */
+    bool hash_paused;     /* the transfer is held back until a block comes back */
+    block_job_t *filling; /* the block being received */
+    block_job_t *spare;   /* finished jobs, their buffers reused */
+    bool awaiting;        /* the transfer ended; its outcome waits for the blocks in flight */
     upd_s3_outcome_t pending;
     EVP_MD_CTX *sha; /* XXH3 files: the whole file's sha512, updated in block order on the hash threads */
     char path[64];
@@ -625,8 +625,8 @@ Again:
             continue;
         }
         if (!j->ok) {
-            upd_log_warn("backend %s: %s: block at byte %" PRIu64 " (%zu bytes) does not match its %s", b->conf->name, f->key, j->off,
-                         j->len, f->alg == UPD_BLOCK_NONE ? "sha512" : "digest");
+            upd_log_warn("backend %s: %s: block at byte %" PRIu64 " (%zu bytes) does not match its %s", b->conf->name, f->key,
+                         j->off, j->len, f->alg == UPD_BLOCK_NONE ? "sha512" : "digest");
             job_recycle(f, j);
             abandon_transfer(f, true);
             continue;
@@ -787,8 +787,7 @@ upd_fetch_start(upd_backends_t *bs, const upd_fetch_spec_t *spec, const upd_fetc
     }
     /* XXH3 files keep a running sha512, which needs its blocks in order: one at a time */
     f->max_inflight = f->alg == UPD_BLOCK_SHA256 ? BLOCKS_IN_FLIGHT : 1;
-    if (f->alg == UPD_BLOCK_XXH3_128 &&
-        ((f->sha = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(f->sha, EVP_sha512(), NULL) != 1))
+    if (f->alg == UPD_BLOCK_XXH3_128 && ((f->sha = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(f->sha, EVP_sha512(), NULL) != 1))
         goto Fail;
     f->sink = sink;
     f->arg = arg;

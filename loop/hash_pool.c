@@ -18,8 +18,8 @@ struct st_upd_hash_pool_t {
     bool quit;
     uint32_t nthreads;
     pthread_t threads[UPD_HASH_THREADS_MAX];
-    uint64_t jobs;    /* under mutex */
-    uint64_t cpu_ns;  /* under mutex: thread CPU time spent in run */
+    uint64_t jobs;   /* under mutex */
+    uint64_t cpu_ns; /* under mutex: thread CPU time spent in run */
 };
 
 uint32_t

@@ -314,7 +314,8 @@ open_dbs(upd_store_t *store, bool read_only)
             goto Exit;
         }
         if (store->schema_found != UPD_STORE_SCHEMA &&
-            !((store->schema_found == SCHEMA_WITH_CLIENT_RECORDS || store->schema_found == SCHEMA_WITH_UNTAGGED_BLOCKS) && !read_only)) {
+            !((store->schema_found == SCHEMA_WITH_CLIENT_RECORDS || store->schema_found == SCHEMA_WITH_UNTAGGED_BLOCKS) &&
+              !read_only)) {
             ret = UPD_ESCHEMA;
             goto Exit;
         }
@@ -332,7 +333,8 @@ open_dbs(upd_store_t *store, bool read_only)
             goto Exit;
         }
         upd_log_info("lmdb: schema %u migrated to %u (%sblock digests tagged with their algorithm)", store->schema_found,
-                     UPD_STORE_SCHEMA, store->schema_found == SCHEMA_WITH_CLIENT_RECORDS ? "clients offered are sketches now, " : "");
+                     UPD_STORE_SCHEMA,
+                     store->schema_found == SCHEMA_WITH_CLIENT_RECORDS ? "clients offered are sketches now, " : "");
         store->schema_found = UPD_STORE_SCHEMA;
     }
     /* committing keeps the handles (a read transaction included); they stay valid until the env is closed */

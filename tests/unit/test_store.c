@@ -984,12 +984,14 @@ test_a_schema_3_store_is_migrated_with_its_block_digests_tagged_xxh3(void **stat
     upd_block_alg_t alg;
     const uint8_t *d;
     size_t n;
-    assert_int_equal(upd_store_blocks_get(txn, "acme", "1.0.0", rel.files[0].name, strlen(rel.files[0].name), &bs, &alg, &d, &n), 0);
+    assert_int_equal(upd_store_blocks_get(txn, "acme", "1.0.0", rel.files[0].name, strlen(rel.files[0].name), &bs, &alg, &d, &n),
+                     0);
     assert_int_equal(alg, UPD_BLOCK_XXH3_128);
     assert_int_equal(bs, 65536);
     assert_int_equal(n, 3);
     assert_memory_equal(d, rel.files[0].blocks, 3 * UPD_BLOCK_DIGEST_LEN_XXH3);
-    assert_int_equal(upd_store_blocks_get(txn, "acme", "1.0.0", rel.files[1].name, strlen(rel.files[1].name), &bs, &alg, &d, &n), 0);
+    assert_int_equal(upd_store_blocks_get(txn, "acme", "1.0.0", rel.files[1].name, strlen(rel.files[1].name), &bs, &alg, &d, &n),
+                     0);
     assert_int_equal(alg, UPD_BLOCK_XXH3_128);
     assert_memory_equal(d, rel.files[1].blocks, 3 * UPD_BLOCK_DIGEST_LEN_XXH3);
     upd_release_t got;
@@ -1030,7 +1032,8 @@ test_a_schema_3_store_is_migrated_with_its_block_digests_tagged_xxh3(void **stat
     assert_int_equal(upd_store_commit(txn), 0);
     free(doc);
     txn = read_begin(f->store);
-    assert_int_equal(upd_store_blocks_get(txn, "acme", "1.0.0", rel.files[0].name, strlen(rel.files[0].name), &bs, &alg, &d, &n), 0);
+    assert_int_equal(upd_store_blocks_get(txn, "acme", "1.0.0", rel.files[0].name, strlen(rel.files[0].name), &bs, &alg, &d, &n),
+                     0);
     assert_int_equal(alg, UPD_BLOCK_XXH3_128);
     assert_int_equal(n, 3);
     assert_memory_equal(d, rel.files[0].blocks, 3 * UPD_BLOCK_DIGEST_LEN_XXH3);
