@@ -15,7 +15,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
 #include "base/err.h"
 #include "base/hex.h"
 #include "base/log.h"
@@ -29,7 +28,7 @@
 
 typedef struct {
     EVP_MD_CTX *sha512, *sha1, *sha256;
-    XXH3_state_t *xxh; /* NULL: no block digests wanted */
+    EVP_MD_CTX *block; /* SHA-256 of the current block; NULL: no block digests wanted */
     uint32_t block_size;
     uint32_t in_block; /* bytes of the current block so far */
     uint64_t size;
@@ -57,9 +56,8 @@ digest_init(digest_t *d, uint32_t block_size, uint64_t limit)
         EVP_DigestInit_ex(d->sha256, EVP_sha256(), NULL) != 1)
         abort();
     if (block_size != 0) {
-        if ((d->xxh = XXH3_createState()) == NULL)
+        if ((d->block = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(d->block, EVP_sha256(), NULL) != 1)
             abort();
-        XXH3_128bits_reset(d->xxh);
         d->block_size = block_size;
     }
     d->limit = limit;
@@ -77,10 +75,10 @@ block_done(digest_t *d)
         if ((d->blocks = realloc(d->blocks, d->cap * UPD_BLOCK_DIGEST_LEN)) == NULL)
             abort();
     }
-    XXH128_canonical_t canon;
-    XXH128_canonicalFromHash(&canon, XXH3_128bits_digest(d->xxh));
-    memcpy(d->blocks + d->nblocks++ * UPD_BLOCK_DIGEST_LEN, canon.digest, UPD_BLOCK_DIGEST_LEN);
-    XXH3_128bits_reset(d->xxh);
+    unsigned int len;
+    if (EVP_DigestFinal_ex(d->block, d->blocks + d->nblocks++ * UPD_BLOCK_DIGEST_LEN, &len) != 1 ||
+        EVP_DigestInit_ex(d->block, EVP_sha256(), NULL) != 1)
+        abort();
     d->in_block = 0;
 }
 
@@ -99,11 +97,11 @@ digest_update(digest_t *d, const void *data, size_t len)
     EVP_DigestUpdate(d->sha256, data, len);
     d->size += len;
     const uint8_t *p = data;
-    while (d->xxh != NULL && len > 0) {
+    while (d->block != NULL && len > 0) {
         size_t take = d->block_size - d->in_block;
         if (take > len)
             take = len;
-        XXH3_128bits_update(d->xxh, p, take);
+        EVP_DigestUpdate(d->block, p, take);
         d->in_block += (uint32_t)take;
         p += take;
         len -= take;
@@ -126,10 +124,10 @@ digest_final(digest_t *d, digest_out_t *o)
     upd_hex_encode(md, 20, o->sha1);
     EVP_DigestFinal_ex(d->sha256, md, &len);
     upd_hex_encode(md, 32, o->sha256);
-    if (d->xxh != NULL && d->in_block != 0)
+    if (d->block != NULL && d->in_block != 0)
         block_done(d);
     /* a file of one block or less has no block digests: the origin checks it whole against the sha512 */
-    if (d->xxh != NULL && !d->toobig && upd_blocks_count(d->size, d->block_size) != 0) {
+    if (d->block != NULL && !d->toobig && upd_blocks_count(d->size, d->block_size) != 0) {
         o->blocks = d->blocks;
         o->nblocks = (uint32_t)d->nblocks;
         d->blocks = NULL;
@@ -142,8 +140,7 @@ digest_dispose(digest_t *d)
     EVP_MD_CTX_free(d->sha512);
     EVP_MD_CTX_free(d->sha1);
     EVP_MD_CTX_free(d->sha256);
-    if (d->xxh != NULL)
-        XXH3_freeState(d->xxh);
+    EVP_MD_CTX_free(d->block);
     free(d->blocks);
     memset(d, 0, sizeof(*d));
 }
@@ -281,6 +278,7 @@ stage_file(mirror_t *m, size_t i, upd_file_t *f, staged_t *s)
     f->blocks = d.blocks;
     f->nblocks = d.nblocks;
     f->block_size = d.nblocks != 0 ? (uint32_t)m->c->conf->block_size : 0;
+    f->block_alg = d.nblocks != 0 ? UPD_BLOCK_SHA256 : UPD_BLOCK_NONE;
     return 0;
 }
 
@@ -403,6 +401,7 @@ check_remote_file(mirror_t *m, size_t i, upd_file_t *f)
             f->blocks = d.blocks;
             f->nblocks = d.nblocks;
             f->block_size = d.nblocks != 0 ? (uint32_t)m->c->conf->block_size : 0;
+            f->block_alg = d.nblocks != 0 ? UPD_BLOCK_SHA256 : UPD_BLOCK_NONE;
         } else {
             free(d.blocks);
         }

@@ -8,7 +8,7 @@
 
 /**
  * Checks every file of a release before it is registered and fills in what only the bytes tell: sha1, the block
- * digests (XXH3-128 per conf->block_size bytes, files over one block), the size and sha512 of NAME.blockmap.
+ * digests (SHA-256 per conf->block_size bytes, files over one block), the size and sha512 of NAME.blockmap.
  *
  * A file staged under the storage directory is hashed there and must have its declared size and sha512. With object
  * storage (c->nbackends != 0) each file and its NAME.blockmap must then be on every backend: a staged one that a

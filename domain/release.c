@@ -277,6 +277,32 @@ upd_blocks_count(uint64_t size, uint32_t block_size)
     return (size + block_size - 1) / block_size;
 }
 
+size_t
+upd_block_digest_len(upd_block_alg_t alg)
+{
+    switch (alg) {
+    case UPD_BLOCK_SHA256:
+        return UPD_BLOCK_DIGEST_LEN;
+    case UPD_BLOCK_XXH3_128:
+        return UPD_BLOCK_DIGEST_LEN_XXH3;
+    default:
+        return 0;
+    }
+}
+
+const char *
+upd_block_alg_name(upd_block_alg_t alg)
+{
+    switch (alg) {
+    case UPD_BLOCK_SHA256:
+        return "sha256";
+    case UPD_BLOCK_XXH3_128:
+        return "xxh3-128";
+    default:
+        return "none";
+    }
+}
+
 /* ---- storage form ---- */
 
 static json_t *
@@ -291,25 +317,35 @@ hex_string(const uint8_t *p, size_t n)
     return j;
 }
 
-/* Reads "block_size" and "blocks" (lower-case hex) of a stored file; both absent means no blocks. */
+/*
+ * Reads "block_size", "blocks" (lower-case hex) and "block_digest" of a stored file; no block_size and no blocks means
+ * no blocks. "block_digest" is "sha256"; records written before it existed have none and hold XXH3-128 digests.
+ */
 static int
 blocks_from_json(json_t *jf, upd_file_t *f)
 {
-    json_t *bs = json_object_get(jf, "block_size"), *bl = json_object_get(jf, "blocks");
-    if (bs == NULL && bl == NULL)
+    json_t *bs = json_object_get(jf, "block_size"), *bl = json_object_get(jf, "blocks"), *alg = json_object_get(jf, "block_digest");
+    if (bs == NULL && bl == NULL && alg == NULL)
         return 0;
     if (!json_is_integer(bs) || json_integer_value(bs) < UPD_BLOCK_SIZE_MIN || json_integer_value(bs) > UPD_BLOCK_SIZE_MAX ||
         !json_is_string(bl))
         return UPD_EINVAL;
+    if (alg == NULL)
+        f->block_alg = UPD_BLOCK_XXH3_128;
+    else if (json_is_string(alg) && strcmp(json_string_value(alg), "sha256") == 0)
+        f->block_alg = UPD_BLOCK_SHA256;
+    else
+        return UPD_EINVAL;
+    size_t dlen = upd_block_digest_len(f->block_alg);
     f->block_size = (uint32_t)json_integer_value(bs);
     uint64_t n = upd_blocks_count(f->size, f->block_size);
     const char *hex = json_string_value(bl);
-    if (n == 0 || n > UPD_BLOCKS_MAX || json_string_length(bl) != n * UPD_BLOCK_DIGEST_LEN * 2)
+    if (n == 0 || n > UPD_BLOCKS_MAX || json_string_length(bl) != n * dlen * 2)
         return UPD_EINVAL;
-    if ((f->blocks = malloc(n * UPD_BLOCK_DIGEST_LEN)) == NULL)
+    if ((f->blocks = malloc(n * dlen)) == NULL)
         abort();
     f->nblocks = (uint32_t)n;
-    return upd_hex_decode(hex, n * UPD_BLOCK_DIGEST_LEN, f->blocks) ? 0 : UPD_EINVAL;
+    return upd_hex_decode(hex, n * dlen, f->blocks) ? 0 : UPD_EINVAL;
 }
 
 json_t *
@@ -326,8 +362,11 @@ upd_release_to_json(const upd_release_t *rel)
                                (json_int_t)f->blockmap_size);
         if (jf == NULL || (f->signature != NULL && json_object_set_new(jf, "signature", json_string(f->signature)) != 0) ||
             (f->blockmap_sha512[0] != '\0' && json_object_set_new(jf, "blockmap_sha512", json_string(f->blockmap_sha512)) != 0) ||
-            (f->nblocks != 0 && (json_object_set_new(jf, "block_size", json_integer(f->block_size)) != 0 ||
-                                 json_object_set_new(jf, "blocks", hex_string(f->blocks, (size_t)f->nblocks * UPD_BLOCK_DIGEST_LEN)) != 0)) ||
+            (f->nblocks != 0 &&
+             (json_object_set_new(jf, "block_size", json_integer(f->block_size)) != 0 ||
+              json_object_set_new(jf, "blocks", hex_string(f->blocks, (size_t)f->nblocks * upd_block_digest_len(f->block_alg))) !=
+                  0 ||
+              (f->block_alg == UPD_BLOCK_SHA256 && json_object_set_new(jf, "block_digest", json_string("sha256")) != 0))) ||
             json_array_append_new(files, jf) != 0) {
             json_decref(jf);
             goto Error;

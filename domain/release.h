@@ -35,10 +35,22 @@ typedef enum {
 #define UPD_NOTES_MAX 65536
 #define UPD_PULL_REASON_MAX 1024 /* why a release was pulled, as the operator wrote it */
 #define UPD_RELEASE_MAX_FILES 64
-#define UPD_BLOCK_DIGEST_LEN 16 /* XXH3-128, canonical form */
+/*
+ * Block digests. Releases registered since store schema 4 carry SHA-256 per block; older ones XXH3-128 (canonical,
+ * big-endian), which is not collision-resistant: the origin checks those blocks only to find a bad backend early and
+ * keeps the sha512 of the whole as the proof (see loop/fetch.c).
+ */
+typedef enum {
+    UPD_BLOCK_NONE = 0,     /* no block digests (a file of one block or less) */
+    UPD_BLOCK_XXH3_128 = 1, /* registered before schema 4 */
+    UPD_BLOCK_SHA256 = 2,
+} upd_block_alg_t;
+#define UPD_BLOCK_DIGEST_LEN 32      /* SHA-256: what registration records */
+#define UPD_BLOCK_DIGEST_LEN_XXH3 16 /* XXH3-128 of releases registered before */
+#define UPD_BLOCK_DIGEST_MAX 32      /* the longest of any algorithm */
 #define UPD_BLOCK_SIZE_MIN (64u * 1024)
 #define UPD_BLOCK_SIZE_MAX (256u * 1024 * 1024)
-#define UPD_BLOCKS_MAX (1u << 20) /* digests per file: 16 MiB of them at most */
+#define UPD_BLOCKS_MAX (1u << 20) /* digests per file: 32 MiB of them at most */
 
 typedef struct st_upd_file_t {
     char name[UPD_FILENAME_MAX + 1];
@@ -52,14 +64,16 @@ typedef struct st_upd_file_t {
     char blockmap_sha512[UPD_SHA512_B64_LEN + 1]; /* sha512 of NAME.blockmap (base64), "" when there is none */
     char *signature;                     /* Tauri minisign signature text, or NULL; owned by the file */
     /*
-     * Per-block digests for verifying the bytes as they stream from object storage: XXH3-128 of each
-     * block_size bytes (the last block shorter), canonical (big-endian) form, 16 bytes each. Computed at
-     * registration for files over the block size; 0 blocks (NULL) for smaller files, which the origin
-     * verifies whole with the sha512 before serving any of it.
+     * Per-block digests for verifying the bytes as they stream from object storage: SHA-256 of each
+     * block_size bytes (the last block shorter), 32 bytes each (block_alg UPD_BLOCK_SHA256); releases
+     * registered before store schema 4 have XXH3-128 in canonical form, 16 bytes each (UPD_BLOCK_XXH3_128).
+     * Computed at registration for files over the block size; 0 blocks (NULL, UPD_BLOCK_NONE) for smaller
+     * files, which the origin verifies whole with the sha512 before serving any of it.
      */
     uint32_t block_size;
     uint32_t nblocks;
-    uint8_t *blocks; /* nblocks * UPD_BLOCK_DIGEST_LEN bytes, owned */
+    upd_block_alg_t block_alg;
+    uint8_t *blocks; /* nblocks * upd_block_digest_len(block_alg) bytes, owned */
 } upd_file_t;
 
 typedef struct st_upd_release_t {
@@ -94,6 +108,11 @@ const char *upd_kind_name(upd_kind_t k);
  * 0 when the file is not over one block, which then has no block digests.
  */
 uint64_t upd_blocks_count(uint64_t size, uint32_t block_size);
+
+/** Bytes of one block digest of that algorithm: 32 (SHA-256), 16 (XXH3-128), 0 (none or unknown). */
+size_t upd_block_digest_len(upd_block_alg_t alg);
+/** "sha256", "xxh3-128", or "none". */
+const char *upd_block_alg_name(upd_block_alg_t alg);
 
 /** Frees what the release owns (notes, files and their signatures) and zeroes it. */
 void upd_release_dispose(upd_release_t *rel);

@@ -541,7 +541,8 @@ serve_cached(upd_origin_t *o, h2o_req_t *req, upd_store_txn_t *txn, const char *
     char key[UPD_ID_MAX + UPD_VERSION_MAX + UPD_FILENAME_MAX + 16];
     snprintf(key, sizeof(key), "%s/%s/%s", app, version, file);
     upd_fetch_spec_t spec = {.key = key, .size = rec->size, .sha512 = rec->sha512};
-    int err = upd_store_blocks_get(txn, app, version, file, strlen(file), &spec.block_size, &spec.blocks, &spec.nblocks);
+    int err = upd_store_blocks_get(txn, app, version, file, strlen(file), &spec.block_size, &spec.block_alg, &spec.blocks,
+                                   &spec.nblocks);
     if (err != 0 && err != UPD_ENOTFOUND) {
         upd_store_txn_end(txn);
         upd_respond_store_error(o, req, err);

@@ -299,10 +299,12 @@ upd_cache_obj_unwait(upd_cache_waiter_t *w)
 
 /* ---- the fill ---- */
 
+/* On a hash thread (loop/fetch.h on_write): the copy into the fill file, off the loop. Touches only the fd and names,
+ * which stay put while the fill lives (cancelling a fill waits for this). */
 static int
-on_verified(void *arg, uint64_t off, const uint8_t *p, size_t len)
+write_block(void *arg, uint64_t off, const uint8_t *p, size_t len)
 {
-    upd_cache_obj_t *o = arg;
+    const upd_cache_obj_t *o = arg;
     while (len > 0) {
         ssize_t n = pwrite(o->fd, p, len, (off_t)off);
         if (n < 0 && errno == EINTR)
@@ -315,6 +317,15 @@ on_verified(void *arg, uint64_t off, const uint8_t *p, size_t len)
         off += (uint64_t)n;
         len -= (size_t)n;
     }
+    return 0;
+}
+
+/* On the loop: a verified block is in the fill file (write_block put it there); readers may have it. */
+static int
+on_verified(void *arg, uint64_t off, const uint8_t *p, size_t len)
+{
+    upd_cache_obj_t *o = arg;
+    off += len;
     /* the first block starts the waiting responses at once; later ones wake readers on the loop's next turn, which
      * batches their sends behind libcurl's reads (waking them per block measured slower) */
     bool first = o->available == 0;
@@ -387,7 +398,7 @@ on_fill_done(void *arg, int result, const char *path)
     obj_unref(o); /* the fill's reference */
 }
 
-static const upd_fetch_sink_t sink = {on_verified, should_pause, on_fill_done};
+static const upd_fetch_sink_t sink = {on_verified, should_pause, on_fill_done, write_block};
 
 /* ---- the fill cap: at most max_fills fills at once, the next misses wait in a bounded FIFO ---- */
 
@@ -403,10 +414,11 @@ spec_save(upd_cache_obj_t *o, const upd_fetch_spec_t *spec)
     if ((o->spec.key = strdup(spec->key)) == NULL)
         return UPD_ENOMEM;
     if (spec->nblocks != 0) {
-        uint8_t *b = malloc(spec->nblocks * UPD_BLOCK_DIGEST_LEN);
+        size_t len = spec->nblocks * upd_block_digest_len(spec->block_alg); /* 16 bytes each for XXH3-128 releases */
+        uint8_t *b = malloc(len);
         if (b == NULL)
             return UPD_ENOMEM;
-        memcpy(b, spec->blocks, spec->nblocks * UPD_BLOCK_DIGEST_LEN);
+        memcpy(b, spec->blocks, len);
         o->spec.blocks = b;
     }
     return 0;

@@ -1,3 +1,27 @@
+/*
+ * Verified fetches. How the bytes are proven (the verification path):
+ *
+ * - Releases registered since store schema 4 carry a SHA-256 digest per block of integrity.block_size, computed by
+ *   the control plane (control/mirror.c) from the same bytes whose size and sha512 it checked and put in the release
+ *   record, and stored beside that record in the same write transaction. Each block is checked against its SHA-256
+ *   before a reader gets any of it; a block that does not match fails the backend over at that block.
+ * - Once every block of a multi-block file matched, the whole-file sha512 is not computed again: the file is the
+ *   concatenation of its blocks, each equal to the registered bytes at its offset (SHA-256 is collision-resistant:
+ *   a hostile bucket cannot produce other bytes with the same digest), and the block list is bound to the release
+ *   whose sha512 the feeds carry by the control plane, which derived both from one pass over the same bytes. So a
+ *   second check of the whole would prove nothing the blocks did not; it cost 1.4 CPU-s/GB, most of a fill.
+ * - A file of one block or less has no block digests: it is checked whole, with its sha512, before any of it is
+ *   handed on (so the sha512 the feeds carry is still what proves it).
+ * - Releases registered before schema 4 have XXH3-128 block digests, which are not collision-resistant: those
+ *   blocks only find a bad backend early; such a file is still proven by its whole sha512, computed in order as the
+ *   blocks arrive, and its last block is released only once the whole matched.
+ *
+ * The hashing (and, with a sink that has on_write, the copy into the cache file) runs on the hash pool's worker
+ * threads (loop/hash_pool.h), not on the loop: the loop only moves bytes from libcurl into block buffers, hands each
+ * full block to a worker, and passes blocks on in byte order as their verdicts come back. A fetch pauses its transfer
+ * while BLOCKS_IN_FLIGHT blocks are with the workers (one for XXH3 files), so memory stays at a few blocks per fill;
+ * an XXH3 file's blocks go to the workers one at a time, since its running sha512 takes them in order.
+ */
 #include "loop/fetch.h"
 #include <inttypes.h>
 #include <openssl/evp.h>
@@ -6,10 +30,14 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 #include "base/err.h"
-#include "domain/release.h"
 #include "base/log.h"
+#include "domain/release.h"
+#include "loop/hash_pool.h"
 
 #define MAX_BACKENDS 4
+/* SHA-256 blocks a fetch may have with the hash threads before it pauses its transfer: enough for two workers to
+ * hash while the loop receives the next block, at (BLOCKS_IN_FLIGHT + 1) blocks of memory per fill */
+#define BLOCKS_IN_FLIGHT 3
 
 typedef enum { BREAKER_CLOSED = 0, BREAKER_OPEN, BREAKER_HALF_OPEN } breaker_state_t;
 
@@ -26,11 +54,13 @@ typedef struct st_backend_t {
 
 struct st_upd_backends_t {
     upd_s3_loop_t *loop;
-    h2o_loop_t *hloop;
+    upd_hash_pool_t *hash;
     backend_t b[MAX_BACKENDS];
     size_t n;
     uint32_t breaker_failures, breaker_open_ms;
 };
+
+typedef struct st_block_job_t block_job_t;
 
 struct st_upd_fetch_t {
     upd_backends_t *bs;
@@ -38,6 +68,7 @@ struct st_upd_fetch_t {
     uint64_t size;
     uint8_t sha512[64];
     uint32_t block_size; /* the verification unit: the release's block size, or the whole file */
+    upd_block_alg_t alg; /* UPD_BLOCK_NONE: one unit, checked with the sha512 */
     uint8_t *blocks;
     size_t nblocks;
     const upd_fetch_sink_t *sink;
@@ -53,22 +84,60 @@ struct st_upd_fetch_t {
     int start_result;  /* the result of an end reached while starting, 1 when none */
     int failures, not_found, integrity, skipped;
     uint64_t verified; /* bytes verified and handed to the sink */
-    uint8_t *buf;      /* the block being received */
-    size_t buf_len;
-    EVP_MD_CTX *sha;
+    uint64_t received; /* bytes of the object taken from the current transfer, from `verified` on */
+    uint32_t attempt;  /* bumped when a transfer is abandoned: verdicts of its blocks are dropped */
+    /* blocks with the hash threads, in byte order (verdicts may come back out of order) */
+    block_job_t *inflight, **inflight_tail;
+    size_t ninflight, max_inflight;
+    /* XXH3 files: blocks that wait for the one being hashed (the running sha512 takes them one at a time, in order;
+     * one chunk from libcurl may complete more than one block) */
+    block_job_t *waiting, **waiting_tail;
+    size_t nrunning;      /* handed to the pool, not answered yet */
+    bool hash_paused;     /* the transfer is held back until a block comes back */
+    block_job_t *filling; /* the block being received */
+    block_job_t *spare;   /* finished jobs, their buffers reused */
+    bool awaiting;        /* the transfer ended; its outcome waits for the blocks in flight */
+    upd_s3_outcome_t pending;
+    EVP_MD_CTX *sha; /* XXH3 files: the whole file's sha512, updated in block order on the hash threads */
     char path[64];
+};
+
+/* One block on its way through a hash thread. */
+struct st_block_job_t {
+    upd_hash_job_t super;
+    upd_fetch_t *f; /* NULL once the fetch has gone: the answer frees the job */
+    block_job_t *next;
+    block_job_t *wnext; /* in the fetch's waiting list */
+    bool submitted;     /* handed to the pool (else waiting, or never run) */
+    uint32_t attempt;
+    uint64_t off;
+    size_t len;
+    upd_block_alg_t alg;
+    uint8_t expect[64]; /* the block's digest (SHA-256, XXH3-128) or, for UPD_BLOCK_NONE, the sha512 */
+    EVP_MD_CTX *whole;  /* XXH3: the running sha512 (the fetch's; one such job in flight at a time) */
+    bool last;          /* XXH3: the last block, after which the whole is compared with `sha512` */
+    uint8_t sha512[64];
+    int (*write)(void *arg, uint64_t off, const uint8_t *p, size_t len);
+    void *write_arg;
+    bool answered, ok, whole_mismatch, write_failed;
+    uint8_t *buf;
 };
 
 /* ---- backends and breakers ---- */
 
 upd_backends_t *
-upd_backends_create(upd_s3_loop_t *loop, const upd_s3_backend_t *backends, size_t n, uint32_t breaker_failures, uint32_t breaker_open_ms)
+upd_backends_create(upd_s3_loop_t *loop, h2o_loop_t *hloop, const upd_s3_backend_t *backends, size_t n, uint32_t breaker_failures,
+                    uint32_t breaker_open_ms, uint32_t hash_threads)
 {
     if (n > MAX_BACKENDS)
         return NULL;
     upd_backends_t *bs = calloc(1, sizeof(*bs));
     if (bs == NULL)
         return NULL;
+    if ((bs->hash = upd_hash_pool_create(hloop, hash_threads)) == NULL) {
+        free(bs);
+        return NULL;
+    }
     bs->loop = loop;
     bs->n = n;
     bs->breaker_failures = breaker_failures;
@@ -81,7 +150,16 @@ upd_backends_create(upd_s3_loop_t *loop, const upd_s3_backend_t *backends, size_
 void
 upd_backends_destroy(upd_backends_t *bs)
 {
+    if (bs == NULL)
+        return;
+    upd_hash_pool_destroy(bs->hash);
     free(bs);
+}
+
+uint32_t
+upd_backends_hash_threads(const upd_backends_t *bs)
+{
+    return upd_hash_pool_threads(bs->hash);
 }
 
 static uint64_t
@@ -197,16 +275,18 @@ upd_backends_metrics(const upd_backends_t *bs, FILE *fp)
     fprintf(fp, "# HELP updraft_backend_bytes_total Verified bytes received per backend.\n# TYPE updraft_backend_bytes_total counter\n");
     for (size_t i = 0; i < bs->n; ++i)
         fprintf(fp, "updraft_backend_bytes_total{backend=\"%s\"} %" PRIu64 "\n", bs->b[i].conf->name, bs->b[i].bytes);
+    upd_hash_pool_metrics(bs->hash, fp);
 }
 
 /* ---- one fetch ---- */
 
 static const upd_s3_get_cb_t get_cb;
 
+/* The length of the block that starts at `off`. */
 static size_t
-block_len(const upd_fetch_t *f)
+block_len_at(const upd_fetch_t *f, uint64_t off)
 {
-    uint64_t left = f->size - f->verified;
+    uint64_t left = f->size - off;
     return left < f->block_size ? (size_t)left : f->block_size;
 }
 
@@ -218,10 +298,58 @@ path_add(upd_fetch_t *f, const char *name)
 }
 
 static void
+job_free(block_job_t *j)
+{
+    free(j->buf);
+    free(j);
+}
+
+/* A job with a buffer for one block, reused when one is spare. */
+static block_job_t *
+job_get(upd_fetch_t *f)
+{
+    block_job_t *j = f->spare;
+    if (j != NULL) {
+        f->spare = j->next;
+    } else if ((j = calloc(1, sizeof(*j))) == NULL || (j->buf = malloc(f->block_size != 0 ? f->block_size : 1)) == NULL) {
+        free(j);
+        return NULL;
+    }
+    j->next = NULL;
+    j->len = 0;
+    return j;
+}
+
+static void
+job_recycle(upd_fetch_t *f, block_job_t *j)
+{
+    j->next = f->spare;
+    f->spare = j;
+}
+
+static void
 fetch_free(upd_fetch_t *f)
 {
+    /* blocks still with the hash threads: wait until none uses what the fetch owns (the sha512 context, the sink's
+     * file), then leave each job to free itself when its answer arrives */
+    for (block_job_t *j = f->inflight, *next; j != NULL; j = next) {
+        next = j->next;
+        if (!j->submitted) {
+            job_free(j); /* waiting: never with the pool */
+            continue;
+        }
+        upd_hash_pool_wait(f->bs->hash, &j->super);
+        j->f = NULL;
+        if (j->answered)
+            job_free(j);
+    }
+    if (f->filling != NULL)
+        job_free(f->filling);
+    for (block_job_t *j = f->spare, *next; j != NULL; j = next) {
+        next = j->next;
+        job_free(j);
+    }
     EVP_MD_CTX_free(f->sha);
-    free(f->buf);
     free(f->blocks);
     free(f);
 }
@@ -246,6 +374,13 @@ static void
 next_backend(upd_fetch_t *f)
 {
     upd_backends_t *bs = f->bs;
+    if (f->filling != NULL) {
+        /* a block begun on the last backend: received again from the first unverified byte */
+        job_recycle(f, f->filling);
+        f->filling = NULL;
+    }
+    f->received = f->verified;
+    f->hash_paused = false;
     for (size_t i = 0; i < bs->n; ++i) {
         if (f->tried[i])
             continue;
@@ -257,7 +392,6 @@ next_backend(upd_fetch_t *f)
         f->cur = i;
         f->head_ok = false;
         f->integrity_abort = false;
-        f->buf_len = 0;
         path_add(f, bs->b[i].conf->name);
         if ((f->get = upd_s3_get_start(bs->loop, bs->b[i].conf, f->key, f->verified, NULL, 0, &get_cb, f)) != NULL)
             return;
@@ -297,20 +431,106 @@ on_head(upd_s3_get_t *get, int status, uint64_t start, uint64_t total, void *arg
     return 0;
 }
 
-static bool
-verify_block(upd_fetch_t *f)
+/* ---- on a hash thread ---- */
+
+static void
+run_block(upd_hash_job_t *hj)
 {
-    if (f->nblocks == 0) {
-        /* a file within one block: its sha512 is the check */
-        uint8_t d[64];
-        unsigned dl;
-        EVP_Digest(f->buf, f->buf_len, d, &dl, EVP_sha512(), NULL);
-        return memcmp(d, f->sha512, 64) == 0;
+    block_job_t *j = H2O_STRUCT_FROM_MEMBER(block_job_t, super, hj);
+    uint8_t d[EVP_MAX_MD_SIZE];
+    unsigned dl;
+    switch (j->alg) {
+    case UPD_BLOCK_SHA256:
+        j->ok = EVP_Digest(j->buf, j->len, d, &dl, EVP_sha256(), NULL) == 1 && memcmp(d, j->expect, UPD_BLOCK_DIGEST_LEN) == 0;
+        break;
+    case UPD_BLOCK_XXH3_128: {
+        XXH128_canonical_t c;
+        XXH128_canonicalFromHash(&c, XXH3_128bits(j->buf, j->len));
+        j->ok = memcmp(c.digest, j->expect, UPD_BLOCK_DIGEST_LEN_XXH3) == 0;
+        /* XXH3 proves nothing against a hostile bucket: the whole sha512 still does, in block order */
+        if (j->ok && EVP_DigestUpdate(j->whole, j->buf, j->len) != 1)
+            j->ok = false;
+        if (j->ok && j->last)
+            j->whole_mismatch = EVP_DigestFinal_ex(j->whole, d, &dl) != 1 || memcmp(d, j->sha512, 64) != 0;
+        break;
     }
-    size_t i = (size_t)(f->verified / f->block_size);
-    XXH128_canonical_t c;
-    XXH128_canonicalFromHash(&c, XXH3_128bits(f->buf, f->buf_len));
-    return i < f->nblocks && memcmp(c.digest, f->blocks + i * UPD_BLOCK_DIGEST_LEN, UPD_BLOCK_DIGEST_LEN) == 0;
+    default:
+        /* a file within one block: its sha512 is the check */
+        j->ok = EVP_Digest(j->buf, j->len, d, &dl, EVP_sha512(), NULL) == 1 && memcmp(d, j->expect, 64) == 0;
+        break;
+    }
+    if (j->ok && !j->whole_mismatch && j->write != NULL)
+        j->write_failed = j->write(j->write_arg, j->off, j->buf, j->len) != 0;
+}
+
+/* ---- back on the loop ---- */
+
+static void on_block_done(upd_hash_job_t *hj);
+static void transfer_ended(upd_fetch_t *f, const upd_s3_outcome_t *o);
+
+static void
+submit(upd_fetch_t *f, block_job_t *j)
+{
+    j->super.run = run_block;
+    j->super.done = on_block_done;
+    j->f = f;
+    j->attempt = f->attempt;
+    j->alg = f->alg;
+    j->answered = j->ok = j->whole_mismatch = j->write_failed = false;
+    j->whole = NULL;
+    j->last = false;
+    if (f->alg == UPD_BLOCK_NONE) {
+        memcpy(j->expect, f->sha512, 64);
+    } else {
+        size_t dlen = upd_block_digest_len(f->alg), i = (size_t)(j->off / f->block_size);
+        memcpy(j->expect, f->blocks + i * dlen, dlen);
+        if (f->alg == UPD_BLOCK_XXH3_128) {
+            j->whole = f->sha;
+            j->last = j->off + j->len == f->size;
+            memcpy(j->sha512, f->sha512, 64);
+        }
+    }
+    j->write = f->sink->on_write;
+    j->write_arg = f->arg;
+    j->next = NULL;
+    *f->inflight_tail = j;
+    f->inflight_tail = &j->next;
+    ++f->ninflight;
+    j->submitted = false;
+    if (f->alg == UPD_BLOCK_XXH3_128 && f->nrunning != 0) {
+        j->wnext = NULL;
+        *f->waiting_tail = j;
+        f->waiting_tail = &j->wnext;
+        return;
+    }
+    j->submitted = true;
+    ++f->nrunning;
+    upd_hash_pool_submit(f->bs->hash, &j->super);
+}
+
+/*
+ * Hands the next waiting block of an XXH3 file to the pool once none runs. A waiting block of a transfer given up is
+ * never run (it would feed the running sha512 bytes that are not the file's): it is marked answered, to be dropped.
+ * @return whether such a block was dropped (the caller takes answers from the head again)
+ */
+static bool
+start_waiting(upd_fetch_t *f)
+{
+    bool dropped = false;
+    while (f->waiting != NULL && f->nrunning == 0) {
+        block_job_t *j = f->waiting;
+        if ((f->waiting = j->wnext) == NULL)
+            f->waiting_tail = &f->waiting;
+        if (j->attempt != f->attempt) {
+            j->answered = true;
+            dropped = true;
+            continue;
+        }
+        j->submitted = true;
+        ++f->nrunning;
+        upd_hash_pool_submit(f->bs->hash, &j->super);
+    }
+    return dropped;
 }
 
 static int
@@ -319,63 +539,164 @@ on_data(upd_s3_get_t *get, const uint8_t *p, size_t len, void *arg)
     upd_fetch_t *f = arg;
     if (f->sink->should_pause(f->arg, f->verified))
         return UPD_S3_PAUSE;
-    backend_t *b = &f->bs->b[f->cur];
+    if (f->ninflight >= f->max_inflight) {
+        /* the hash threads are behind: hold the backend back until a block comes back */
+        f->hash_paused = true;
+        return UPD_S3_PAUSE;
+    }
     while (len > 0) {
-        size_t want = block_len(f) - f->buf_len;
-        if (want == 0) {
+        if (f->received == f->size) {
             /* more bytes than the object has */
             f->integrity_abort = true;
             return -1;
         }
-        size_t take = len < want ? len : want;
-        memcpy(f->buf + f->buf_len, p, take);
-        f->buf_len += take;
+        if (f->filling == NULL) {
+            if ((f->filling = job_get(f)) == NULL) {
+                f->sink_failed = true;
+                return -1;
+            }
+            f->filling->off = f->received;
+        }
+        block_job_t *j = f->filling;
+        size_t want = block_len_at(f, j->off) - j->len, take = len < want ? len : want;
+        memcpy(j->buf + j->len, p, take);
+        j->len += take;
+        f->received += take;
         p += take;
         len -= take;
-        if (f->buf_len < block_len(f))
-            continue;
-        if (!verify_block(f)) {
-            upd_log_warn("backend %s: %s: block at byte %" PRIu64 " (%zu bytes) does not match its digest", b->conf->name, f->key,
-                         f->verified, f->buf_len);
-            f->integrity_abort = true;
-            return -1;
+        if (j->len == block_len_at(f, j->off)) {
+            f->filling = NULL;
+            submit(f, j);
         }
-        if (f->nblocks != 0) {
-            EVP_DigestUpdate(f->sha, f->buf, f->buf_len);
-            if (f->verified + f->buf_len == f->size) {
-                /* the last block: the whole must match before any reader gets it */
-                uint8_t d[64];
-                unsigned dl;
-                EVP_DigestFinal_ex(f->sha, d, &dl);
-                if (memcmp(d, f->sha512, 64) != 0) {
-                    /* every block matched but the whole does not: the release record itself is inconsistent */
-                    upd_log_error("object %s: every block verified but the sha512 differs: refusing it", f->key);
-                    f->record_inconsistent = true;
-                    return -1;
-                }
-            }
-        }
-        if (f->sink->on_verified(f->arg, f->verified, f->buf, f->buf_len) != 0) {
-            f->sink_failed = true;
-            return -1;
-        }
-        f->verified += f->buf_len;
-        b->bytes += f->buf_len;
-        f->buf_len = 0;
     }
     return 0;
+}
+
+/*
+ * Gives up the transfer in progress after a block that failed (or a sink that did): the blocks still with the hash
+ * threads are dropped as they come back, and once none is left the transfer counts as ended (on_block_done).
+ */
+static void
+abandon_transfer(upd_fetch_t *f, bool integrity)
+{
+    ++f->attempt;
+    if (integrity)
+        f->integrity_abort = true;
+    if (f->get != NULL) {
+        upd_s3_get_cancel(f->get);
+        f->get = NULL;
+        /* cancelled: no outcome comes from the transfer, so this is it */
+        ++f->bs->b[f->cur].outcomes[UPD_S3_ABORTED];
+        f->awaiting = true;
+        f->pending = (upd_s3_outcome_t){.kind = UPD_S3_ABORTED};
+    }
+}
+
+/*
+ * A block's verdict. Blocks are passed on in byte order: the answers are taken from the head of the list while they
+ * are there. Whatever ends the transfer waits until the last of its blocks is back (awaiting), then decides.
+ */
+static void
+on_block_done(upd_hash_job_t *hj)
+{
+    block_job_t *j = H2O_STRUCT_FROM_MEMBER(block_job_t, super, hj);
+    upd_fetch_t *f = j->f;
+    if (f == NULL) {
+        job_free(j); /* its fetch has gone */
+        return;
+    }
+    j->answered = true;
+    --f->nrunning;
+Again:
+    while (f->inflight != NULL && f->inflight->answered) {
+        j = f->inflight;
+        if ((f->inflight = j->next) == NULL)
+            f->inflight_tail = &f->inflight;
+        --f->ninflight;
+        if (j->attempt != f->attempt || f->sink_failed || f->record_inconsistent) {
+            job_recycle(f, j); /* from a transfer given up already */
+            continue;
+        }
+        backend_t *b = &f->bs->b[f->cur];
+        if (j->write_failed) {
+            job_recycle(f, j);
+            f->sink_failed = true;
+            abandon_transfer(f, false);
+            continue;
+        }
+        if (!j->ok) {
+            upd_log_warn("backend %s: %s: block at byte %" PRIu64 " (%zu bytes) does not match its %s", b->conf->name, f->key,
+                         j->off, j->len, f->alg == UPD_BLOCK_NONE ? "sha512" : "digest");
+            job_recycle(f, j);
+            abandon_transfer(f, true);
+            continue;
+        }
+        if (j->whole_mismatch) {
+            /* every block matched but the whole does not: the release record itself is inconsistent */
+            upd_log_error("object %s: every block verified but the sha512 differs: refusing it", f->key);
+            job_recycle(f, j);
+            f->record_inconsistent = true;
+            abandon_transfer(f, false);
+            continue;
+        }
+        int r = f->sink->on_verified(f->arg, j->off, j->buf, j->len);
+        job_recycle(f, j);
+        if (r != 0) {
+            f->sink_failed = true;
+            abandon_transfer(f, false);
+            continue;
+        }
+        f->verified += j->len;
+        b->bytes += j->len;
+    }
+    if (start_waiting(f))
+        goto Again;
+    if (f->awaiting) {
+        if (f->ninflight == 0) {
+            f->awaiting = false;
+            upd_s3_outcome_t o = f->pending;
+            transfer_ended(f, &o); /* may end the fetch */
+        }
+        return;
+    }
+    if (f->hash_paused && f->get != NULL && f->ninflight < f->max_inflight) {
+        f->hash_paused = false;
+        upd_s3_get_resume(f->get);
+    }
 }
 
 static void
 on_get_done(upd_s3_get_t *get, const upd_s3_outcome_t *o, void *arg)
 {
     upd_fetch_t *f = arg;
-    upd_backends_t *bs = f->bs;
-    backend_t *b = &bs->b[f->cur];
+    backend_t *b = &f->bs->b[f->cur];
     f->get = NULL;
     ++b->outcomes[o->kind];
     b->connects += o->connects;
+    if (f->ninflight != 0) {
+        /* the verdicts of the last blocks decide how this transfer ended */
+        f->awaiting = true;
+        f->pending = *o;
+        return;
+    }
+    transfer_ended(f, o);
+}
 
+/* Whether an empty file is the registered one (no block ever comes for it). */
+static bool
+empty_file_matches(const upd_fetch_t *f)
+{
+    uint8_t d[64];
+    unsigned dl;
+    return EVP_Digest("", 0, d, &dl, EVP_sha512(), NULL) == 1 && memcmp(d, f->sha512, 64) == 0;
+}
+
+/* The transfer has ended and every block of it has been answered: the fetch ends or goes on with the next backend. */
+static void
+transfer_ended(upd_fetch_t *f, const upd_s3_outcome_t *o)
+{
+    upd_backends_t *bs = f->bs;
+    backend_t *b = &bs->b[f->cur];
     if (f->sink_failed) {
         end(f, UPD_EIO);
         return;
@@ -386,14 +707,15 @@ on_get_done(upd_s3_get_t *get, const upd_s3_outcome_t *o, void *arg)
         end(f, UPD_EINTEGRITY);
         return;
     }
-    if (o->kind == UPD_S3_OK && f->verified == f->size && !(f->size == 0 && !verify_block(f))) {
+    if (o->kind == UPD_S3_OK && !f->integrity_abort && f->verified == f->size && (f->size != 0 || empty_file_matches(f))) {
         end(f, 0);
         return;
     }
 
     /* this backend failed this fetch: say why, count it, and go on with the next from the first unverified byte */
     const char *what;
-    if (f->integrity_abort || (o->kind == UPD_S3_OK && f->verified != f->size)) {
+    if (f->integrity_abort || o->kind == UPD_S3_OK) {
+        /* a block that failed, a short or overlong body, or an empty file that is not the registered one */
         ++b->integrity_failures;
         ++f->integrity;
         what = "bytes that do not verify";
@@ -417,7 +739,6 @@ on_get_done(upd_s3_get_t *get, const upd_s3_outcome_t *o, void *arg)
     /* a probe that ended on an integrity failure or a 404 leaves the breaker half-open with no probe: let another try */
     if (b->state == BREAKER_HALF_OPEN)
         b->probing = false;
-    f->buf_len = 0;
     upd_log_warn("backend %s: GET %s from byte %" PRIu64 ": %s%s%s", b->conf->name, f->key, f->verified, what,
                  o->message[0] ? ": " : "", o->message);
     for (size_t i = 0; i < bs->n; ++i) {
@@ -442,19 +763,32 @@ upd_fetch_start(upd_backends_t *bs, const upd_fetch_spec_t *spec, const upd_fetc
     strcpy(f->key, spec->key);
     f->size = spec->size;
     memcpy(f->sha512, spec->sha512, 64);
+    f->inflight_tail = &f->inflight;
+    f->waiting_tail = &f->waiting;
     f->nblocks = spec->nblocks;
     if (spec->nblocks != 0) {
+        size_t dlen = upd_block_digest_len(spec->block_alg);
+        if (dlen == 0 || spec->block_size == 0 || upd_blocks_count(spec->size, spec->block_size) != spec->nblocks) {
+            upd_log_error("object %s: its block digests do not fit the file (%zu of %s): refusing it", spec->key, spec->nblocks,
+                          upd_block_alg_name(spec->block_alg));
+            free(f);
+            sink->on_done(arg, UPD_EINTEGRITY, "");
+            return NULL;
+        }
+        f->alg = spec->block_alg;
         f->block_size = spec->block_size;
-        if ((f->blocks = malloc(spec->nblocks * UPD_BLOCK_DIGEST_LEN)) == NULL)
+        if ((f->blocks = malloc(spec->nblocks * dlen)) == NULL)
             goto Fail;
-        memcpy(f->blocks, spec->blocks, spec->nblocks * UPD_BLOCK_DIGEST_LEN);
+        memcpy(f->blocks, spec->blocks, spec->nblocks * dlen);
     } else {
         /* one unit, the whole file: nothing of it reaches a reader before its sha512 matched */
+        f->alg = UPD_BLOCK_NONE;
         f->block_size = spec->size > UINT32_MAX ? UINT32_MAX : (uint32_t)spec->size;
     }
-    if ((f->buf = malloc(f->block_size != 0 ? f->block_size : 1)) == NULL || (f->sha = EVP_MD_CTX_new()) == NULL)
+    /* XXH3 files keep a running sha512, which needs its blocks in order: one at a time */
+    f->max_inflight = f->alg == UPD_BLOCK_SHA256 ? BLOCKS_IN_FLIGHT : 1;
+    if (f->alg == UPD_BLOCK_XXH3_128 && ((f->sha = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(f->sha, EVP_sha512(), NULL) != 1))
         goto Fail;
-    EVP_DigestInit_ex(f->sha, EVP_sha512(), NULL);
     f->sink = sink;
     f->arg = arg;
     f->starting = true;

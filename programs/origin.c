@@ -27,6 +27,8 @@ static const upd_conf_decl_t origin_decls[] = {
     {"cache.max_fills", UPD_CONF_UINT, offsetof(upd_conf_t, cache_max_fills), 1, 4096, "32", NULL},
     {"cache.fill_queue", UPD_CONF_UINT, offsetof(upd_conf_t, cache_fill_queue), 0, 1048576, "256", NULL},
     {"cache.scrub_mb_per_s", UPD_CONF_UINT, offsetof(upd_conf_t, cache_scrub_mb_per_s), 0, 100000, "50", NULL},
+    /* 0: one per online CPU the origin may run on (upd_hash_pool_default_threads) */
+    {"cache.hash_threads", UPD_CONF_UINT, offsetof(upd_conf_t, cache_hash_threads), 0, 64, "0", NULL},
     {"geoip.database", UPD_CONF_STRING, offsetof(upd_conf_t, geoip_database), 0, 0, "", "--geoip"},
     {"trusted_proxies", UPD_CONF_STRLIST, offsetof(upd_conf_t, trusted_proxies), 0, 0, "", "--trusted-proxy"},
     {"feeds.public_max_age", UPD_CONF_UINT, offsetof(upd_conf_t, feed_max_age), 0, 86400, "60", NULL},
@@ -60,8 +62,8 @@ on_loop_start(void *app, h2o_context_t *ctx)
         .stall_timeout_ms = (uint32_t)conf->backend_stall_timeout_ms,
     };
     if ((o->s3 = upd_s3_loop_create(ctx->loop, &ctx->zero_timeout, &lc)) == NULL ||
-        (o->fetchers = upd_backends_create(o->s3, o->backends, o->nbackends, (uint32_t)conf->backend_breaker_failures,
-                                           (uint32_t)conf->backend_breaker_open_ms)) == NULL) {
+        (o->fetchers = upd_backends_create(o->s3, ctx->loop, o->backends, o->nbackends, (uint32_t)conf->backend_breaker_failures,
+                                           (uint32_t)conf->backend_breaker_open_ms, (uint32_t)conf->cache_hash_threads)) == NULL) {
         upd_log_error("cannot start the object-storage client");
         return -1;
     }
@@ -78,8 +80,8 @@ on_loop_start(void *app, h2o_context_t *ctx)
     };
     if ((o->cache = upd_cache_open(conf->cache_dir, &cc, o->fetchers, ctx->loop, &ctx->zero_timeout)) == NULL)
         return -1;
-    upd_log_info("object storage: %s (%s) first, then %s (%s); cache %s", o->backends[0].name, o->backends[0].host,
-                 o->backends[1].name, o->backends[1].host, conf->cache_dir);
+    upd_log_info("object storage: %s (%s) first, then %s (%s); cache %s; %u hash threads", o->backends[0].name, o->backends[0].host,
+                 o->backends[1].name, o->backends[1].host, conf->cache_dir, upd_backends_hash_threads(o->fetchers));
     if (conf->state_poll_ms != 0 &&
         (o->sync = upd_sync_start(ctx->loop, o->s3, o->backends, o->nbackends, o->store, (uint32_t)conf->state_poll_ms,
                                   (size_t)conf->state_max_document_bytes)) == NULL)

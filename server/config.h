@@ -55,6 +55,7 @@ typedef struct st_upd_conf_t {
     uint64_t cache_max_fills;     /* backend fills at once; further misses queue */
     uint64_t cache_fill_queue;    /* misses waiting for a fill slot; beyond this 503 */
     uint64_t cache_scrub_mb_per_s; /* background re-verification of cached objects (MB/s; 0: off) */
+    uint64_t cache_hash_threads;  /* threads verifying fills off the loop; 0 = one per online CPU */
     char *purge_secret;             /* purge.secret: HMAC key shared with the control plane; "" disables the endpoint */
     uint64_t state_poll_ms;         /* state.poll_ms: how often published state is polled (0: never) */
     uint64_t state_sync_timeout_ms; /* state.sync_timeout_ms: how long a purge waits for the origin to catch up */

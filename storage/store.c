@@ -45,6 +45,13 @@ static const char *const db_names[DB_COUNT] = {"meta",  "apps",   "channels", "p
 /* Schema 2 kept one record per client offered a version, in "clients"; schema 3 folds them into sketches. */
 #define SCHEMA_WITH_CLIENT_RECORDS 2
 static int migrate_clients(MDB_txn *txn, upd_store_t *store);
+/* Schemas 2 and 3 kept blocks records without an algorithm: XXH3-128 digests; schema 4 tags each record. */
+#define SCHEMA_WITH_UNTAGGED_BLOCKS 3
+static int migrate_blocks(MDB_txn *txn, upd_store_t *store);
+static bool blocks_untagged(size_t len);
+static void blocks_tag(uint8_t *out, const uint8_t *old, size_t len);
+/* The blocks record: uint32 block size, uint8 algorithm, digests. */
+#define BLOCKS_HEAD 5
 
 struct st_upd_store_txn_t {
     upd_store_t *store;
@@ -269,13 +276,18 @@ open_dbs(upd_store_t *store, bool read_only)
             ret = rc == MDB_NOTFOUND ? UPD_ENOTFOUND : lmdb_fail("schema", rc);
             goto Exit;
         }
-        if (store->schema_found != UPD_STORE_SCHEMA && !(store->schema_found == SCHEMA_WITH_CLIENT_RECORDS && !read_only)) {
+        if (store->schema_found != UPD_STORE_SCHEMA &&
+            !((store->schema_found == SCHEMA_WITH_CLIENT_RECORDS || store->schema_found == SCHEMA_WITH_UNTAGGED_BLOCKS) &&
+              !read_only)) {
             ret = UPD_ESCHEMA;
             goto Exit;
         }
     }
-    if (store->schema_found == SCHEMA_WITH_CLIENT_RECORDS) {
-        if ((ret = migrate_clients(txn, store)) != 0)
+    if (store->schema_found == SCHEMA_WITH_CLIENT_RECORDS || store->schema_found == SCHEMA_WITH_UNTAGGED_BLOCKS) {
+        /* each step in the same transaction: an interrupted migration leaves the old schema as it was */
+        if (store->schema_found == SCHEMA_WITH_CLIENT_RECORDS && (ret = migrate_clients(txn, store)) != 0)
+            goto Exit;
+        if ((ret = migrate_blocks(txn, store)) != 0)
             goto Exit;
         upd_put_le32(schema, UPD_STORE_SCHEMA);
         val = (MDB_val){.mv_size = sizeof(schema), .mv_data = schema};
@@ -283,7 +295,9 @@ open_dbs(upd_store_t *store, bool read_only)
             ret = lmdb_fail("schema", rc);
             goto Exit;
         }
-        upd_log_info("lmdb: schema %u migrated to %u (clients offered are sketches now)", store->schema_found, UPD_STORE_SCHEMA);
+        upd_log_info("lmdb: schema %u migrated to %u (%sblock digests tagged with their algorithm)", store->schema_found,
+                     UPD_STORE_SCHEMA,
+                     store->schema_found == SCHEMA_WITH_CLIENT_RECORDS ? "clients offered are sketches now, " : "");
         store->schema_found = UPD_STORE_SCHEMA;
     }
     /* committing keeps the handles (a read transaction included); they stay valid until the env is closed */
@@ -760,13 +774,17 @@ upd_store_release_put(upd_store_txn_t *txn, const upd_release_t *rel)
         if ((err = db_put(txn, DB_FILES, &fk, &rec, sizeof(rec), 0)) != 0)
             return err;
         if (f->nblocks != 0) {
-            /* little-endian block size, then the digests */
-            size_t len = 4 + (size_t)f->nblocks * UPD_BLOCK_DIGEST_LEN;
+            /* little-endian block size, the algorithm, then the digests */
+            size_t dlen = upd_block_digest_len(f->block_alg);
+            if (dlen == 0)
+                return UPD_EINVAL;
+            size_t len = BLOCKS_HEAD + (size_t)f->nblocks * dlen;
             uint8_t *packed = malloc(len);
             if (packed == NULL)
                 return UPD_ENOMEM;
             upd_put_le32(packed, f->block_size);
-            memcpy(packed + 4, f->blocks, len - 4);
+            packed[4] = (uint8_t)f->block_alg;
+            memcpy(packed + BLOCKS_HEAD, f->blocks, len - BLOCKS_HEAD);
             err = db_put(txn, DB_BLOCKS, &fk, packed, len, 0);
             free(packed);
             if (err != 0)
@@ -799,7 +817,7 @@ upd_store_release_put(upd_store_txn_t *txn, const upd_release_t *rel)
 
 int
 upd_store_blocks_get(upd_store_txn_t *txn, const char *app, const char *version, const char *name, size_t name_len,
-                     uint32_t *block_size, const uint8_t **digests, size_t *n)
+                     uint32_t *block_size, upd_block_alg_t *alg, const uint8_t **digests, size_t *n)
 {
     KEYBUF(k);
     MDB_val v;
@@ -809,11 +827,14 @@ upd_store_blocks_get(upd_store_txn_t *txn, const char *app, const char *version,
         return UPD_ENOTFOUND;
     if ((err = db_get(txn, DB_BLOCKS, &k, &v)) != 0)
         return err;
-    if (v.mv_size < 4 + UPD_BLOCK_DIGEST_LEN || (v.mv_size - 4) % UPD_BLOCK_DIGEST_LEN != 0)
+    const uint8_t *p = v.mv_data;
+    size_t dlen = v.mv_size >= BLOCKS_HEAD ? upd_block_digest_len((upd_block_alg_t)p[4]) : 0;
+    if (dlen == 0 || v.mv_size < BLOCKS_HEAD + dlen || (v.mv_size - BLOCKS_HEAD) % dlen != 0)
         return UPD_ESTORE;
-    *block_size = upd_get_le32(v.mv_data);
-    *digests = (const uint8_t *)v.mv_data + 4;
-    *n = (v.mv_size - 4) / UPD_BLOCK_DIGEST_LEN;
+    *block_size = upd_get_le32(p);
+    *alg = (upd_block_alg_t)p[4];
+    *digests = p + BLOCKS_HEAD;
+    *n = (v.mv_size - BLOCKS_HEAD) / dlen;
     return 0;
 }
 
@@ -1118,6 +1139,71 @@ migrate_clients(MDB_txn *mtxn, upd_store_t *store)
         ret = lmdb_fail("drop clients", rc);
     if (ret == 0)
         upd_log_info("lmdb: %zu clients-seen records folded into sketches", migrated);
+    return ret;
+}
+
+/*
+ * Whether a blocks record of len bytes is one written before schema 4 (uint32 block size + 16-byte XXH3-128 digests,
+ * no algorithm byte). Unambiguous: those are 4 mod 16 bytes long, tagged ones 5 mod 16 (a 5-byte head and 16- or
+ * 32-byte digests).
+ */
+static bool
+blocks_untagged(size_t len)
+{
+    return len >= 4 + UPD_BLOCK_DIGEST_LEN_XXH3 && (len - 4) % UPD_BLOCK_DIGEST_LEN_XXH3 == 0;
+}
+
+/* Writes the tagged form of an untagged record of len bytes into out (len + 1 bytes). */
+static void
+blocks_tag(uint8_t *out, const uint8_t *old, size_t len)
+{
+    memcpy(out, old, 4);
+    out[4] = UPD_BLOCK_XXH3_128;
+    memcpy(out + BLOCKS_HEAD, old + 4, len - 4);
+}
+
+/* Schemas 2 and 3 to 4: every blocks record (uint32 block size + XXH3-128 digests) gets the algorithm byte after the
+ * block size. Its release JSON needs nothing: files without "block_digest" read back as XXH3-128. A record that is not
+ * whole digests is left as it is and reads back as corrupt (UPD_ESTORE), as before. Runs inside the opening write
+ * transaction. */
+static int
+migrate_blocks(MDB_txn *mtxn, upd_store_t *store)
+{
+    MDB_cursor *cur;
+    MDB_val key, val;
+    int rc, ret = 0;
+    size_t migrated = 0;
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+
+    if ((rc = mdb_cursor_open(mtxn, store->dbi[DB_BLOCKS], &cur)) != 0)
+        return lmdb_fail("cursor open", rc);
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        if (!blocks_untagged(val.mv_size))
+            continue;
+        size_t len = val.mv_size + 1;
+        if (len > cap && (buf = realloc(buf, cap = len)) == NULL)
+            abort();
+        blocks_tag(buf, val.mv_data, val.mv_size);
+        /* the key too is copied out of the page: a record that changes size is deleted and added again on that page,
+         * which moves the bytes the cursor's key points to while the put runs */
+        uint8_t kb[KEY_MAX];
+        if (key.mv_size > sizeof(kb))
+            continue;
+        memcpy(kb, key.mv_data, key.mv_size);
+        MDB_val nk = {.mv_size = key.mv_size, .mv_data = kb}, nv = {.mv_size = len, .mv_data = buf};
+        if ((rc = mdb_cursor_put(cur, &nk, &nv, MDB_CURRENT)) != 0) {
+            ret = lmdb_fail("blocks", rc);
+            break;
+        }
+        ++migrated;
+    }
+    if (ret == 0 && rc != 0 && rc != MDB_NOTFOUND)
+        ret = lmdb_fail("cursor get", rc);
+    mdb_cursor_close(cur);
+    free(buf);
+    if (ret == 0)
+        upd_log_info("lmdb: %zu blocks records tagged XXH3-128", migrated);
     return ret;
 }
 
@@ -1460,11 +1546,12 @@ on_validate(MDB_val *key, MDB_val *val, void *arg)
     case DB_BLOCKS: {
         upd_file_rec_t rec;
         uint32_t block_size;
+        upd_block_alg_t alg;
         const uint8_t *digests;
         size_t n, len = strlen(parts[1]);
         if (!is_semver(parts[0]) || !upd_id_is_filename(parts[1], len))
             return upd_reason_set(w->why, UPD_EINVAL, "invalid_record", "blocks %s: not a version and a file name", rec_key);
-        if (upd_store_blocks_get(w->txn, w->app, parts[0], parts[1], len, &block_size, &digests, &n) != 0)
+        if (upd_store_blocks_get(w->txn, w->app, parts[0], parts[1], len, &block_size, &alg, &digests, &n) != 0)
             return upd_reason_set(w->why, UPD_EINVAL, "invalid_record", "blocks %s: not a blocks record", rec_key);
         if (!is_block_size(block_size))
             return upd_reason_set(w->why, UPD_EINVAL, "invalid_record", "blocks %s: block size %" PRIu32 " is not 1 to %u", rec_key,
@@ -1602,7 +1689,16 @@ upd_store_app_import(upd_store_txn_t *txn, const char *app, const char *doc, siz
             KEYBUF(rk);
             memcpy(rk.buf, key, strlen(key));
             rk.len = strlen(key);
-            err = db_put(&stage, db, &rk, raw, (size_t)n, 0);
+            uint8_t *tagged = NULL;
+            if (db == DB_BLOCKS && blocks_untagged((size_t)n)) {
+                /* published by a control plane before schema 4: XXH3-128 digests, tagged as the migration does */
+                if ((tagged = malloc((size_t)n + 1)) == NULL)
+                    abort();
+                blocks_tag(tagged, raw, (size_t)n);
+                ++n;
+            }
+            err = db_put(&stage, db, &rk, tagged != NULL ? tagged : raw, (size_t)n, 0);
+            free(tagged);
             free(raw);
             if (err != 0)
                 goto Failed;

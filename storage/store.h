@@ -26,7 +26,9 @@
  *   offered   APP/CHANNEL/VERSION -> the distinct clients offered that version: a sketch (domain/hll.h), exact up to
  *             16,384 clients, a HyperLogLog after that; at most UPD_HLL_ENCODED_MAX bytes whatever clients send
  *   keys      KEY_ID -> JSON {"id","name","role","hash","created"}
- *   blocks    APP/VERSION/NAME -> uint32 block size (little-endian) + XXH3-128 digest of each block
+ *   blocks    APP/VERSION/NAME -> uint32 block size (little-endian) + uint8 digest algorithm (upd_block_alg_t) + the
+ *             digest of each block (SHA-256, 32 bytes; XXH3-128, 16 bytes, for releases registered before schema 4).
+ *             upd_store_blocks_get() is the one decoder of this record.
  *
  * '/' separates key parts: no id, version or file name may contain it.
  *
@@ -37,8 +39,10 @@
  */
 
 /* 2: blocks, and a files record for each NAME.blockmap; 3: clients offered as sketches (a schema 2 environment is
- * migrated when opened for writing: its per-client records are folded into sketches) */
-#define UPD_STORE_SCHEMA 3
+ * migrated when opened for writing: its per-client records are folded into sketches); 4: blocks records name their
+ * digest algorithm (SHA-256 for new releases; a schema 2 or 3 environment opened for writing has each of its blocks
+ * records tagged XXH3-128, which is what they hold) */
+#define UPD_STORE_SCHEMA 4
 
 typedef struct st_upd_store_t upd_store_t;
 typedef struct st_upd_store_txn_t upd_store_txn_t;
@@ -136,11 +140,13 @@ typedef struct st_upd_file_rec_t {
 
 /**
  * The per-block digests of a file over its release's block size.
- * @param[out] digests  n * UPD_BLOCK_DIGEST_LEN bytes, pointing into the txn
- * @return 0, UPD_ENOTFOUND (a file without blocks: verify it whole), UPD_ESTORE (a corrupt record)
+ * @param[out] alg      UPD_BLOCK_SHA256, or UPD_BLOCK_XXH3_128 for a release registered before schema 4
+ * @param[out] digests  n * upd_block_digest_len(*alg) bytes, pointing into the txn
+ * @return 0, UPD_ENOTFOUND (a file without blocks: verify it whole), UPD_ESTORE (a corrupt record: an unknown
+ *         algorithm, a length that is not whole digests)
  */
 int upd_store_blocks_get(upd_store_txn_t *txn, const char *app, const char *version, const char *name, size_t name_len,
-                         uint32_t *block_size, const uint8_t **digests, size_t *n);
+                         uint32_t *block_size, upd_block_alg_t *alg, const uint8_t **digests, size_t *n);
 
 /** Looks up one file of a release. @return 0 or UPD_ENOTFOUND */
 int upd_store_file_get(upd_store_txn_t *txn, const char *app, const char *version, const char *name, size_t name_len,
@@ -210,7 +216,8 @@ int upd_store_app_export(upd_store_txn_t *txn, const char *app, char **out, size
  * Replaces an app's release state with a document of upd_store_app_export (in a write transaction), whole or not at
  * all: every record is checked to belong to the app before the first write, the records are then staged in a nested
  * transaction and validated there (upd_store_app_validate), and only a document that validates reaches txn. A refused
- * document leaves txn as it was (the caller may still commit what else it holds).
+ * document leaves txn as it was (the caller may still commit what else it holds). Blocks records of a document written
+ * before schema 4 (no algorithm byte) are stored tagged XXH3-128, as the schema migration does.
  * @param why  filled on failure (NULL is fine): code "malformed" (not JSON, not a state document of this app, a key of
  *             another app, a value that is not base64) or "invalid_record" (a record that does not validate), a
  *             message naming the sub-database and the key; code "" for a store error

@@ -8,11 +8,9 @@ installer (over the 1 MiB block size) and its blockmap are uploaded to both, byt
 already on both backends and not staged is verified, not uploaded again; a copy that differs on one
 backend, a file missing on one and not staged, R2 with a wrong secret and an S3 answering 500 register
 nothing (422, 422, 502 naming r2 and SignatureDoesNotMatch, 502 naming s3). The release records the file's block digests
-(XXH3-128 per MiB, checked here through libxxhash) in both modes; the CLI prints one line per
+(SHA-256 per MiB, checked here with hashlib) in both modes; the CLI prints one line per
 backend and file. README "Object storage".
 """
-import ctypes
-import ctypes.util
 import hashlib
 import json
 import os
@@ -26,25 +24,11 @@ MIB = 1024 * 1024
 BLOCK_SIZE = MIB  # integrity.block_size's default
 
 
-class _XXH128(ctypes.Structure):
-    _fields_ = [("low64", ctypes.c_uint64), ("high64", ctypes.c_uint64)]
-
-
-_xxhash = ctypes.CDLL(ctypes.util.find_library("xxhash") or "libxxhash.so.0")
-_xxhash.XXH3_128bits.restype = _XXH128
-_xxhash.XXH3_128bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
-
-
-def xxh128_hex(data):
-    """XXH3-128 in its canonical (big-endian) form, as hex: what the control plane stores per block."""
-    h = _xxhash.XXH3_128bits(data, len(data))
-    return (h.high64.to_bytes(8, "big") + h.low64.to_bytes(8, "big")).hex()
-
-
 def block_digests(data):
+    """SHA-256 of each block, as hex: what the control plane stores per block."""
     if len(data) <= BLOCK_SIZE:
         return ""
-    return "".join(xxh128_hex(data[i:i + BLOCK_SIZE]) for i in range(0, len(data), BLOCK_SIZE))
+    return "".join(hashlib.sha256(data[i:i + BLOCK_SIZE]).hexdigest() for i in range(0, len(data), BLOCK_SIZE))
 
 
 def sha512_hex(data):
@@ -104,7 +88,8 @@ class MirrorTest(harness.StackTest):
         """The registered file: its sha1, its block digests and its blockmap's, all from the bytes."""
         self.assertEqual(f["sha1"], hashlib.sha1(data).hexdigest())
         self.assertEqual(f["block_size"], BLOCK_SIZE)
-        self.assertEqual(len(f["blocks"]) // 32, -(-len(data) // BLOCK_SIZE), "one 16-byte digest per block")
+        self.assertEqual(len(f["blocks"]) // 64, -(-len(data) // BLOCK_SIZE), "one 32-byte digest per block")
+        self.assertEqual(f["block_digest"], "sha256")
         self.assertEqual(f["blocks"], block_digests(data))
         self.assertEqual(f["blockmap_size"], len(blockmap))
         self.assertEqual(f["blockmap_sha512"], harness.sha512_b64(blockmap))
@@ -268,7 +253,7 @@ class MirrorTest(harness.StackTest):
         self.assertEqual(status, 201, doc)
         self.assertEqual(doc["backends"], {})
         self.assert_file_record(doc["release"]["files"][0], data, blockmap)
-        self.assertEqual(len(doc["release"]["files"][0]["blocks"]) // 32, 4)
+        self.assertEqual(len(doc["release"]["files"][0]["blocks"]) // 64, 4)  # 32-byte SHA-256 digests, as hex
         self.assertEqual(self.env.s3_count(self.r2, "PUT", "local/1.0.0/" + name), 0, "nothing leaves the host")
         # one block or less: no digests, the origin checks such a file whole
         small = self.env.put_artifact("local", "1.1.0", "Local-Setup-1.1.0.exe", os.urandom(BLOCK_SIZE))

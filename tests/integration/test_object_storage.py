@@ -8,7 +8,11 @@ in for R2 and S3. Releases are registered by the control plane from the local st
 signer. Every check compares the sha512 of what the client received with the registered bytes, and
 counts backend GETs at the s3rver itself.
 """
+import base64
+import ctypes
+import ctypes.util
 import hashlib
+import json
 import os
 import re
 import signal
@@ -28,6 +32,81 @@ BLOCK = 256 * 1024  # the control plane's integrity.block_size for these tests: 
 
 def digest(data):
     return hashlib.sha512(data).hexdigest()
+
+
+class _MDBVal(ctypes.Structure):
+    _fields_ = [("mv_size", ctypes.c_size_t), ("mv_data", ctypes.c_void_p)]
+
+
+class RawLMDB:
+    """Reads and writes records of DATA_DIR/lmdb with plain liblmdb, as another build of Updraft (or a
+    disk that lies) would have left them. One write transaction per `with` block; LMDB's own locks
+    make it safe beside running servers."""
+    _lib = None
+
+    def __init__(self, data_dir):
+        if RawLMDB._lib is None:
+            lib = ctypes.CDLL(ctypes.util.find_library("lmdb") or "liblmdb.so.0")
+            for fn in ("mdb_env_create", "mdb_env_set_maxdbs", "mdb_env_open", "mdb_txn_begin", "mdb_dbi_open",
+                       "mdb_get", "mdb_put", "mdb_txn_commit"):
+                getattr(lib, fn).restype = ctypes.c_int
+            RawLMDB._lib = lib
+        self.lib, self.path = RawLMDB._lib, os.path.join(data_dir, "lmdb")
+
+    def __enter__(self):
+        self.env, self.txn = ctypes.c_void_p(), ctypes.c_void_p()
+        self._ok(self.lib.mdb_env_create(ctypes.byref(self.env)))
+        self._ok(self.lib.mdb_env_set_maxdbs(self.env, ctypes.c_uint(32)))
+        self._ok(self.lib.mdb_env_open(self.env, self.path.encode(), ctypes.c_uint(0), ctypes.c_int(0o600)))
+        self._ok(self.lib.mdb_txn_begin(self.env, None, ctypes.c_uint(0), ctypes.byref(self.txn)))
+        return self
+
+    def __exit__(self, exc_type, *rest):
+        if exc_type is None:
+            self._ok(self.lib.mdb_txn_commit(self.txn))
+        else:
+            self.lib.mdb_txn_abort(self.txn)
+        self.lib.mdb_env_close(self.env)
+
+    @staticmethod
+    def _ok(rc):
+        if rc != 0:
+            raise AssertionError("lmdb: error %d" % rc)
+
+    def _dbi(self, db):
+        dbi = ctypes.c_uint()
+        self._ok(self.lib.mdb_dbi_open(self.txn, db.encode(), ctypes.c_uint(0), ctypes.byref(dbi)))
+        return dbi
+
+    def get(self, db, key):
+        k = key.encode()
+        kv, vv = _MDBVal(len(k), ctypes.cast(ctypes.c_char_p(k), ctypes.c_void_p)), _MDBVal()
+        self._ok(self.lib.mdb_get(self.txn, self._dbi(db), ctypes.byref(kv), ctypes.byref(vv)))
+        return ctypes.string_at(vv.mv_data, vv.mv_size)
+
+    def put(self, db, key, value):
+        k, buf = key.encode(), ctypes.create_string_buffer(value, len(value))
+        kv = _MDBVal(len(k), ctypes.cast(ctypes.c_char_p(k), ctypes.c_void_p))
+        vv = _MDBVal(len(value), ctypes.cast(buf, ctypes.c_void_p))
+        self._ok(self.lib.mdb_put(self.txn, self._dbi(db), ctypes.byref(kv), ctypes.byref(vv), ctypes.c_uint(0)))
+
+
+class _XXH128(ctypes.Structure):
+    _fields_ = [("low64", ctypes.c_uint64), ("high64", ctypes.c_uint64)]
+
+
+def xxh3_128(data):
+    """XXH3-128 in its canonical (big-endian) form: the block digest of releases registered before store schema 4."""
+    lib = ctypes.CDLL(ctypes.util.find_library("xxhash") or "libxxhash.so.0")
+    lib.XXH3_128bits.restype = _XXH128
+    lib.XXH3_128bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+    h = lib.XXH3_128bits(data, len(data))
+    return h.high64.to_bytes(8, "big") + h.low64.to_bytes(8, "big")
+
+
+def with_sha512(file_record, sha512_raw):
+    """A packed files record (uint64 size, 64-byte sha512, 4 bytes) with another sha512."""
+    return file_record[:8] + sha512_raw + file_record[72:]
 
 
 def metric(text, name, **labels):
@@ -137,6 +216,15 @@ class ObjectStorage(harness.StackTest):
     def origin_log(self, origin=None):
         with open((origin or self.origin).log) as f:
             return f.read()
+
+    def cached_file(self, sha512_hex, data_dir=None):
+        """The path of a cached object, waiting for it: the cache's thread fsyncs and renames a verified fill into
+        place after its last bytes went to the readers."""
+        path = os.path.join(data_dir or self.env.data, "cache", sha512_hex)
+        deadline = time.monotonic() + 5
+        while not os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return path
 
     def cached_files(self, data_dir=None):
         d = os.path.join(data_dir or self.env.data, "cache")
@@ -487,6 +575,46 @@ class ObjectStorage(harness.StackTest):
         self.assertNotIn(digest(data), self.cached_files())
         self.assertIn("closing the response", self.origin_log())
 
+    def test_20_multi_block_files_are_proven_by_their_blocks_single_block_files_by_their_sha512(self):
+        # the release record's sha512 is made to disagree with the bytes (raw, in LMDB): a multi-block file is still
+        # served, every block matching its SHA-256, since the whole sha512 is no longer computed again...
+        key, path, data = self.publish(4 * BLOCK + 9)
+        small_key, small_path, small = self.publish(BLOCK - 100)
+        other, other_small = hashlib.sha512(b"not these bytes").digest(), hashlib.sha512(b"nor these").digest()
+        with RawLMDB(self.env.data) as db:
+            db.put("files", key, with_sha512(db.get("files", key), other))
+            db.put("files", small_key, with_sha512(db.get("files", small_key), other_small))
+        st, h, body = self.get(path)
+        self.assertEqual((st, digest(body)), (200, digest(data)))
+        self.assertEqual(self.env.s3_count(self.r2, "GET", key), 1)
+        self.assertEqual(self.env.s3_count(self.s3, "GET", key), 0)
+        self.assertNotIn("sha512 differs", self.origin_log())
+        # ...a single-block file has no block digests: its sha512 is checked, and no backend serves those bytes
+        st, h, body = self.get(small_path)
+        self.assertEqual(st, 502, body[:200])
+        self.assertEqual(self.env.s3_count(self.r2, "GET", small_key), 1)
+        self.assertEqual(self.env.s3_count(self.s3, "GET", small_key), 1)
+        self.assertIn("does not match its sha512", self.origin_log())
+        self.assertNotIn(other_small.hex(), self.cached_files())
+
+    def test_21_a_single_block_file_changed_on_r2_is_failed_over_to_s3(self):
+        key, path, data = self.publish(BLOCK)
+        self.env.s3_flip_byte(self.r2, key, BLOCK // 2, 0x01)  # same size, other bytes
+        st, h, body = self.get(path)
+        self.assertEqual((st, digest(body)), (200, digest(data)))
+        self.assertEqual(self.env.s3_count(self.s3, "GET", key), 1)
+        self.access_log_line(path, "backend=r2>s3")
+        self.assertTrue(os.path.exists(self.cached_file(digest(data))))
+
+    def test_22_blocks_are_hashed_on_the_hash_threads(self):
+        before = metric(self.metrics(), "updraft_hash_jobs_total")
+        self.assertGreaterEqual(metric(self.metrics(), "updraft_hash_threads"), 1)
+        key, path, data = self.publish(7 * BLOCK + 1)
+        st, h, body = self.get(path)
+        self.assertEqual((st, digest(body)), (200, digest(data)))
+        # one job per block, and no more: no whole-file pass
+        self.assertEqual(metric(self.metrics(), "updraft_hash_jobs_total") - before, 8)
+
     def test_19_backend_connections_are_reused(self):
         # no state polling: the artifact GETs are the only requests to R2, so the first must connect
         origin = self.env.start_origin("--config", self.env.object_store_config(self.r2, self.s3, extra="state:\n  poll_ms: 0\n"),
@@ -531,6 +659,83 @@ class ObjectStorage(harness.StackTest):
             r = self.env.run("updraft-origin", "--config", bad, "--check")
             self.assertNotEqual(r.returncode, 0, text)
             self.assertIn(want, r.stderr, text)
+
+
+class LegacyXXH3BlockDigests(harness.StackTest):
+    """Story: a release registered before store schema 4 (XXH3-128 block digests, blocks records without an
+    algorithm byte) keeps being served, verified, after the upgrade: the control plane migrates the store when it
+    opens it, and the origin checks such a file's blocks with XXH3 and the whole with its sha512."""
+    env_name = "object_storage_legacy"
+    s3rvers = ("r2", "s3")
+    programs = ("control",)
+    control_public_url = "http://cdn.example"
+    keys = (("key", "admin", "test"),)
+    apps = ((APP, "Acme"),)
+
+    @classmethod
+    def control_args(cls):
+        return ("--config", cls.env.write("control.yaml", 'listen: ["127.0.0.1:0"]\nintegrity:\n  block_size: %d\n' % BLOCK))
+
+    def origin_config(self):
+        return self.env.object_store_config(self.r2, self.s3, extra="state:\n  poll_ms: 0\n")
+
+    def register(self, version, data):
+        name = "Acme-Setup-%s.exe" % version
+        f = self.env.put_artifact(APP, version, name, data)
+        f.update(platform="windows", arch="x64")
+        key = "%s/%s/%s" % (APP, version, name)
+        for b in (self.r2, self.s3):
+            self.env.s3_put(b, key, data)
+        st, body = self.env.register_release(self.key, APP, version, [f])
+        self.assertEqual(st, 201, body)
+        return key
+
+    def test_a_release_registered_with_xxh3_digests_is_served_verified_after_the_migration(self):
+        good, bad = os.urandom(5 * BLOCK + 3), os.urandom(3 * BLOCK + 3)
+        good_key, bad_key = self.register("1.0.0", good), self.register("1.0.1", bad)
+        self.control.stop()
+        # what a schema 3 build wrote: XXH3-128 per block, no algorithm byte, no "block_digest" in the release JSON
+        with RawLMDB(self.env.data) as db:
+            for key, data in ((good_key, good), (bad_key, bad)):
+                digests = b"".join(xxh3_128(data[i:i + BLOCK]) for i in range(0, len(data), BLOCK))
+                db.put("blocks", key, BLOCK.to_bytes(4, "little") + digests)
+                version = key.split("/")[1]
+                rel = json.loads(db.get("releases", "%s/%s" % (APP, version)))
+                f = rel["files"][0]
+                self.assertEqual(f.pop("block_digest"), "sha256")
+                f["blocks"] = digests.hex()
+                db.put("releases", "%s/%s" % (APP, version), json.dumps(rel).encode())
+            # 1.0.1's record says another sha512 than its bytes: XXH3 blocks alone must not be enough to serve it
+            db.put("files", bad_key, with_sha512(db.get("files", bad_key), hashlib.sha512(b"other").digest()))
+            db.put("meta", "schema", (3).to_bytes(4, "little"))
+        control = self.env.start_control(*self.control_args(), public_url=self.control_public_url)
+        self.env.control = control
+        with open(control.log) as f:
+            self.assertIn("schema 3 migrated to 4", f.read())
+        with RawLMDB(self.env.data) as db:
+            self.assertEqual(db.get("blocks", good_key)[4], 1, "tagged XXH3-128 by the migration")
+
+        origin = self.env.start_origin("--config", self.origin_config())
+        st, h, body = self.env.http("GET", "/artifacts/" + good_key, base=origin, timeout=60)
+        self.assertEqual((st, digest(body)), (200, digest(good)))
+        self.assertEqual(self.env.s3_count(self.r2, "GET", good_key), 1)
+        # a corrupted R2 copy of a legacy file is found by its XXH3 block and handed over to S3
+        self.env.s3_flip_byte(self.r2, good_key, 0, 0x01)
+        origin.stop()
+        origin = self.env.start_origin("--config", self.origin_config(), "--cache", os.path.join(self.env.dir, "cache-2"))
+        st, h, body = self.env.http("GET", "/artifacts/" + good_key, base=origin, timeout=60)
+        self.assertEqual((st, digest(body)), (200, digest(good)))
+        self.assertEqual(self.env.s3_count(self.s3, "GET", good_key), 1)
+        # every XXH3 block of 1.0.1 matches, its whole does not match the record: its last block is never sent and
+        # the response is cut (XXH3 is no proof against a hostile bucket; the sha512 still is)
+        s = socket.create_connection(("127.0.0.1", origin.port), timeout=30)
+        s.sendall(("GET /artifacts/%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % bad_key).encode())
+        head, body = read_to_close(s, bytearray(), reset_is_close=True)
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head[:100])
+        self.assertEqual(body, bad[:3 * BLOCK])
+        with open(origin.log) as f:
+            self.assertIn("every block verified but the sha512 differs", f.read())
+        origin.stop()
 
 
 if __name__ == "__main__":

@@ -552,6 +552,7 @@ test_release_blocks_and_blockmap_records(void **state)
     big->size = 3 * 65536 + 5;
     big->block_size = 65536;
     big->nblocks = 4;
+    big->block_alg = UPD_BLOCK_SHA256;
     big->blocks = malloc(4 * UPD_BLOCK_DIGEST_LEN);
     for (size_t i = 0; i < 4 * UPD_BLOCK_DIGEST_LEN; ++i)
         big->blocks[i] = (uint8_t)i;
@@ -563,13 +564,15 @@ test_release_blocks_and_blockmap_records(void **state)
 
     txn = read_begin(f->store);
     uint32_t bs;
+    upd_block_alg_t alg;
     const uint8_t *d;
     size_t n;
-    assert_int_equal(upd_store_blocks_get(txn, "acme", "1.2.0", big->name, strlen(big->name), &bs, &d, &n), 0);
+    assert_int_equal(upd_store_blocks_get(txn, "acme", "1.2.0", big->name, strlen(big->name), &bs, &alg, &d, &n), 0);
     assert_int_equal(bs, 65536);
+    assert_int_equal(alg, UPD_BLOCK_SHA256);
     assert_int_equal(n, 4);
     assert_memory_equal(d, big->blocks, 4 * UPD_BLOCK_DIGEST_LEN);
-    assert_int_equal(upd_store_blocks_get(txn, "acme", "1.2.0", rel.files[1].name, strlen(rel.files[1].name), &bs, &d, &n),
+    assert_int_equal(upd_store_blocks_get(txn, "acme", "1.2.0", rel.files[1].name, strlen(rel.files[1].name), &bs, &alg, &d, &n),
                      UPD_ENOTFOUND);
     upd_file_rec_t bm;
     char bm_name[300];
@@ -585,6 +588,7 @@ test_release_blocks_and_blockmap_records(void **state)
     upd_store_txn_end(txn);
     assert_int_equal(got.files[0].nblocks, 4);
     assert_int_equal(got.files[0].block_size, 65536);
+    assert_int_equal(got.files[0].block_alg, UPD_BLOCK_SHA256);
     assert_memory_equal(got.files[0].blocks, big->blocks, 4 * UPD_BLOCK_DIGEST_LEN);
     assert_string_equal(got.files[0].blockmap_sha512, big->blockmap_sha512);
     upd_release_dispose(&got);
@@ -722,6 +726,7 @@ test_app_import_refuses_a_document_with_an_invalid_record_and_keeps_the_last_sta
     big->size = 3 * 65536 + 5;
     big->block_size = 65536;
     big->nblocks = 4;
+    big->block_alg = UPD_BLOCK_SHA256;
     big->blocks = calloc(4, UPD_BLOCK_DIGEST_LEN);
     upd_store_txn_t *txn = write_begin(f->store);
     assert_int_equal(upd_store_app_create(txn, "acme", "{\"id\":\"acme\"}"), 0);
@@ -738,8 +743,9 @@ test_app_import_refuses_a_document_with_an_invalid_record_and_keeps_the_last_sta
     char bkey[256], fkey[256];
     snprintf(bkey, sizeof(bkey), "acme/1.2.0/%s", big->name);
     snprintf(fkey, sizeof(fkey), "acme/1.2.0/%s", rel.files[1].name);
-    uint8_t blocks0[4 + 4 * UPD_BLOCK_DIGEST_LEN] = {0}; /* block size 0 */
-    uint8_t blocks_few[4 + 2 * UPD_BLOCK_DIGEST_LEN] = {0, 0, 1, 0}; /* 65536, two digests for four blocks */
+    /* uint32 block size, the algorithm, the digests */
+    uint8_t blocks0[5 + 4 * UPD_BLOCK_DIGEST_LEN] = {0, 0, 0, 0, UPD_BLOCK_SHA256}; /* block size 0 */
+    uint8_t blocks_few[5 + 2 * UPD_BLOCK_DIGEST_LEN] = {0, 0, 1, 0, UPD_BLOCK_SHA256}; /* 65536, two digests for four blocks */
     /* generation 3, a stable version "9.9.9" that is no release of the document, no rollout, no countries */
     uint8_t channel_bad[40] = {'U', 'C', 1, 0, 3};
     channel_bad[25] = 5;
@@ -1014,6 +1020,148 @@ test_offered_merges_are_idempotent_exact_while_small_and_within_two_percent_afte
     assert_int_equal(upd_store_clients_count(txn, "acme", "latest", "1.2", &count), 0);
     assert_int_equal(count, 0);
     upd_store_txn_end(txn);
+}
+
+/* A release with XXH3-128 block digests, as a build before schema 4 registered it: its release JSON has no
+ * "block_digest" (that is the same either way) and its blocks record no algorithm byte (rewritten raw below). */
+static void
+put_xxh3_release(struct fixture *f, upd_release_t *rel)
+{
+    make_release(rel, "1.0.0", "latest", windows_files);
+    for (size_t k = 0; k < 2; ++k) {
+        /* two records: the migration rewrites one after another in place */
+        upd_file_t *big = &rel->files[k];
+        big->size = 2 * 65536 + 1;
+        big->block_size = 65536;
+        big->nblocks = 3;
+        big->block_alg = UPD_BLOCK_XXH3_128;
+        big->blocks = malloc(3 * UPD_BLOCK_DIGEST_LEN_XXH3);
+        for (size_t i = 0; i < 3 * UPD_BLOCK_DIGEST_LEN_XXH3; ++i)
+            big->blocks[i] = (uint8_t)(0xa0 + i + 7 * k);
+    }
+    upd_store_txn_t *txn = write_begin(f->store);
+    assert_int_equal(upd_store_app_create(txn, "acme", "{\"id\":\"acme\"}"), 0);
+    assert_int_equal(upd_store_release_put(txn, rel), 0);
+    assert_int_equal(upd_store_commit(txn), 0);
+}
+
+/* Turns the environment back into schema 3: meta/schema 3 and every blocks record without its algorithm byte. */
+static void
+write_schema3_blocks(const char *dir)
+{
+    char path[128];
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta, blocks;
+    MDB_cursor *cur;
+    MDB_val key = {6, "schema"}, val = {4, (uint8_t[]){3, 0, 0, 0}}, k, v;
+    snprintf(path, sizeof(path), "%s/lmdb", dir);
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    assert_int_equal(mdb_put(txn, meta, &key, &val, 0), 0);
+    assert_int_equal(mdb_dbi_open(txn, "blocks", 0, &blocks), 0);
+    assert_int_equal(mdb_cursor_open(txn, blocks, &cur), 0);
+    int n = 0;
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        uint8_t old[4096];
+        assert_true(v.mv_size <= sizeof(old) && v.mv_size > 5);
+        memcpy(old, v.mv_data, 4);
+        memcpy(old + 4, (const uint8_t *)v.mv_data + 5, v.mv_size - 5);
+        char kb[512];
+        assert_true(k.mv_size <= sizeof(kb));
+        memcpy(kb, k.mv_data, k.mv_size); /* the cursor's key moves while a record changes size */
+        MDB_val nk = {k.mv_size, kb}, nv = {v.mv_size - 1, old};
+        assert_int_equal(mdb_cursor_put(cur, &nk, &nv, MDB_CURRENT), 0);
+        ++n;
+    }
+    assert_int_equal(n, 2);
+    mdb_cursor_close(cur);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+static void
+test_a_schema_3_store_is_migrated_with_its_block_digests_tagged_xxh3(void **state)
+{
+    struct fixture *f = *state;
+    upd_release_t rel;
+    put_xxh3_release(f, &rel);
+    upd_store_close(f->store);
+    f->store = NULL;
+    write_schema3_blocks(f->dir);
+
+    /* read-only refuses it, as for any schema it cannot migrate without writing */
+    upd_store_t *store;
+    upd_store_opts_t ro = {.read_only = true};
+    assert_int_equal(upd_store_open(f->dir, &ro, &store), UPD_ESCHEMA);
+    assert_int_equal(upd_store_schema_found(store), 3);
+    upd_store_close(store);
+
+    assert_int_equal(upd_store_open(f->dir, NULL, &f->store), 0);
+    assert_int_equal(upd_store_schema_found(f->store), UPD_STORE_SCHEMA);
+    upd_store_txn_t *txn = read_begin(f->store);
+    uint32_t bs;
+    upd_block_alg_t alg;
+    const uint8_t *d;
+    size_t n;
+    assert_int_equal(upd_store_blocks_get(txn, "acme", "1.0.0", rel.files[0].name, strlen(rel.files[0].name), &bs, &alg, &d, &n),
+                     0);
+    assert_int_equal(alg, UPD_BLOCK_XXH3_128);
+    assert_int_equal(bs, 65536);
+    assert_int_equal(n, 3);
+    assert_memory_equal(d, rel.files[0].blocks, 3 * UPD_BLOCK_DIGEST_LEN_XXH3);
+    assert_int_equal(upd_store_blocks_get(txn, "acme", "1.0.0", rel.files[1].name, strlen(rel.files[1].name), &bs, &alg, &d, &n),
+                     0);
+    assert_int_equal(alg, UPD_BLOCK_XXH3_128);
+    assert_memory_equal(d, rel.files[1].blocks, 3 * UPD_BLOCK_DIGEST_LEN_XXH3);
+    upd_release_t got;
+    assert_int_equal(upd_store_release_get(txn, "acme", "1.0.0", &got), 0);
+    assert_int_equal(got.files[0].block_alg, UPD_BLOCK_XXH3_128);
+    assert_memory_equal(got.files[0].blocks, rel.files[0].blocks, 3 * UPD_BLOCK_DIGEST_LEN_XXH3);
+    upd_release_dispose(&got);
+
+    /* a state document published before schema 4 carries the untagged record: imported, it is tagged too */
+    char *doc;
+    size_t doc_len;
+    uint64_t gen;
+    assert_int_equal(upd_store_app_export(txn, "acme", &doc, &doc_len, &gen), 0);
+    upd_store_txn_end(txn);
+    json_t *root = json_loadb(doc, doc_len, 0, NULL);
+    free(doc);
+    assert_non_null(root);
+    json_t *recs = json_object_get(json_object_get(root, "records"), "blocks");
+    assert_int_equal(json_object_size(recs), 2);
+    const char *rk;
+    json_t *rv;
+    json_object_foreach(recs, rk, rv) {
+        uint8_t raw[4096], old[4096];
+        int len = EVP_DecodeBlock(raw, (const unsigned char *)json_string_value(rv), (int)json_string_length(rv));
+        assert_true(len > 5);
+        len = 5 + 3 * UPD_BLOCK_DIGEST_LEN_XXH3; /* without the padding EVP_DecodeBlock counts */
+        assert_int_equal(raw[4], UPD_BLOCK_XXH3_128);
+        memcpy(old, raw, 4);
+        memcpy(old + 4, raw + 5, (size_t)len - 5);
+        char b64[8192];
+        int bl = EVP_EncodeBlock((unsigned char *)b64, old, len - 1);
+        json_object_set_new(recs, rk, json_stringn(b64, (size_t)bl));
+    }
+    doc = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    txn = write_begin(f->store);
+    assert_int_equal(upd_store_app_import(txn, "acme", doc, strlen(doc), &gen, NULL), 0);
+    assert_int_equal(upd_store_commit(txn), 0);
+    free(doc);
+    txn = read_begin(f->store);
+    assert_int_equal(upd_store_blocks_get(txn, "acme", "1.0.0", rel.files[0].name, strlen(rel.files[0].name), &bs, &alg, &d, &n),
+                     0);
+    assert_int_equal(alg, UPD_BLOCK_XXH3_128);
+    assert_int_equal(n, 3);
+    assert_memory_equal(d, rel.files[0].blocks, 3 * UPD_BLOCK_DIGEST_LEN_XXH3);
+    upd_store_txn_end(txn);
+    upd_release_dispose(&rel);
 }
 
 /* Writes a schema 2 environment as a build of that schema left it: meta/schema 2 and one "clients" record per client
@@ -1381,6 +1529,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_release_list_walks_one_apps_releases_in_key_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed_put_get_clear_and_the_etag_is_xxh3_of_the_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_schema_2_store_is_migrated_with_its_clients_counted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_schema_3_store_is_migrated_with_its_block_digests_tagged_xxh3, setup, teardown),
         cmocka_unit_test_setup_teardown(test_offered_merges_are_idempotent_exact_while_small_and_within_two_percent_after, setup, teardown),
         cmocka_unit_test_setup_teardown(test_over_long_or_separator_bearing_keys_are_never_found, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_transaction_is_reused_and_sees_commits_made_after_it_ended, setup, teardown),
