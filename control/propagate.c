@@ -68,6 +68,15 @@ struct st_upd_propagate_t {
     upd_s3_timeouts_t timeouts;
     pthread_mutex_t run_lock; /* see the top of this file */
     upd_store_t *store; /* of the last run: retries rebuild the index from it (under run_lock) */
+    /*
+     * Under run_lock: the state writers (two lanes per backend, started at the first write) and the purges' multi
+     * handle. Both outlive a run so that their connections do: each lane's thread keeps its libcurl handle
+     * (storage/s3_sync.c), hence its connection to its backend; the multi handle keeps the connections to the origins,
+     * Varnish and Cloudflare in its cache.
+     */
+    struct st_lane_t *lanes; /* [2 * b] the latest document then the index of backend b, [2 * b + 1] GEN.json */
+    bool lanes_tried;
+    CURLM *multi;
     bool unlisted;      /* the store could not list its apps: index.json is merged from each backend's copy (atomic) */
     pthread_mutex_t lock;
     pthread_cond_t cond; /* the retry thread waits on it (CLOCK_MONOTONIC) for the next due time or a new item */
@@ -78,6 +87,7 @@ struct st_upd_propagate_t {
     size_t npending;
     uint64_t results[KIND_COUNT][2]; /* [kind][ok] */
     uint64_t retries[KIND_COUNT], abandoned[KIND_COUNT];
+    uint64_t requests[KIND_COUNT], connections[KIND_COUNT]; /* purges: HTTP requests, and new connections they opened */
 };
 
 /* ---- pure parts ---- */
@@ -288,6 +298,119 @@ Error:
     return NULL;
 }
 
+/* ---- lanes: threads that keep their connection to one backend ---- */
+
+/*
+ * One long-lived thread running one task at a time for the caller, who waits for it (lane_wait). A run's state writes
+ * go to the same lanes every time, so every write to a backend finds the connection of the previous one (s3_sync.c
+ * keeps one libcurl handle per thread). Used only under run_lock: never two callers at once.
+ */
+typedef struct st_lane_t {
+    pthread_t thread;
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    void (*fn)(void *arg);
+    void *arg;
+    bool busy, quit, started;
+} lane_t;
+
+static void *
+lane_main(void *arg)
+{
+    lane_t *l = arg;
+    pthread_mutex_lock(&l->mutex);
+    for (;;) {
+        while (!l->busy && !l->quit)
+            pthread_cond_wait(&l->cond, &l->mutex);
+        if (!l->busy)
+            break;
+        pthread_mutex_unlock(&l->mutex);
+        l->fn(l->arg);
+        pthread_mutex_lock(&l->mutex);
+        l->busy = false;
+        pthread_cond_broadcast(&l->cond);
+    }
+    pthread_mutex_unlock(&l->mutex);
+    upd_s3_sync_thread_done();
+    return NULL;
+}
+
+/* Starts the lanes once (under run_lock); a lane whose thread could not start runs its tasks on the caller's thread. */
+static void
+lanes_ensure(upd_propagate_t *p)
+{
+    if (p->lanes_tried)
+        return;
+    p->lanes_tried = true;
+    size_t n = 2 * p->nbackends;
+    if (n == 0 || (p->lanes = calloc(n, sizeof(*p->lanes))) == NULL)
+        return;
+    for (size_t i = 0; i < n; ++i) {
+        lane_t *l = &p->lanes[i];
+        pthread_mutex_init(&l->mutex, NULL);
+        pthread_cond_init(&l->cond, NULL);
+        int rc = pthread_create(&l->thread, NULL, lane_main, l);
+        l->started = rc == 0;
+        if (rc != 0)
+            upd_log_warn("propagation: cannot start a state writer thread (%s): writing on the caller's thread", strerror(rc));
+    }
+}
+
+static lane_t *
+lane_of(upd_propagate_t *p, size_t i)
+{
+    lanes_ensure(p);
+    return p->lanes != NULL && p->lanes[i].started ? &p->lanes[i] : NULL;
+}
+
+/* Runs fn(arg) on the lane, or at once on this thread when l is NULL. */
+static void
+lane_run(lane_t *l, void (*fn)(void *), void *arg)
+{
+    if (l == NULL) {
+        fn(arg);
+        return;
+    }
+    pthread_mutex_lock(&l->mutex);
+    l->fn = fn;
+    l->arg = arg;
+    l->busy = true;
+    pthread_cond_broadcast(&l->cond);
+    pthread_mutex_unlock(&l->mutex);
+}
+
+static void
+lane_wait(lane_t *l)
+{
+    if (l == NULL)
+        return;
+    pthread_mutex_lock(&l->mutex);
+    while (l->busy)
+        pthread_cond_wait(&l->cond, &l->mutex);
+    pthread_mutex_unlock(&l->mutex);
+}
+
+static void
+lanes_stop(upd_propagate_t *p)
+{
+    if (p->lanes == NULL)
+        return;
+    for (size_t i = 0; i < 2 * p->nbackends; ++i) {
+        lane_t *l = &p->lanes[i];
+        if (l->started) {
+            pthread_mutex_lock(&l->mutex);
+            l->quit = true;
+            pthread_cond_broadcast(&l->cond);
+            pthread_mutex_unlock(&l->mutex);
+            pthread_join(l->thread, NULL);
+        }
+        pthread_cond_destroy(&l->cond);
+        pthread_mutex_destroy(&l->mutex);
+    }
+    free(p->lanes);
+    p->lanes = NULL;
+}
+
 static void
 item_free(item_t *it)
 {
@@ -311,6 +434,9 @@ upd_propagate_destroy(upd_propagate_t *p)
     if (p == NULL)
         return;
     upd_propagate_stop(p);
+    lanes_stop(p);
+    if (p->multi != NULL)
+        curl_multi_cleanup(p->multi); /* closes the purges' cached connections */
     if (p->npending != 0)
         upd_log_warn("propagation: %zu pending retr%s dropped at exit; origins converge by polling object storage", p->npending,
                      p->npending == 1 ? "y" : "ies");
@@ -566,18 +692,41 @@ merge_index(const upd_propagate_t *p, const item_t *it, char *err, size_t errlen
 }
 
 static bool
-put_doc(const upd_propagate_t *p, item_t *it, const char *key, const char *data, size_t len)
+put_doc(const upd_propagate_t *p, size_t backend, const char *key, const char *data, size_t len, char *error, size_t errlen)
 {
-    const upd_s3_backend_t *b = &p->backends[it->target];
+    const upd_s3_backend_t *b = &p->backends[backend];
     upd_s3_result_t res;
     if (upd_s3_put_mem(b, &p->timeouts, key, data, len, "application/json", &res) == 0 && res.status >= 200 && res.status <= 299)
         return true;
     /* res.message names the backend, the status and S3's code, or the transport error; never a credential */
-    snprintf(it->error, sizeof(it->error), "PUT %s: %s", key, res.message);
+    snprintf(error, errlen, "PUT %s: %s", key, res.message);
     return false;
 }
 
-/* GEN.json, then APP.json, then index.json: a reader that finds the index or the latest document finds what they name */
+/* GEN.json of an item, on the backend's second lane while the first writes the latest document */
+typedef struct {
+    const upd_propagate_t *p;
+    const item_t *it;
+    bool ok;
+    char error[ERROR_MAX];
+} gen_put_t;
+
+static void
+put_generation(void *arg)
+{
+    gen_put_t *g = arg;
+    char key[UPD_STATE_KEY_MAX];
+    /* it->app is an app id (the API checked it) and key has room for any: neither can fail */
+    upd_state_doc_key(key, sizeof(key), g->it->app, g->it->generation);
+    g->ok = put_doc(g->p, g->it->target, key, g->it->doc, g->it->doc_len, g->error, sizeof(g->error));
+}
+
+/*
+ * GEN.json and APP.json at once (no reader needs one before the other: origins read the latest document, GEN.json is the
+ * history), then index.json once both are written: a reader that finds the index finds the document it names. On a
+ * lane of the backend, or on any thread: the GEN.json write goes to the backend's second lane either way. One writer
+ * per backend at a time (run_lock).
+ */
 static void
 publish_state(upd_propagate_t *p, item_t *it)
 {
@@ -588,12 +737,17 @@ publish_state(upd_propagate_t *p, item_t *it)
         it->final = true;
         return; /* it->error says why there is no document */
     }
-    /* it->app is an app id (the API checked it) and key has room for any: neither can fail */
-    upd_state_doc_key(key, sizeof(key), it->app, it->generation);
-    if (!put_doc(p, it, key, it->doc, it->doc_len))
-        return;
+    gen_put_t gen = {p, it, false, ""};
+    lane_t *gen_lane = lane_of(p, 2 * it->target + 1);
+    lane_run(gen_lane, put_generation, &gen);
     upd_state_latest_key(key, sizeof(key), it->app);
-    if (!put_doc(p, it, key, it->doc, it->doc_len))
+    bool latest = put_doc(p, it->target, key, it->doc, it->doc_len, it->error, sizeof(it->error));
+    lane_wait(gen_lane);
+    if (!gen.ok) {
+        snprintf(it->error, sizeof(it->error), "%s", gen.error);
+        return;
+    }
+    if (!latest)
         return;
     char why[300];
     /* read once: the backends of a run publish on threads of their own (publish_states) */
@@ -610,7 +764,7 @@ publish_state(upd_propagate_t *p, item_t *it)
         snprintf(it->error, sizeof(it->error), "index: %s", why);
         return;
     }
-    bool ok = put_doc(p, it, UPD_STATE_INDEX_KEY, index, strlen(index));
+    bool ok = put_doc(p, it->target, UPD_STATE_INDEX_KEY, index, strlen(index), it->error, sizeof(it->error));
     free(index);
     it->ok = ok;
     it->ms = now_ms() - start;
@@ -621,40 +775,31 @@ typedef struct {
     item_t *it;
 } publish_arg_t;
 
-static void *
+static void
 publish_main(void *arg)
 {
     publish_arg_t *a = arg;
     publish_state(a->p, a->it);
-    return NULL;
 }
 
 /*
- * Publishes items[] at once, each on a thread of its own (the first on the caller's): a change then waits for the
- * slowest backend, not for the sum of them. Each item must be for another backend (each backend's index.json has one
- * writer at a time, and its three documents keep their order).
+ * Publishes items[] at once, each on its backend's first lane: a change then waits for the slowest backend, not for
+ * the sum of them, and each write reuses the lane's connection. Each item must be for another backend (each backend's
+ * index.json has one writer at a time, and its documents keep their order).
  */
 static void
 publish_states(upd_propagate_t *p, item_t **items, size_t n)
 {
-    pthread_t *tids = calloc(n + 1, sizeof(*tids));
     publish_arg_t *args = calloc(n + 1, sizeof(*args));
-    bool *started = calloc(n + 1, sizeof(*started));
-    if (tids == NULL || args == NULL || started == NULL)
+    if (args == NULL)
         abort();
-    for (size_t i = 1; i < n; ++i) {
+    for (size_t i = 0; i < n; ++i) {
         args[i] = (publish_arg_t){p, items[i]};
-        if (!(started[i] = pthread_create(&tids[i], NULL, publish_main, &args[i]) == 0))
-            publish_state(p, items[i]); /* no thread: one after the other, as before */
+        lane_run(lane_of(p, 2 * items[i]->target), publish_main, &args[i]);
     }
-    if (n != 0)
-        publish_state(p, items[0]);
-    for (size_t i = 1; i < n; ++i)
-        if (started[i])
-            pthread_join(tids[i], NULL);
-    free(tids);
+    for (size_t i = 0; i < n; ++i)
+        lane_wait(lane_of(p, 2 * items[i]->target));
     free(args);
-    free(started);
 }
 
 /* ---- purges ---- */
@@ -922,9 +1067,10 @@ run_purges(upd_propagate_t *p, item_t **items, size_t nitems)
         items[i]->error[0] = '\0';
         build_reqs(p, items[i], &reqs, &n);
     }
-    CURLM *m = curl_multi_init();
-    if (m == NULL)
+    /* kept from run to run (under run_lock): its connection cache keeps the targets' connections open */
+    if (p->multi == NULL && (p->multi = curl_multi_init()) == NULL)
         abort();
+    CURLM *m = p->multi;
     for (size_t i = 0; i < n; ++i) {
         reqs[i]->rc = CURLE_FAILED_INIT;
         curl_multi_add_handle(m, reqs[i]->easy);
@@ -950,8 +1096,14 @@ run_purges(upd_propagate_t *p, item_t **items, size_t nitems)
         req_t *r = reqs[i];
         item_t *it = r->item;
         curl_off_t us = 0;
+        long connects = 0;
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
         curl_easy_getinfo(r->easy, CURLINFO_TOTAL_TIME_T, &us);
+        curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &connects);
+        pthread_mutex_lock(&p->lock);
+        ++p->requests[it->kind];
+        p->connections[it->kind] += (uint64_t)(connects > 0 ? connects : 0);
+        pthread_mutex_unlock(&p->lock);
         r->ms = (uint64_t)us / 1000;
         if (r->ms > it->ms)
             it->ms = r->ms;
@@ -960,10 +1112,9 @@ run_purges(upd_propagate_t *p, item_t **items, size_t nitems)
             it->ok = false;
             snprintf(it->error, sizeof(it->error), "%s", why);
         }
-        curl_multi_remove_handle(m, r->easy);
+        curl_multi_remove_handle(m, r->easy); /* the connection stays in the multi handle's cache */
         req_free(r);
     }
-    curl_multi_cleanup(m);
     free(reqs);
 }
 
@@ -1110,17 +1261,24 @@ upd_propagate_republish(upd_propagate_t *p, upd_store_t *store)
         upd_store_txn_end(txn);
         if (err != 0)
             continue;
-        for (size_t i = 0; i < p->nbackends; ++i) {
+        size_t n = p->nbackends;
+        item_t **items = calloc(n, sizeof(*items));
+        if (items == NULL)
+            abort();
+        for (size_t i = 0; i < n; ++i) {
             supersede(p, KIND_STATE, i, r.apps[a]);
-            item_t *it = item_new(KIND_STATE, i, r.apps[a], generation, NULL);
+            item_t *it = items[i] = item_new(KIND_STATE, i, r.apps[a], generation, NULL);
             it->doc = malloc(doc_len + 1);
             memcpy(it->doc, doc, doc_len + 1);
             it->doc_len = doc_len;
-            publish_state(p, it);
-            if (!it->ok)
-                ++failed;
-            settle(p, it); /* a failure is retried like any other */
         }
+        publish_states(p, items, n); /* every backend at once, as a run does */
+        for (size_t i = 0; i < n; ++i) {
+            if (!items[i]->ok)
+                ++failed;
+            settle(p, items[i]); /* a failure is retried like any other */
+        }
+        free(items);
         free(doc);
     }
     pthread_mutex_unlock(&p->run_lock);
@@ -1297,6 +1455,23 @@ upd_propagate_render_metrics(upd_propagate_t *p, FILE *fp)
                 "# TYPE updraft_propagation_abandoned_total counter\n");
     for (int k = 0; k < KIND_COUNT; ++k)
         fprintf(fp, "updraft_propagation_abandoned_total{kind=\"%s\"} %" PRIu64 "\n", kind_names[k], p->abandoned[k]);
+    fprintf(fp, "# HELP updraft_propagation_requests_total HTTP requests of purges (Cloudflare: one per batch of tags).\n"
+                "# TYPE updraft_propagation_requests_total counter\n");
+    for (int k = KIND_ORIGIN; k < KIND_COUNT; ++k)
+        fprintf(fp, "updraft_propagation_requests_total{kind=\"%s\"} %" PRIu64 "\n", kind_names[k], p->requests[k]);
+    fprintf(fp, "# HELP updraft_propagation_connections_total Connections the purges had to open (the others reused one kept "
+                "open from an earlier purge).\n# TYPE updraft_propagation_connections_total counter\n");
+    for (int k = KIND_ORIGIN; k < KIND_COUNT; ++k)
+        fprintf(fp, "updraft_propagation_connections_total{kind=\"%s\"} %" PRIu64 "\n", kind_names[k], p->connections[k]);
+    uint64_t s3_requests, s3_connections;
+    upd_s3_sync_counts(&s3_requests, &s3_connections);
+    fprintf(fp,
+            "# HELP updraft_object_store_requests_total Blocking object-store requests of this process (state documents, "
+            "uploads, read-backs).\n# TYPE updraft_object_store_requests_total counter\nupdraft_object_store_requests_total %" PRIu64
+            "\n# HELP updraft_object_store_connections_total Connections those requests had to open (each thread keeps its own "
+            "open between requests).\n# TYPE updraft_object_store_connections_total counter\n"
+            "updraft_object_store_connections_total %" PRIu64 "\n",
+            s3_requests, s3_connections);
     fprintf(fp, "# HELP updraft_propagation_pending Propagation targets waiting for a retry.\n"
                 "# TYPE updraft_propagation_pending gauge\nupdraft_propagation_pending %zu\n",
             p->npending);
