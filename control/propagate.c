@@ -1186,16 +1186,21 @@ upd_propagate_run(upd_propagate_t *p, upd_store_t *store, const char *app, const
             snprintf(it->error, sizeof(it->error), "%s", why);
         }
     }
+    uint64_t t0 = now_ms();
     publish_states(p, state, nstate);
     free(doc);
+    uint64_t t1 = now_ms();
     /* 2. every origin at once; 3. then the edges together */
     for (size_t i = 0; i < p->norigins; ++i) {
         supersede(p, KIND_ORIGIN, i, app);
         origins[i] = item_new(KIND_ORIGIN, i, app, generation, tags);
     }
     run_purges(p, origins, p->norigins);
+    uint64_t t2 = now_ms();
     nedge = add_edge_items(p, app, generation, tags, edges, 0);
     run_purges(p, edges, nedge);
+    upd_log_info("propagation: %s generation %" PRIu64 ": state %" PRIu64 " ms, origins %" PRIu64 " ms, edges %" PRIu64 " ms", app,
+                 generation, t1 - t0, t2 - t1, now_ms() - t2);
 
     for (size_t i = 0; i < nstate; ++i) {
         json_array_append_new(state_j, item_json(p, state[i]));
