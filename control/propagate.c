@@ -69,12 +69,12 @@ struct st_upd_propagate_t {
     pthread_mutex_t run_lock; /* see the top of this file */
     upd_store_t *store; /* of the last run: retries rebuild the index from it (under run_lock) */
     /*
-     * Under run_lock: the state writers (two lanes per backend, started at the first write) and the purges' multi
+     * Under run_lock: the state writers (a lane per backend, started at the first write) and the purges' multi
      * handle. Both outlive a run so that their connections do: each lane's thread keeps its libcurl handle
      * (storage/s3_sync.c), hence its connection to its backend; the multi handle keeps the connections to the origins,
      * Varnish and Cloudflare in its cache.
      */
-    struct st_lane_t *lanes; /* [2 * b] the latest document then the index of backend b, [2 * b + 1] GEN.json */
+    struct st_lane_t *lanes; /* [b]: the state writer of backend b */
     bool lanes_tried;
     CURLM *multi;
     bool unlisted;      /* the store could not list its apps: index.json is merged from each backend's copy (atomic) */
@@ -342,7 +342,7 @@ lanes_ensure(upd_propagate_t *p)
     if (p->lanes_tried)
         return;
     p->lanes_tried = true;
-    size_t n = 2 * p->nbackends;
+    size_t n = p->nbackends;
     if (n == 0 || (p->lanes = calloc(n, sizeof(*p->lanes))) == NULL)
         return;
     for (size_t i = 0; i < n; ++i) {
@@ -395,7 +395,7 @@ lanes_stop(upd_propagate_t *p)
 {
     if (p->lanes == NULL)
         return;
-    for (size_t i = 0; i < 2 * p->nbackends; ++i) {
+    for (size_t i = 0; i < p->nbackends; ++i) {
         lane_t *l = &p->lanes[i];
         if (l->started) {
             pthread_mutex_lock(&l->mutex);
@@ -703,51 +703,46 @@ put_doc(const upd_propagate_t *p, size_t backend, const char *key, const char *d
     return false;
 }
 
-/* GEN.json of an item, on the backend's second lane while the first writes the latest document */
+/* Counts down the backends whose latest document is written (or failed): the origins may be purged at zero. */
 typedef struct {
-    const upd_propagate_t *p;
-    const item_t *it;
-    bool ok;
-    char error[ERROR_MAX];
-} gen_put_t;
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    size_t left;
+} latest_t;
 
 static void
-put_generation(void *arg)
+latest_done(latest_t *l)
 {
-    gen_put_t *g = arg;
-    char key[UPD_STATE_KEY_MAX];
-    /* it->app is an app id (the API checked it) and key has room for any: neither can fail */
-    upd_state_doc_key(key, sizeof(key), g->it->app, g->it->generation);
-    g->ok = put_doc(g->p, g->it->target, key, g->it->doc, g->it->doc_len, g->error, sizeof(g->error));
+    if (l == NULL)
+        return;
+    pthread_mutex_lock(&l->mutex);
+    if (--l->left == 0)
+        pthread_cond_broadcast(&l->cond);
+    pthread_mutex_unlock(&l->mutex);
 }
 
 /*
- * GEN.json and APP.json at once (no reader needs one before the other: origins read the latest document, GEN.json is the
- * history), then index.json once both are written: a reader that finds the index finds the document it names. On a
- * lane of the backend, or on any thread: the GEN.json write goes to the backend's second lane either way. One writer
- * per backend at a time (run_lock).
+ * APP.json, then index.json, then GEN.json: a reader that finds the index finds the latest document it names, and
+ * origins read only those two (GEN.json is the history, which nothing reads back). On a lane of the backend, or on any
+ * thread; one writer per backend at a time (run_lock). latest (NULL for none) is counted down once APP.json is written
+ * or failed: the origins may then be purged while the index is written.
  */
 static void
-publish_state(upd_propagate_t *p, item_t *it)
+publish_state(upd_propagate_t *p, item_t *it, latest_t *latest)
 {
     uint64_t start = now_ms();
     char key[UPD_STATE_KEY_MAX];
     it->ok = false;
     if (it->doc == NULL) {
         it->final = true;
+        latest_done(latest);
         return; /* it->error says why there is no document */
     }
-    gen_put_t gen = {p, it, false, ""};
-    lane_t *gen_lane = lane_of(p, 2 * it->target + 1);
-    lane_run(gen_lane, put_generation, &gen);
+    /* it->app is an app id (the API checked it) and key has room for any: neither can fail */
     upd_state_latest_key(key, sizeof(key), it->app);
-    bool latest = put_doc(p, it->target, key, it->doc, it->doc_len, it->error, sizeof(it->error));
-    lane_wait(gen_lane);
-    if (!gen.ok) {
-        snprintf(it->error, sizeof(it->error), "%s", gen.error);
-        return;
-    }
-    if (!latest)
+    bool latest_ok = put_doc(p, it->target, key, it->doc, it->doc_len, it->error, sizeof(it->error));
+    latest_done(latest);
+    if (!latest_ok)
         return;
     char why[300];
     /* read once: the backends of a run publish on threads of their own (publish_states) */
@@ -766,39 +761,54 @@ publish_state(upd_propagate_t *p, item_t *it)
     }
     bool ok = put_doc(p, it->target, UPD_STATE_INDEX_KEY, index, strlen(index), it->error, sizeof(it->error));
     free(index);
-    it->ok = ok;
+    upd_state_doc_key(key, sizeof(key), it->app, it->generation);
+    it->ok = ok && put_doc(p, it->target, key, it->doc, it->doc_len, it->error, sizeof(it->error));
     it->ms = now_ms() - start;
 }
 
 typedef struct {
     upd_propagate_t *p;
     item_t *it;
+    latest_t *latest;
 } publish_arg_t;
 
 static void
 publish_main(void *arg)
 {
     publish_arg_t *a = arg;
-    publish_state(a->p, a->it);
+    publish_state(a->p, a->it, a->latest);
 }
 
 /*
- * Publishes items[] at once, each on its backend's first lane: a change then waits for the slowest backend, not for
- * the sum of them, and each write reuses the lane's connection. Each item must be for another backend (each backend's
- * index.json has one writer at a time, and its documents keep their order).
+ * Starts publishing items[] at once, each on its backend's first lane: a change then waits for the slowest backend, not
+ * for the sum of them, and each write reuses the lane's connection. Each item must be for another backend (each
+ * backend's index.json has one writer at a time, and its documents keep their order). args has room for n; latest
+ * (or NULL) is counted down from n as each backend's APP.json is written. publish_wait() waits for the end.
  */
+static void
+publish_start(upd_propagate_t *p, item_t **items, size_t n, publish_arg_t *args, latest_t *latest)
+{
+    for (size_t i = 0; i < n; ++i) {
+        args[i] = (publish_arg_t){p, items[i], latest};
+        lane_run(lane_of(p, items[i]->target), publish_main, &args[i]);
+    }
+}
+
+static void
+publish_wait(upd_propagate_t *p, item_t **items, size_t n)
+{
+    for (size_t i = 0; i < n; ++i)
+        lane_wait(lane_of(p, items[i]->target));
+}
+
 static void
 publish_states(upd_propagate_t *p, item_t **items, size_t n)
 {
     publish_arg_t *args = calloc(n + 1, sizeof(*args));
     if (args == NULL)
         abort();
-    for (size_t i = 0; i < n; ++i) {
-        args[i] = (publish_arg_t){p, items[i]};
-        lane_run(lane_of(p, 2 * items[i]->target), publish_main, &args[i]);
-    }
-    for (size_t i = 0; i < n; ++i)
-        lane_wait(lane_of(p, 2 * items[i]->target));
+    publish_start(p, items, n, args, NULL);
+    publish_wait(p, items, n);
     free(args);
 }
 
@@ -1186,11 +1196,22 @@ upd_propagate_run(upd_propagate_t *p, upd_store_t *store, const char *app, const
             snprintf(it->error, sizeof(it->error), "%s", why);
         }
     }
+    /*
+     * 2. every origin at once, as soon as every backend's latest document is written (or failed): a purged origin
+     * fetches that document at once (loop/sync.h, upd_sync_poll_app), so the index is written beside the purges;
+     * 3. then the edges together, once the origins hold the change.
+     */
     uint64_t t0 = now_ms();
-    publish_states(p, state, nstate);
-    free(doc);
+    latest_t latest = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, nstate};
+    publish_arg_t *args = calloc(nstate + 1, sizeof(*args));
+    if (args == NULL)
+        abort();
+    publish_start(p, state, nstate, args, &latest);
+    pthread_mutex_lock(&latest.mutex);
+    while (latest.left != 0)
+        pthread_cond_wait(&latest.cond, &latest.mutex);
+    pthread_mutex_unlock(&latest.mutex);
     uint64_t t1 = now_ms();
-    /* 2. every origin at once; 3. then the edges together */
     for (size_t i = 0; i < p->norigins; ++i) {
         supersede(p, KIND_ORIGIN, i, app);
         origins[i] = item_new(KIND_ORIGIN, i, app, generation, tags);
@@ -1199,8 +1220,14 @@ upd_propagate_run(upd_propagate_t *p, upd_store_t *store, const char *app, const
     uint64_t t2 = now_ms();
     nedge = add_edge_items(p, app, generation, tags, edges, 0);
     run_purges(p, edges, nedge);
-    upd_log_info("propagation: %s generation %" PRIu64 ": state %" PRIu64 " ms, origins %" PRIu64 " ms, edges %" PRIu64 " ms", app,
-                 generation, t1 - t0, t2 - t1, now_ms() - t2);
+    uint64_t t3 = now_ms();
+    publish_wait(p, state, nstate); /* the indexes: the answer reports every write */
+    free(args);
+    free(doc);
+    pthread_cond_destroy(&latest.cond);
+    pthread_mutex_destroy(&latest.mutex);
+    upd_log_info("propagation: %s generation %" PRIu64 ": latest documents %" PRIu64 " ms, origins %" PRIu64 " ms, edges %" PRIu64
+                 " ms, indexes done %" PRIu64 " ms after the edges", app, generation, t1 - t0, t2 - t1, t3 - t2, now_ms() - t3);
 
     for (size_t i = 0; i < nstate; ++i) {
         json_array_append_new(state_j, item_json(p, state[i]));
@@ -1326,7 +1353,7 @@ upd_propagate_run_due(upd_propagate_t *p)
     }
     pthread_mutex_unlock(&p->lock);
     for (size_t i = 0; i < nstate; ++i)
-        publish_state(p, state[i]);
+        publish_state(p, state[i], NULL);
     run_purges(p, origins, norigins);
     /*
      * An origin that now holds the state may have answered an edge the old state after the first edge purge: once no
