@@ -703,11 +703,23 @@ put_doc(const upd_propagate_t *p, size_t backend, const char *key, const char *d
     return false;
 }
 
-/* Counts down the backends whose latest document is written (or failed): the origins may be purged at zero. */
+/*
+ * How long a state writer holds its index and GEN.json back for the origins' purges, at most. A purged origin needs only
+ * the latest document, and a backend then serves its reads first; an origin that falls back to a full poll (its fetch
+ * failed) needs the index, so the wait is short.
+ */
+#define INDEX_HOLD_MS 100
+
+/*
+ * A run's two meeting points with its state writers: left counts down the backends whose latest document is written
+ * (or failed), and the origins are purged at zero; each writer then waits for purged (at most INDEX_HOLD_MS) before it
+ * writes the index and GEN.json.
+ */
 typedef struct {
     pthread_mutex_t mutex;
-    pthread_cond_t cond;
+    pthread_cond_t cond; /* CLOCK_MONOTONIC */
     size_t left;
+    bool purged;
 } latest_t;
 
 static void
@@ -718,6 +730,10 @@ latest_done(latest_t *l)
     pthread_mutex_lock(&l->mutex);
     if (--l->left == 0)
         pthread_cond_broadcast(&l->cond);
+    uint64_t until = now_ms() + INDEX_HOLD_MS;
+    struct timespec ts = {.tv_sec = (time_t)(until / 1000), .tv_nsec = (long)(until % 1000) * 1000000};
+    while (!l->purged && pthread_cond_timedwait(&l->cond, &l->mutex, &ts) == 0)
+        ;
     pthread_mutex_unlock(&l->mutex);
 }
 
@@ -725,7 +741,7 @@ latest_done(latest_t *l)
  * APP.json, then index.json, then GEN.json: a reader that finds the index finds the latest document it names, and
  * origins read only those two (GEN.json is the history, which nothing reads back). On a lane of the backend, or on any
  * thread; one writer per backend at a time (run_lock). latest (NULL for none) is counted down once APP.json is written
- * or failed: the origins may then be purged while the index is written.
+ * or failed: the origins are then purged, and the index waits for that (latest_done).
  */
 static void
 publish_state(upd_propagate_t *p, item_t *it, latest_t *latest)
@@ -789,8 +805,15 @@ static void
 publish_start(upd_propagate_t *p, item_t **items, size_t n, publish_arg_t *args, latest_t *latest)
 {
     for (size_t i = 0; i < n; ++i) {
-        args[i] = (publish_arg_t){p, items[i], latest};
-        lane_run(lane_of(p, items[i]->target), publish_main, &args[i]);
+        lane_t *lane = lane_of(p, items[i]->target);
+        args[i] = (publish_arg_t){p, items[i], lane != NULL ? latest : NULL};
+        lane_run(lane, publish_main, &args[i]);
+        if (lane == NULL && latest != NULL) {
+            /* written on this thread, index included */
+            pthread_mutex_lock(&latest->mutex);
+            --latest->left;
+            pthread_mutex_unlock(&latest->mutex);
+        }
     }
 }
 
@@ -1202,7 +1225,12 @@ upd_propagate_run(upd_propagate_t *p, upd_store_t *store, const char *app, const
      * 3. then the edges together, once the origins hold the change.
      */
     uint64_t t0 = now_ms();
-    latest_t latest = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, nstate};
+    latest_t latest = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, nstate, false};
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* now_ms()'s clock: INDEX_HOLD_MS is not moved by a clock step */
+    pthread_cond_init(&latest.cond, &ca);
+    pthread_condattr_destroy(&ca);
     publish_arg_t *args = calloc(nstate + 1, sizeof(*args));
     if (args == NULL)
         abort();
@@ -1218,6 +1246,10 @@ upd_propagate_run(upd_propagate_t *p, upd_store_t *store, const char *app, const
     }
     run_purges(p, origins, p->norigins);
     uint64_t t2 = now_ms();
+    pthread_mutex_lock(&latest.mutex);
+    latest.purged = true; /* the writers go on with the indexes while the edges are purged */
+    pthread_cond_broadcast(&latest.cond);
+    pthread_mutex_unlock(&latest.mutex);
     nedge = add_edge_items(p, app, generation, tags, edges, 0);
     run_purges(p, edges, nedge);
     uint64_t t3 = now_ms();

@@ -356,5 +356,30 @@ class Propagation(harness.StackTest):
         self.assert_feed(doc, "1.5.0", 10)
 
 
+    def test_e_a_purged_origin_fetches_the_app_at_once_over_kept_connections(self):
+        answer, _ = self.release("1.6.0", percent=10)
+        self.assertTrue(all(x["ok"] for x in self.purges(answer).values()), answer)
+        edges = [t for t in self.purges(answer) if t.startswith("varnish ")]  # test d added one
+        before = [self.get("/metrics", o)[2].decode() for o in self.origins]
+        control_before = self.control_metrics()
+        for percent in (20, 30, 40):
+            answer = self.set_rollout(percent)
+            self.assertTrue(all(x["ok"] for x in self.purges(answer).values()), answer)
+            for o in self.origins:
+                self.assert_feed(self.feed(o)[0], "1.6.0", percent)
+        for o, text in zip(self.origins, before):
+            after = self.get("/metrics", o)[2].decode()
+            # each purge read the app's latest document straight away, without reading the indexes first
+            self.assertEqual(metric(after, "updraft_state_direct_fetches_total", result="ok") -
+                             metric(text, "updraft_state_direct_fetches_total", result="ok"), 3, after)
+        control_after = self.control_metrics()
+        for kind, targets in (("origin", len(self.origins)), ("varnish", len(edges))):
+            requests = (metric(control_after, "updraft_propagation_requests_total", kind=kind) -
+                        metric(control_before, "updraft_propagation_requests_total", kind=kind))
+            opened = (metric(control_after, "updraft_propagation_connections_total", kind=kind) -
+                      metric(control_before, "updraft_propagation_connections_total", kind=kind))
+            self.assertEqual(requests, 3 * targets, kind)
+            self.assertLessEqual(opened, targets, "%s purges reuse their connections" % kind)
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
