@@ -4,7 +4,9 @@
  * background retries of what failed.
  *
  * Threads: first attempts run on the control plane's workers (control/jobs.h), several at once; retries run on the
- * propagator's own thread; /metrics reads the counters on the event loop. Two locks, always taken in this order:
+ * propagator's own thread; state documents are written on its lanes (one long-lived thread per backend, each keeping
+ * its connection), which run only under run_lock; /metrics reads the counters on the event loop. Two locks, always
+ * taken in this order (a lane's mutex and a run's latest_t mutex are leaves: nothing is taken under them):
  *
  *   run_lock  held for the whole of a run, a republish or a round of retries: propagations happen one at a time, so
  *             the published state never goes backwards (a run exports the app's state when it holds the lock, so a

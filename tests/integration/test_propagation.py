@@ -17,6 +17,7 @@ origins behind a round-robin director) is the CDN edge.
   d. a purge to an edge that is down is reported as failed and retried until the edge is back
 """
 import http.client
+import json
 import os
 import re
 import subprocess
@@ -380,6 +381,28 @@ class Propagation(harness.StackTest):
                       metric(control_before, "updraft_propagation_connections_total", kind=kind))
             self.assertEqual(requests, 3 * targets, kind)
             self.assertLessEqual(opened, targets, "%s purges reuse their connections" % kind)
+
+    def test_f_a_purge_finds_the_change_on_s3_when_r2_fails(self):
+        before = [self.get("/metrics", o)[2].decode() for o in self.origins]
+        self.env.s3_fault(self.r2, 500)
+        try:
+            answer = self.set_rollout(50)
+        finally:
+            self.env.s3_fault(self.r2, 0)
+        prop = answer["propagation"]
+        self.assertEqual([(t["target"], t["ok"]) for t in prop["state"]], [("r2", False), ("s3", True)], prop)
+        # the origins fetched the latest document from S3 straight away: served before the call returned
+        self.assertTrue(all(x["ok"] for x in prop["purges"]), prop)
+        for o, text in zip(self.origins, before):
+            self.assert_feed(self.feed(o)[0], "1.6.0", 50)
+            after = self.get("/metrics", o)[2].decode()
+            self.assertEqual(metric(after, "updraft_state_direct_fetches_total", result="ok") -
+                             metric(text, "updraft_state_direct_fetches_total", result="ok"), 1, after)
+        self.assert_edge_serves("1.6.0", 50, "1.3.0", n=5)
+        # and R2 gets the state once it answers again
+        self.wait_until("the retry publishes to r2", lambda: metric(self.control_metrics(), "updraft_propagation_pending") == 0)
+        status, body = self.env.s3_get(self.r2, "_updraft/state/acme.json")
+        self.assertEqual((status, json.loads(body)["generation"]), (200, prop["generation"]))
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
