@@ -714,27 +714,23 @@ put_doc(const upd_propagate_t *p, size_t backend, const char *key, const char *d
 
 /*
  * A run's two meeting points with its state writers: left counts down the backends whose latest document is written
- * (or failed), first_ok says the first backend's is written; the origins are purged at either (a purged origin reads
- * the first backend first, and the others only when that fails). Each writer then waits for purged (at most
- * INDEX_HOLD_MS) before it writes the index and GEN.json.
+ * (or failed), and the origins are purged at zero; each writer then waits for purged (at most INDEX_HOLD_MS) before it
+ * writes the index and GEN.json.
  */
 typedef struct {
     pthread_mutex_t mutex;
     pthread_cond_t cond; /* CLOCK_MONOTONIC */
     size_t left;
-    bool first_ok, purged;
+    bool purged;
 } latest_t;
 
-/* one backend's APP.json is written (ok) or failed; first: it is the first backend */
 static void
-latest_done(latest_t *l, bool first, bool ok)
+latest_done(latest_t *l)
 {
     if (l == NULL)
         return;
     pthread_mutex_lock(&l->mutex);
-    if (first && ok)
-        l->first_ok = true;
-    if (--l->left == 0 || l->first_ok)
+    if (--l->left == 0)
         pthread_cond_broadcast(&l->cond);
     uint64_t until = now_ms() + INDEX_HOLD_MS;
     struct timespec ts = {.tv_sec = (time_t)(until / 1000), .tv_nsec = (long)(until % 1000) * 1000000};
@@ -757,13 +753,13 @@ publish_state(upd_propagate_t *p, item_t *it, latest_t *latest)
     it->ok = false;
     if (it->doc == NULL) {
         it->final = true;
-        latest_done(latest, it->target == 0, false);
+        latest_done(latest);
         return; /* it->error says why there is no document */
     }
     /* it->app is an app id (the API checked it) and key has room for any: neither can fail */
     upd_state_latest_key(key, sizeof(key), it->app);
     bool latest_ok = put_doc(p, it->target, key, it->doc, it->doc_len, it->error, sizeof(it->error));
-    latest_done(latest, it->target == 0, latest_ok);
+    latest_done(latest);
     if (!latest_ok)
         return;
     char why[300];
@@ -1226,13 +1222,12 @@ upd_propagate_run(upd_propagate_t *p, upd_store_t *store, const char *app, const
         }
     }
     /*
-     * 2. every origin at once, as soon as the first backend's latest document is written (or every backend's failed or
-     * is written): a purged origin fetches that document at once (loop/sync.h, upd_sync_poll_app), from the first
-     * backend first, so the index (and the other backends' writes) go on beside the purges;
+     * 2. every origin at once, as soon as every backend's latest document is written (or failed): a purged origin
+     * fetches that document at once (loop/sync.h, upd_sync_poll_app), so the index is written beside the purges;
      * 3. then the edges together, once the origins hold the change.
      */
     uint64_t t0 = now_ms();
-    latest_t latest = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, nstate, false, false};
+    latest_t latest = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, nstate, false};
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* now_ms()'s clock: INDEX_HOLD_MS is not moved by a clock step */
@@ -1243,7 +1238,7 @@ upd_propagate_run(upd_propagate_t *p, upd_store_t *store, const char *app, const
         abort();
     publish_start(p, state, nstate, args, &latest);
     pthread_mutex_lock(&latest.mutex);
-    while (latest.left != 0 && !latest.first_ok)
+    while (latest.left != 0)
         pthread_cond_wait(&latest.cond, &latest.mutex);
     pthread_mutex_unlock(&latest.mutex);
     uint64_t t1 = now_ms();

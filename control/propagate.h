@@ -18,8 +18,7 @@
  *      on a long-lived thread of the propagator's (so each keeps its connection): _updraft/state/APP.json (latest),
  *      then _updraft/state/index.json {"format":1,"apps":{APP:GEN,...}}, then _updraft/state/APP/GEN.json
  *      (immutable, the same bytes as APP.json), in that order, stopping at the first failure;
- *   2. once the first backend's APP.json is written (or every backend's is written or failed: origins read the first
- *      backend first, the next when that fails or is behind), purges every origin (propagation.origins): POST
+ *   2. once every backend's APP.json is written (or failed), purges every origin (propagation.origins): POST
  *      ORIGIN/_updraft/purge, HMAC-SHA256 signed, answered 200 {"app","generation"} once the origin holds that
  *      generation (it fetches APP.json at once, loop/sync.h upd_sync_poll_app). The index and GEN.json wait for these
  *      answers, at most 100 ms, so that a backend serves the origins' reads first;
