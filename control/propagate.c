@@ -76,7 +76,7 @@ struct st_upd_propagate_t {
      * (storage/s3_sync.c), hence its connection to its backend; the multi handle keeps the connections to the origins,
      * Varnish and Cloudflare in its cache.
      */
-    struct st_lane_t *lanes; /* [b]: the state writer of backend b */
+    struct st_lane_t *lanes; /* [2 * b]: the state writer of backend b; [2 * b + 1]: its GEN.json beside the index */
     bool lanes_tried;
     CURLM *multi;
     bool unlisted;      /* the store could not list its apps: index.json is merged from each backend's copy (atomic) */
@@ -344,7 +344,7 @@ lanes_ensure(upd_propagate_t *p)
     if (p->lanes_tried)
         return;
     p->lanes_tried = true;
-    size_t n = p->nbackends;
+    size_t n = 2 * p->nbackends;
     if (n == 0 || (p->lanes = calloc(n, sizeof(*p->lanes))) == NULL)
         return;
     for (size_t i = 0; i < n; ++i) {
@@ -397,7 +397,7 @@ lanes_stop(upd_propagate_t *p)
 {
     if (p->lanes == NULL)
         return;
-    for (size_t i = 0; i < p->nbackends; ++i) {
+    for (size_t i = 0; i < 2 * p->nbackends; ++i) {
         lane_t *l = &p->lanes[i];
         if (l->started) {
             pthread_mutex_lock(&l->mutex);
@@ -739,10 +739,28 @@ latest_done(latest_t *l)
     pthread_mutex_unlock(&l->mutex);
 }
 
+/* GEN.json of an item, on the backend's second lane while the first writes the index */
+typedef struct {
+    const upd_propagate_t *p;
+    const item_t *it;
+    bool ok;
+    char error[ERROR_MAX];
+} history_t;
+
+static void
+put_history(void *arg)
+{
+    history_t *h = arg;
+    char key[UPD_STATE_KEY_MAX];
+    /* it->app is an app id (the API checked it) and key has room for any: neither can fail */
+    upd_state_doc_key(key, sizeof(key), h->it->app, h->it->generation);
+    h->ok = put_doc(h->p, h->it->target, key, h->it->doc, h->it->doc_len, h->error, sizeof(h->error));
+}
+
 /*
- * APP.json, then index.json, then GEN.json: a reader that finds the index finds the latest document it names, and
- * origins read only those two (GEN.json is the history, which nothing reads back). On a lane of the backend, or on any
- * thread; one writer per backend at a time (run_lock). latest (NULL for none) is counted down once APP.json is written
+ * APP.json, then index.json and GEN.json at once: a reader that finds the index finds the latest document it names,
+ * and origins read only those two (GEN.json is the history, which nothing reads back). On a lane of the backend, or
+ * on any thread (GEN.json goes to the backend's second lane either way); one writer per backend at a time (run_lock). latest (NULL for none) is counted down once APP.json is written
  * or failed: the origins are then purged, and the index waits for that (latest_done).
  */
 static void
@@ -762,6 +780,9 @@ publish_state(upd_propagate_t *p, item_t *it, latest_t *latest)
     latest_done(latest);
     if (!latest_ok)
         return;
+    history_t history = {p, it, false, ""};
+    lane_t *history_lane = lane_of(p, 2 * it->target + 1);
+    lane_run(history_lane, put_history, &history);
     char why[300];
     /* read once: the backends of a run publish on threads of their own (publish_states) */
     bool unlisted = false, was_unlisted = __atomic_load_n(&p->unlisted, __ATOMIC_ACQUIRE);
@@ -773,14 +794,17 @@ publish_state(upd_propagate_t *p, item_t *it, latest_t *latest)
     }
     if (was_unlisted || unlisted)
         index = merge_index(p, it, why, sizeof(why));
+    bool ok = false;
     if (index == NULL) {
         snprintf(it->error, sizeof(it->error), "index: %s", why);
-        return;
+    } else {
+        ok = put_doc(p, it->target, UPD_STATE_INDEX_KEY, index, strlen(index), it->error, sizeof(it->error));
+        free(index);
     }
-    bool ok = put_doc(p, it->target, UPD_STATE_INDEX_KEY, index, strlen(index), it->error, sizeof(it->error));
-    free(index);
-    upd_state_doc_key(key, sizeof(key), it->app, it->generation);
-    it->ok = ok && put_doc(p, it->target, key, it->doc, it->doc_len, it->error, sizeof(it->error));
+    lane_wait(history_lane); /* history lives on this stack */
+    if (ok && !history.ok)
+        snprintf(it->error, sizeof(it->error), "%s", history.error);
+    it->ok = ok && history.ok;
     it->ms = now_ms() - start;
 }
 
@@ -807,7 +831,7 @@ static void
 publish_start(upd_propagate_t *p, item_t **items, size_t n, publish_arg_t *args, latest_t *latest)
 {
     for (size_t i = 0; i < n; ++i) {
-        lane_t *lane = lane_of(p, items[i]->target);
+        lane_t *lane = lane_of(p, 2 * items[i]->target);
         args[i] = (publish_arg_t){p, items[i], lane != NULL ? latest : NULL};
         lane_run(lane, publish_main, &args[i]);
         if (lane == NULL && latest != NULL) {
@@ -823,7 +847,7 @@ static void
 publish_wait(upd_propagate_t *p, item_t **items, size_t n)
 {
     for (size_t i = 0; i < n; ++i)
-        lane_wait(lane_of(p, items[i]->target));
+        lane_wait(lane_of(p, 2 * items[i]->target));
 }
 
 static void
