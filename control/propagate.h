@@ -15,9 +15,9 @@
  * Release propagation: after a release or rollout change is committed to LMDB, the control plane
  *
  *   1. publishes the app's state to every object-storage backend (object_store.kind s3), the backends at once, each
- *      on a long-lived thread of the propagator's (so each keeps its connection): _updraft/state/APP.json (latest),
- *      then _updraft/state/index.json {"format":1,"apps":{APP:GEN,...}}, then _updraft/state/APP/GEN.json
- *      (immutable, the same bytes as APP.json), in that order, stopping at the first failure;
+ *      on long-lived threads of the propagator's (so each keeps its connections): _updraft/state/APP.json (latest),
+ *      then, once that is written, _updraft/state/index.json {"format":1,"apps":{APP:GEN,...}} and
+ *      _updraft/state/APP/GEN.json (immutable, the same bytes as APP.json, read by nothing) at once;
  *   2. once every backend's APP.json is written (or failed), purges every origin (propagation.origins): POST
  *      ORIGIN/_updraft/purge, HMAC-SHA256 signed, answered 200 {"app","generation"} once the origin holds that
  *      generation (it fetches APP.json at once, loop/sync.h upd_sync_poll_app). The index and GEN.json wait for these
