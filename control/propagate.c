@@ -4,7 +4,9 @@
  * background retries of what failed.
  *
  * Threads: first attempts run on the control plane's workers (control/jobs.h), several at once; retries run on the
- * propagator's own thread; /metrics reads the counters on the event loop. Two locks, always taken in this order:
+ * propagator's own thread; state documents are written on its lanes (one long-lived thread per backend, each keeping
+ * its connection), which run only under run_lock; /metrics reads the counters on the event loop. Two locks, always
+ * taken in this order (a lane's mutex and a run's latest_t mutex are leaves: nothing is taken under them):
  *
  *   run_lock  held for the whole of a run, a republish or a round of retries: propagations happen one at a time, so
  *             the published state never goes backwards (a run exports the app's state when it holds the lock, so a
@@ -68,6 +70,15 @@ struct st_upd_propagate_t {
     upd_s3_timeouts_t timeouts;
     pthread_mutex_t run_lock; /* see the top of this file */
     upd_store_t *store; /* of the last run: retries rebuild the index from it (under run_lock) */
+    /*
+     * Under run_lock: the state writers (a lane per backend, started at the first write) and the purges' multi
+     * handle. Both outlive a run so that their connections do: each lane's thread keeps its libcurl handle
+     * (storage/s3_sync.c), hence its connection to its backend; the multi handle keeps the connections to the origins,
+     * Varnish and Cloudflare in its cache.
+     */
+    struct st_lane_t *lanes; /* [2 * b]: the state writer of backend b; [2 * b + 1]: its GEN.json beside the index */
+    bool lanes_tried;
+    CURLM *multi;
     bool unlisted;      /* the store could not list its apps: index.json is merged from each backend's copy (atomic) */
     pthread_mutex_t lock;
     pthread_cond_t cond; /* the retry thread waits on it (CLOCK_MONOTONIC) for the next due time or a new item */
@@ -78,6 +89,7 @@ struct st_upd_propagate_t {
     size_t npending;
     uint64_t results[KIND_COUNT][2]; /* [kind][ok] */
     uint64_t retries[KIND_COUNT], abandoned[KIND_COUNT];
+    uint64_t requests[KIND_COUNT], connections[KIND_COUNT]; /* purges: HTTP requests, and new connections they opened */
 };
 
 /* ---- pure parts ---- */
@@ -288,6 +300,119 @@ Error:
     return NULL;
 }
 
+/* ---- lanes: threads that keep their connection to one backend ---- */
+
+/*
+ * One long-lived thread running one task at a time for the caller, who waits for it (lane_wait). A run's state writes
+ * go to the same lanes every time, so every write to a backend finds the connection of the previous one (s3_sync.c
+ * keeps one libcurl handle per thread). Used only under run_lock: never two callers at once.
+ */
+typedef struct st_lane_t {
+    pthread_t thread;
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    void (*fn)(void *arg);
+    void *arg;
+    bool busy, quit, started;
+} lane_t;
+
+static void *
+lane_main(void *arg)
+{
+    lane_t *l = arg;
+    pthread_mutex_lock(&l->mutex);
+    for (;;) {
+        while (!l->busy && !l->quit)
+            pthread_cond_wait(&l->cond, &l->mutex);
+        if (!l->busy)
+            break;
+        pthread_mutex_unlock(&l->mutex);
+        l->fn(l->arg);
+        pthread_mutex_lock(&l->mutex);
+        l->busy = false;
+        pthread_cond_broadcast(&l->cond);
+    }
+    pthread_mutex_unlock(&l->mutex);
+    upd_s3_sync_thread_done();
+    return NULL;
+}
+
+/* Starts the lanes once (under run_lock); a lane whose thread could not start runs its tasks on the caller's thread. */
+static void
+lanes_ensure(upd_propagate_t *p)
+{
+    if (p->lanes_tried)
+        return;
+    p->lanes_tried = true;
+    size_t n = 2 * p->nbackends;
+    if (n == 0 || (p->lanes = calloc(n, sizeof(*p->lanes))) == NULL)
+        return;
+    for (size_t i = 0; i < n; ++i) {
+        lane_t *l = &p->lanes[i];
+        pthread_mutex_init(&l->mutex, NULL);
+        pthread_cond_init(&l->cond, NULL);
+        int rc = pthread_create(&l->thread, NULL, lane_main, l);
+        l->started = rc == 0;
+        if (rc != 0)
+            upd_log_warn("propagation: cannot start a state writer thread (%s): writing on the caller's thread", strerror(rc));
+    }
+}
+
+static lane_t *
+lane_of(upd_propagate_t *p, size_t i)
+{
+    lanes_ensure(p);
+    return p->lanes != NULL && p->lanes[i].started ? &p->lanes[i] : NULL;
+}
+
+/* Runs fn(arg) on the lane, or at once on this thread when l is NULL. */
+static void
+lane_run(lane_t *l, void (*fn)(void *), void *arg)
+{
+    if (l == NULL) {
+        fn(arg);
+        return;
+    }
+    pthread_mutex_lock(&l->mutex);
+    l->fn = fn;
+    l->arg = arg;
+    l->busy = true;
+    pthread_cond_broadcast(&l->cond);
+    pthread_mutex_unlock(&l->mutex);
+}
+
+static void
+lane_wait(lane_t *l)
+{
+    if (l == NULL)
+        return;
+    pthread_mutex_lock(&l->mutex);
+    while (l->busy)
+        pthread_cond_wait(&l->cond, &l->mutex);
+    pthread_mutex_unlock(&l->mutex);
+}
+
+static void
+lanes_stop(upd_propagate_t *p)
+{
+    if (p->lanes == NULL)
+        return;
+    for (size_t i = 0; i < 2 * p->nbackends; ++i) {
+        lane_t *l = &p->lanes[i];
+        if (l->started) {
+            pthread_mutex_lock(&l->mutex);
+            l->quit = true;
+            pthread_cond_broadcast(&l->cond);
+            pthread_mutex_unlock(&l->mutex);
+            pthread_join(l->thread, NULL);
+        }
+        pthread_cond_destroy(&l->cond);
+        pthread_mutex_destroy(&l->mutex);
+    }
+    free(p->lanes);
+    p->lanes = NULL;
+}
+
 static void
 item_free(item_t *it)
 {
@@ -311,6 +436,9 @@ upd_propagate_destroy(upd_propagate_t *p)
     if (p == NULL)
         return;
     upd_propagate_stop(p);
+    lanes_stop(p);
+    if (p->multi != NULL)
+        curl_multi_cleanup(p->multi); /* closes the purges' cached connections */
     if (p->npending != 0)
         upd_log_warn("propagation: %zu pending retr%s dropped at exit; origins converge by polling object storage", p->npending,
                      p->npending == 1 ? "y" : "ies");
@@ -566,35 +694,95 @@ merge_index(const upd_propagate_t *p, const item_t *it, char *err, size_t errlen
 }
 
 static bool
-put_doc(const upd_propagate_t *p, item_t *it, const char *key, const char *data, size_t len)
+put_doc(const upd_propagate_t *p, size_t backend, const char *key, const char *data, size_t len, char *error, size_t errlen)
 {
-    const upd_s3_backend_t *b = &p->backends[it->target];
+    const upd_s3_backend_t *b = &p->backends[backend];
     upd_s3_result_t res;
     if (upd_s3_put_mem(b, &p->timeouts, key, data, len, "application/json", &res) == 0 && res.status >= 200 && res.status <= 299)
         return true;
     /* res.message names the backend, the status and S3's code, or the transport error; never a credential */
-    snprintf(it->error, sizeof(it->error), "PUT %s: %s", key, res.message);
+    snprintf(error, errlen, "PUT %s: %s", key, res.message);
     return false;
 }
 
-/* GEN.json, then APP.json, then index.json: a reader that finds the index or the latest document finds what they name */
+/*
+ * How long a state writer holds its index and GEN.json back for the origins' purges, at most. A purged origin needs only
+ * the latest document, and a backend then serves its reads first; an origin that falls back to a full poll (its fetch
+ * failed) needs the index, so the wait is short.
+ */
+#define INDEX_HOLD_MS 100
+
+/*
+ * A run's two meeting points with its state writers: left counts down the backends whose latest document is written
+ * (or failed), and the origins are purged at zero; each writer then waits for purged (at most INDEX_HOLD_MS) before it
+ * writes the index and GEN.json.
+ */
+typedef struct {
+    pthread_mutex_t mutex;
+    pthread_cond_t cond; /* CLOCK_MONOTONIC */
+    size_t left;
+    bool purged;
+} latest_t;
+
 static void
-publish_state(upd_propagate_t *p, item_t *it)
+latest_done(latest_t *l)
+{
+    if (l == NULL)
+        return;
+    pthread_mutex_lock(&l->mutex);
+    if (--l->left == 0)
+        pthread_cond_broadcast(&l->cond);
+    uint64_t until = now_ms() + INDEX_HOLD_MS;
+    struct timespec ts = {.tv_sec = (time_t)(until / 1000), .tv_nsec = (long)(until % 1000) * 1000000};
+    while (!l->purged && pthread_cond_timedwait(&l->cond, &l->mutex, &ts) == 0)
+        ;
+    pthread_mutex_unlock(&l->mutex);
+}
+
+/* GEN.json of an item, on the backend's second lane while the first writes the index */
+typedef struct {
+    const upd_propagate_t *p;
+    const item_t *it;
+    bool ok;
+    char error[ERROR_MAX];
+} history_t;
+
+static void
+put_history(void *arg)
+{
+    history_t *h = arg;
+    char key[UPD_STATE_KEY_MAX];
+    /* it->app is an app id (the API checked it) and key has room for any: neither can fail */
+    upd_state_doc_key(key, sizeof(key), h->it->app, h->it->generation);
+    h->ok = put_doc(h->p, h->it->target, key, h->it->doc, h->it->doc_len, h->error, sizeof(h->error));
+}
+
+/*
+ * APP.json, then index.json and GEN.json at once: a reader that finds the index finds the latest document it names,
+ * and origins read only those two (GEN.json is the history, which nothing reads back). On a lane of the backend, or
+ * on any thread (GEN.json goes to the backend's second lane either way); one writer per backend at a time (run_lock). latest (NULL for none) is counted down once APP.json is written
+ * or failed: the origins are then purged, and the index waits for that (latest_done).
+ */
+static void
+publish_state(upd_propagate_t *p, item_t *it, latest_t *latest)
 {
     uint64_t start = now_ms();
     char key[UPD_STATE_KEY_MAX];
     it->ok = false;
     if (it->doc == NULL) {
         it->final = true;
+        latest_done(latest);
         return; /* it->error says why there is no document */
     }
     /* it->app is an app id (the API checked it) and key has room for any: neither can fail */
-    upd_state_doc_key(key, sizeof(key), it->app, it->generation);
-    if (!put_doc(p, it, key, it->doc, it->doc_len))
-        return;
     upd_state_latest_key(key, sizeof(key), it->app);
-    if (!put_doc(p, it, key, it->doc, it->doc_len))
+    bool latest_ok = put_doc(p, it->target, key, it->doc, it->doc_len, it->error, sizeof(it->error));
+    latest_done(latest);
+    if (!latest_ok)
         return;
+    history_t history = {p, it, false, ""};
+    lane_t *history_lane = lane_of(p, 2 * it->target + 1);
+    lane_run(history_lane, put_history, &history);
     char why[300];
     /* read once: the backends of a run publish on threads of their own (publish_states) */
     bool unlisted = false, was_unlisted = __atomic_load_n(&p->unlisted, __ATOMIC_ACQUIRE);
@@ -606,55 +794,71 @@ publish_state(upd_propagate_t *p, item_t *it)
     }
     if (was_unlisted || unlisted)
         index = merge_index(p, it, why, sizeof(why));
+    bool ok = false;
     if (index == NULL) {
         snprintf(it->error, sizeof(it->error), "index: %s", why);
-        return;
+    } else {
+        ok = put_doc(p, it->target, UPD_STATE_INDEX_KEY, index, strlen(index), it->error, sizeof(it->error));
+        free(index);
     }
-    bool ok = put_doc(p, it, UPD_STATE_INDEX_KEY, index, strlen(index));
-    free(index);
-    it->ok = ok;
+    lane_wait(history_lane); /* history lives on this stack */
+    if (ok && !history.ok)
+        snprintf(it->error, sizeof(it->error), "%s", history.error);
+    it->ok = ok && history.ok;
     it->ms = now_ms() - start;
 }
 
 typedef struct {
     upd_propagate_t *p;
     item_t *it;
+    latest_t *latest;
 } publish_arg_t;
 
-static void *
+static void
 publish_main(void *arg)
 {
     publish_arg_t *a = arg;
-    publish_state(a->p, a->it);
-    return NULL;
+    publish_state(a->p, a->it, a->latest);
 }
 
 /*
- * Publishes items[] at once, each on a thread of its own (the first on the caller's): a change then waits for the
- * slowest backend, not for the sum of them. Each item must be for another backend (each backend's index.json has one
- * writer at a time, and its three documents keep their order).
+ * Starts publishing items[] at once, each on its backend's first lane: a change then waits for the slowest backend, not
+ * for the sum of them, and each write reuses the lane's connection. Each item must be for another backend (each
+ * backend's index.json has one writer at a time, and its documents keep their order). args has room for n; latest
+ * (or NULL) is counted down from n as each backend's APP.json is written. publish_wait() waits for the end.
  */
+static void
+publish_start(upd_propagate_t *p, item_t **items, size_t n, publish_arg_t *args, latest_t *latest)
+{
+    for (size_t i = 0; i < n; ++i) {
+        lane_t *lane = lane_of(p, 2 * items[i]->target);
+        args[i] = (publish_arg_t){p, items[i], lane != NULL ? latest : NULL};
+        lane_run(lane, publish_main, &args[i]);
+        if (lane == NULL && latest != NULL) {
+            /* written on this thread, index included */
+            pthread_mutex_lock(&latest->mutex);
+            --latest->left;
+            pthread_mutex_unlock(&latest->mutex);
+        }
+    }
+}
+
+static void
+publish_wait(upd_propagate_t *p, item_t **items, size_t n)
+{
+    for (size_t i = 0; i < n; ++i)
+        lane_wait(lane_of(p, 2 * items[i]->target));
+}
+
 static void
 publish_states(upd_propagate_t *p, item_t **items, size_t n)
 {
-    pthread_t *tids = calloc(n + 1, sizeof(*tids));
     publish_arg_t *args = calloc(n + 1, sizeof(*args));
-    bool *started = calloc(n + 1, sizeof(*started));
-    if (tids == NULL || args == NULL || started == NULL)
+    if (args == NULL)
         abort();
-    for (size_t i = 1; i < n; ++i) {
-        args[i] = (publish_arg_t){p, items[i]};
-        if (!(started[i] = pthread_create(&tids[i], NULL, publish_main, &args[i]) == 0))
-            publish_state(p, items[i]); /* no thread: one after the other, as before */
-    }
-    if (n != 0)
-        publish_state(p, items[0]);
-    for (size_t i = 1; i < n; ++i)
-        if (started[i])
-            pthread_join(tids[i], NULL);
-    free(tids);
+    publish_start(p, items, n, args, NULL);
+    publish_wait(p, items, n);
     free(args);
-    free(started);
 }
 
 /* ---- purges ---- */
@@ -922,9 +1126,10 @@ run_purges(upd_propagate_t *p, item_t **items, size_t nitems)
         items[i]->error[0] = '\0';
         build_reqs(p, items[i], &reqs, &n);
     }
-    CURLM *m = curl_multi_init();
-    if (m == NULL)
+    /* kept from run to run (under run_lock): its connection cache keeps the targets' connections open */
+    if (p->multi == NULL && (p->multi = curl_multi_init()) == NULL)
         abort();
+    CURLM *m = p->multi;
     for (size_t i = 0; i < n; ++i) {
         reqs[i]->rc = CURLE_FAILED_INIT;
         curl_multi_add_handle(m, reqs[i]->easy);
@@ -950,8 +1155,14 @@ run_purges(upd_propagate_t *p, item_t **items, size_t nitems)
         req_t *r = reqs[i];
         item_t *it = r->item;
         curl_off_t us = 0;
+        long connects = 0;
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
         curl_easy_getinfo(r->easy, CURLINFO_TOTAL_TIME_T, &us);
+        curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &connects);
+        pthread_mutex_lock(&p->lock);
+        ++p->requests[it->kind];
+        p->connections[it->kind] += (uint64_t)(connects > 0 ? connects : 0);
+        pthread_mutex_unlock(&p->lock);
         r->ms = (uint64_t)us / 1000;
         if (r->ms > it->ms)
             it->ms = r->ms;
@@ -960,10 +1171,9 @@ run_purges(upd_propagate_t *p, item_t **items, size_t nitems)
             it->ok = false;
             snprintf(it->error, sizeof(it->error), "%s", why);
         }
-        curl_multi_remove_handle(m, r->easy);
+        curl_multi_remove_handle(m, r->easy); /* the connection stays in the multi handle's cache */
         req_free(r);
     }
-    curl_multi_cleanup(m);
     free(reqs);
 }
 
@@ -1035,16 +1245,47 @@ upd_propagate_run(upd_propagate_t *p, upd_store_t *store, const char *app, const
             snprintf(it->error, sizeof(it->error), "%s", why);
         }
     }
-    publish_states(p, state, nstate);
-    free(doc);
-    /* 2. every origin at once; 3. then the edges together */
+    /*
+     * 2. every origin at once, as soon as every backend's latest document is written (or failed): a purged origin
+     * fetches that document at once (loop/sync.h, upd_sync_poll_app), so the index is written beside the purges;
+     * 3. then the edges together, once the origins hold the change.
+     */
+    uint64_t t0 = now_ms();
+    latest_t latest = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, nstate, false};
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* now_ms()'s clock: INDEX_HOLD_MS is not moved by a clock step */
+    pthread_cond_init(&latest.cond, &ca);
+    pthread_condattr_destroy(&ca);
+    publish_arg_t *args = calloc(nstate + 1, sizeof(*args));
+    if (args == NULL)
+        abort();
+    publish_start(p, state, nstate, args, &latest);
+    pthread_mutex_lock(&latest.mutex);
+    while (latest.left != 0)
+        pthread_cond_wait(&latest.cond, &latest.mutex);
+    pthread_mutex_unlock(&latest.mutex);
+    uint64_t t1 = now_ms();
     for (size_t i = 0; i < p->norigins; ++i) {
         supersede(p, KIND_ORIGIN, i, app);
         origins[i] = item_new(KIND_ORIGIN, i, app, generation, tags);
     }
     run_purges(p, origins, p->norigins);
+    uint64_t t2 = now_ms();
+    pthread_mutex_lock(&latest.mutex);
+    latest.purged = true; /* the writers go on with the indexes while the edges are purged */
+    pthread_cond_broadcast(&latest.cond);
+    pthread_mutex_unlock(&latest.mutex);
     nedge = add_edge_items(p, app, generation, tags, edges, 0);
     run_purges(p, edges, nedge);
+    uint64_t t3 = now_ms();
+    publish_wait(p, state, nstate); /* the indexes: the answer reports every write */
+    free(args);
+    free(doc);
+    pthread_cond_destroy(&latest.cond);
+    pthread_mutex_destroy(&latest.mutex);
+    upd_log_info("propagation: %s generation %" PRIu64 ": latest documents %" PRIu64 " ms, origins %" PRIu64 " ms, edges %" PRIu64
+                 " ms, indexes done %" PRIu64 " ms after the edges", app, generation, t1 - t0, t2 - t1, t3 - t2, now_ms() - t3);
 
     for (size_t i = 0; i < nstate; ++i) {
         json_array_append_new(state_j, item_json(p, state[i]));
@@ -1110,17 +1351,24 @@ upd_propagate_republish(upd_propagate_t *p, upd_store_t *store)
         upd_store_txn_end(txn);
         if (err != 0)
             continue;
-        for (size_t i = 0; i < p->nbackends; ++i) {
+        size_t n = p->nbackends;
+        item_t **items = calloc(n, sizeof(*items));
+        if (items == NULL)
+            abort();
+        for (size_t i = 0; i < n; ++i) {
             supersede(p, KIND_STATE, i, r.apps[a]);
-            item_t *it = item_new(KIND_STATE, i, r.apps[a], generation, NULL);
+            item_t *it = items[i] = item_new(KIND_STATE, i, r.apps[a], generation, NULL);
             it->doc = malloc(doc_len + 1);
             memcpy(it->doc, doc, doc_len + 1);
             it->doc_len = doc_len;
-            publish_state(p, it);
-            if (!it->ok)
-                ++failed;
-            settle(p, it); /* a failure is retried like any other */
         }
+        publish_states(p, items, n); /* every backend at once, as a run does */
+        for (size_t i = 0; i < n; ++i) {
+            if (!items[i]->ok)
+                ++failed;
+            settle(p, items[i]); /* a failure is retried like any other */
+        }
+        free(items);
         free(doc);
     }
     pthread_mutex_unlock(&p->run_lock);
@@ -1163,7 +1411,7 @@ upd_propagate_run_due(upd_propagate_t *p)
     }
     pthread_mutex_unlock(&p->lock);
     for (size_t i = 0; i < nstate; ++i)
-        publish_state(p, state[i]);
+        publish_state(p, state[i], NULL);
     run_purges(p, origins, norigins);
     /*
      * An origin that now holds the state may have answered an edge the old state after the first edge purge: once no
@@ -1297,6 +1545,23 @@ upd_propagate_render_metrics(upd_propagate_t *p, FILE *fp)
                 "# TYPE updraft_propagation_abandoned_total counter\n");
     for (int k = 0; k < KIND_COUNT; ++k)
         fprintf(fp, "updraft_propagation_abandoned_total{kind=\"%s\"} %" PRIu64 "\n", kind_names[k], p->abandoned[k]);
+    fprintf(fp, "# HELP updraft_propagation_requests_total HTTP requests of purges (Cloudflare: one per batch of tags).\n"
+                "# TYPE updraft_propagation_requests_total counter\n");
+    for (int k = KIND_ORIGIN; k < KIND_COUNT; ++k)
+        fprintf(fp, "updraft_propagation_requests_total{kind=\"%s\"} %" PRIu64 "\n", kind_names[k], p->requests[k]);
+    fprintf(fp, "# HELP updraft_propagation_connections_total Connections the purges had to open (the others reused one kept "
+                "open from an earlier purge).\n# TYPE updraft_propagation_connections_total counter\n");
+    for (int k = KIND_ORIGIN; k < KIND_COUNT; ++k)
+        fprintf(fp, "updraft_propagation_connections_total{kind=\"%s\"} %" PRIu64 "\n", kind_names[k], p->connections[k]);
+    uint64_t s3_requests, s3_connections;
+    upd_s3_sync_counts(&s3_requests, &s3_connections);
+    fprintf(fp,
+            "# HELP updraft_object_store_requests_total Blocking object-store requests of this process (state documents, "
+            "uploads, read-backs).\n# TYPE updraft_object_store_requests_total counter\nupdraft_object_store_requests_total %" PRIu64
+            "\n# HELP updraft_object_store_connections_total Connections those requests had to open (each thread keeps its own "
+            "open between requests).\n# TYPE updraft_object_store_connections_total counter\n"
+            "updraft_object_store_connections_total %" PRIu64 "\n",
+            s3_requests, s3_connections);
     fprintf(fp, "# HELP updraft_propagation_pending Propagation targets waiting for a retry.\n"
                 "# TYPE updraft_propagation_pending gauge\nupdraft_propagation_pending %zu\n",
             p->npending);

@@ -14,16 +14,21 @@
 /*
  * Release propagation: after a release or rollout change is committed to LMDB, the control plane
  *
- *   1. publishes the app's state to every object-storage backend (object_store.kind s3), the backends at once:
- *      _updraft/state/APP/GEN.json (immutable), _updraft/state/APP.json (latest, same bytes), then
- *      _updraft/state/index.json {"format":1,"apps":{APP:GEN,...}}, in that order, stopping at the first failure;
- *   2. purges every origin (propagation.origins): POST ORIGIN/_updraft/purge, HMAC-SHA256 signed, answered 200
- *      {"app","generation"} once the origin holds that generation (it syncs from object storage first);
+ *   1. publishes the app's state to every object-storage backend (object_store.kind s3), the backends at once, each
+ *      on long-lived threads of the propagator's (so each keeps its connections): _updraft/state/APP.json (latest),
+ *      then, once that is written, _updraft/state/index.json {"format":1,"apps":{APP:GEN,...}} and
+ *      _updraft/state/APP/GEN.json (immutable, the same bytes as APP.json, read by nothing) at once;
+ *   2. once every backend's APP.json is written (or failed), purges every origin (propagation.origins): POST
+ *      ORIGIN/_updraft/purge, HMAC-SHA256 signed, answered 200 {"app","generation"} once the origin holds that
+ *      generation (it fetches APP.json at once, loop/sync.h upd_sync_poll_app). The index and GEN.json wait for these
+ *      answers, at most 100 ms, so that a backend serves the origins' reads first;
  *   3. then purges the edges together: every Varnish listener (BAN / with X-Updraft-Tags) and Cloudflare
  *      (POST API_BASE/zones/ZONE/purge_cache {"tags":[...]}, at most 30 tags a request).
+ * The run returns once all of it is done, the index writes included.
  *
- * The purges of a step run in parallel (libcurl multi, blocking, bounded by propagation.timeout_ms). Origins come
- * before edges: an edge purged before the origins hold the new state could fetch the old answer again.
+ * The purges of a step run in parallel (libcurl multi, blocking, bounded by propagation.timeout_ms), on one multi
+ * handle kept from run to run, whose connection cache keeps the targets' connections open. Origins come before edges:
+ * an edge purged before the origins hold the new state could fetch the old answer again.
  *
  * A target that fails is retried in the background on the propagator's own thread (upd_propagate_start), with
  * exponential backoff (retry_initial_ms, doubling, capped at retry_max_ms, at most retry_attempts retries). A newer
@@ -128,7 +133,10 @@ size_t upd_propagate_pending(upd_propagate_t *p);
 
 /**
  * Appends the propagation metrics in the Prometheus text format: updraft_propagation_total{kind,result},
- * updraft_propagation_retries_total{kind}, updraft_propagation_abandoned_total{kind}, updraft_propagation_pending.
+ * updraft_propagation_retries_total{kind}, updraft_propagation_abandoned_total{kind},
+ * updraft_propagation_requests_total{kind} and updraft_propagation_connections_total{kind} (purges: requests, and the
+ * connections they opened), updraft_object_store_requests_total and updraft_object_store_connections_total (the
+ * process's blocking object-store client, storage/s3_sync.h), updraft_propagation_pending.
  */
 void upd_propagate_render_metrics(upd_propagate_t *p, FILE *fp);
 

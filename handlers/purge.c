@@ -66,6 +66,7 @@ typedef struct st_purge_wait_t {
     char app[UPD_ID_MAX + 1];
     uint64_t want;
     bool done;
+    bool direct; /* the app's document was fetched at once (upd_sync_poll_app) */
 } purge_wait_t;
 
 static uint64_t
@@ -95,9 +96,13 @@ finish(purge_wait_t *w, bool timed_out)
     int err;
     uint64_t have = generation_of(w->o, w->app, &err);
     if (have < w->want && !timed_out) {
-        /* the poll that just ended may have read the index before the change was published: poll again */
+        /* the poll that just ended may have read the index before the change was published: poll again (the app at
+         * once if a poll under way kept that from happening when the purge came) */
         upd_sync_wait(w->o->sync, &w->waiter);
-        upd_sync_poll_now(w->o->sync);
+        if (w->direct)
+            upd_sync_poll_now(w->o->sync);
+        else
+            w->direct = upd_sync_poll_app(w->o->sync, w->app, w->want);
         return;
     }
     w->done = true;
@@ -251,7 +256,8 @@ upd_purge_handle(upd_origin_t *o, h2o_req_t *req)
     upd_log_info("%s: purge of %s: at generation %" PRIu64 ", catching up to %" PRIu64, upd_http_request_id(req), w->app, have, w->want);
     h2o_timeout_link(upd_http_context()->loop, &o->purge_timeout, &w->deadline);
     upd_sync_wait(o->sync, &w->waiter);
-    upd_sync_poll_now(o->sync);
+    /* the purge names the app: its latest document at once, without reading the indexes first (loop/sync.h) */
+    w->direct = upd_sync_poll_app(o->sync, w->app, w->want);
 }
 
 void

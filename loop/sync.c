@@ -91,6 +91,7 @@ struct st_upd_sync_t {
     h2o_timeout_t poll_timeout;
     h2o_timeout_entry_t poll_entry;
     bool running, again, stopping;
+    bool direct;            /* this poll fetches one app's document without reading the indexes (upd_sync_poll_app) */
     bool changed;           /* this poll: a backend answered other than 304 */
     side_t *sides;          /* n of them */
     size_t index_pending;   /* index GETs of this poll still under way */
@@ -103,6 +104,7 @@ struct st_upd_sync_t {
     size_t behind; /* apps left behind by the last poll (refused or failed) */
     h2o_linklist_t waiters;
     uint64_t polls_ok, polls_failed, unchanged, imports, import_failures, rejected[REASON_COUNT];
+    uint64_t direct_fetches[2]; /* [caught up] */
     int64_t last_ok; /* unix time of the last successful poll */
     /*
      * The writer thread: an import is a JSON parse of up to doc_max bytes and an LMDB write transaction with its fsync,
@@ -124,18 +126,27 @@ struct st_upd_sync_t {
 
 static void next_app(upd_sync_t *s);
 static void try_app(upd_sync_t *s);
+static uint64_t local_generation(upd_sync_t *s, const char *app);
 
 static void
 finish_poll(upd_sync_t *s, bool ok)
 {
     s->running = false;
-    s->ntodo = 0;
-    if (ok) {
+    if (s->direct) {
+        /* not a poll: the regular ones, their counters and their timer are as they were */
+        s->direct = false;
+        bool caught_up = s->ntodo != 0 && local_generation(s, s->todo[0].app) >= s->todo[0].generation;
+        ++s->direct_fetches[caught_up];
+        if (!caught_up)
+            s->again = true; /* the full poll, which reads the indexes */
+        ok = true;           /* the waiters look at the generation themselves */
+    } else if (ok) {
         ++s->polls_ok;
         s->last_ok = (int64_t)time(NULL);
     } else {
         ++s->polls_failed;
     }
+    s->ntodo = 0;
     h2o_linklist_t list;
     h2o_linklist_init_anchor(&list);
     h2o_linklist_insert_list(&list, &s->waiters);
@@ -448,6 +459,13 @@ next_backend(upd_sync_t *s, const todo_t *t)
 {
     size_t best = SIZE_MAX;
     uint64_t best_gen = 0;
+    if (s->direct) {
+        /* no index read: every backend in turn, R2 first */
+        for (size_t b = 0; b < s->n; ++b)
+            if ((t->tried & (1u << b)) == 0)
+                return b;
+        return SIZE_MAX;
+    }
     for (size_t b = 0; b < s->n; ++b) {
         if (!s->sides[b].answered || (t->tried & (1u << b)) != 0)
             continue;
@@ -475,6 +493,13 @@ next_app(upd_sync_t *s)
 static void
 give_up(upd_sync_t *s, todo_t *t)
 {
+    if (s->direct) {
+        /* the full poll that follows (finish_poll) reads the indexes, and counts and remembers what it cannot import */
+        upd_log_info("state: %s: no backend's latest document is at generation %" PRIu64 " yet: polling", t->app, t->generation);
+        ++s->itodo;
+        next_app(s);
+        return;
+    }
     ++s->import_failures;
     ++s->behind;
     if (t->refused >= 0) {
@@ -663,6 +688,11 @@ on_imported(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
                          j->app, j->got, j->have, s->backends[s->doc.backend].name, j->len, j->ns / 1000000);
         }
         refused_forget(s, j->app);
+        if (s->direct && (j->committed ? j->got : j->have) < t->generation) {
+            /* this backend's latest document is older than the purge said (its write failed?): the next backend */
+            try_app(s);
+            continue;
+        }
         ++s->itodo;
         next_app(s);
     }
@@ -679,6 +709,25 @@ upd_sync_poll_now(upd_sync_t *s)
         h2o_timeout_unlink(&s->poll_entry);
     s->running = true;
     start_indexes(s);
+}
+
+bool
+upd_sync_poll_app(upd_sync_t *s, const char *app, uint64_t generation)
+{
+    if (s->running || s->stopping || s->n == 0) {
+        upd_sync_poll_now(s);
+        return false;
+    }
+    uint64_t have = local_generation(s, app);
+    s->ntodo = 0;
+    if (have >= generation || todo_add(s, app, generation, have) != 0) {
+        upd_sync_poll_now(s);
+        return false;
+    }
+    s->running = s->direct = true;
+    s->itodo = 0;
+    try_app(s);
+    return true;
 }
 
 static void
@@ -801,6 +850,12 @@ upd_sync_metrics(const upd_sync_t *s, FILE *fp)
             "updraft_state_polls_total{result=\"ok\"} %" PRIu64 "\nupdraft_state_polls_total{result=\"unchanged\"} %" PRIu64
             "\nupdraft_state_polls_total{result=\"failed\"} %" PRIu64 "\n",
             s->polls_ok - s->unchanged, s->unchanged, s->polls_failed);
+    fprintf(fp,
+            "# HELP updraft_state_direct_fetches_total Purges answered by fetching the app's latest document at once, without "
+            "reading the indexes, by whether that caught up (behind: a full poll followed).\n"
+            "# TYPE updraft_state_direct_fetches_total counter\nupdraft_state_direct_fetches_total{result=\"ok\"} %" PRIu64
+            "\nupdraft_state_direct_fetches_total{result=\"behind\"} %" PRIu64 "\n",
+            s->direct_fetches[1], s->direct_fetches[0]);
     fprintf(fp, "# HELP updraft_state_index_reads_total Reads of the state index by backend and result.\n"
                 "# TYPE updraft_state_index_reads_total counter\n");
     for (size_t b = 0; b < s->n; ++b)

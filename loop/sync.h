@@ -32,7 +32,7 @@
  * Update checks meanwhile answer from the previous commit. A poll ends (and its waiters are called) only once its
  * imports are committed; it succeeds when at least one backend's index was read, whatever became of the apps.
  *
- * A purge from the control plane asks for a poll at once (upd_sync_poll_now).
+ * A purge from the control plane fetches the app it names at once (upd_sync_poll_app), or asks for a poll.
  */
 
 typedef struct st_upd_sync_t upd_sync_t;
@@ -55,10 +55,20 @@ void upd_sync_stop(upd_sync_t *s);
 /** Polls now (or again right after the poll under way, which may have read the index too early). */
 void upd_sync_poll_now(upd_sync_t *s);
 /**
+ * For a purge that names the app and the generation: fetches the app's latest document (APP.json) at once, from each
+ * backend in turn (R2 first) until one holds that generation, without reading the indexes first: the control plane
+ * writes the latest document of every backend before it purges, and the index beside the purges. The waiters are
+ * called when it ends, as after a poll; if this origin is still behind then, a full poll follows. Not a poll: the
+ * regular polls, their timer and counters are untouched. While a poll runs, or when this origin holds that generation
+ * already, this is upd_sync_poll_now.
+ * @return whether the fetch started (false: upd_sync_poll_now was called instead)
+ */
+bool upd_sync_poll_app(upd_sync_t *s, const char *app, uint64_t generation);
+/**
  * Appends the metrics: updraft_state_polls_total{result}, updraft_state_index_reads_total{backend,result},
  * updraft_state_imports_total{result}, updraft_state_import_rejected_total{reason} (too_big, malformed,
  * invalid_record), updraft_state_apps_behind,
- * updraft_state_import_duration_seconds (summary), updraft_state_last_import_duration_seconds,
+ * updraft_state_direct_fetches_total{result}, updraft_state_import_duration_seconds (summary), updraft_state_last_import_duration_seconds,
  * updraft_state_last_import_timestamp_seconds, updraft_state_importing, updraft_state_last_sync_timestamp_seconds.
  */
 void upd_sync_metrics(const upd_sync_t *s, FILE *fp);

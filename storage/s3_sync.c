@@ -1,6 +1,9 @@
 /*
  * The blocking S3 operations (storage/s3_sync.h: HEAD, PUT, GET into a sink) on libcurl's easy interface, for the control
- * plane. One easy handle per operation: registrations are rare and every request is signed afresh anyway.
+ * plane. Each thread keeps one easy handle (a pthread key) and reuses it, options reset after every operation: the
+ * handle's connection cache then keeps the connection to the backend open between operations, so a state change's
+ * documents do not each pay a TCP (and TLS) handshake. libcurl does not support sharing one connection cache between
+ * concurrent threads (CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT), hence one handle per thread rather than a share.
  *
  * Messages name the backend, the status and S3's error code, or libcurl's error text; never a header (the
  * Authorization value carries a signature) and never the secret.
@@ -23,12 +26,54 @@
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc = CURLE_FAILED_INIT;
+static pthread_key_t easy_key;
+static uint64_t requests_total, connections_total; /* atomics */
+
+static void
+easy_free(void *easy)
+{
+    curl_easy_cleanup(easy); /* closes the connections it keeps */
+}
 
 static void
 global_init(void)
 {
     /* curl_global_init is not thread-safe before 7.84 and must run once before any handle exists */
     global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (global_rc == CURLE_OK && pthread_key_create(&easy_key, easy_free) != 0)
+        global_rc = CURLE_FAILED_INIT;
+}
+
+/* this thread's easy handle, created on first use; NULL when out of memory */
+static CURL *
+thread_easy(void)
+{
+    CURL *curl = pthread_getspecific(easy_key);
+    if (curl == NULL && (curl = curl_easy_init()) != NULL && pthread_setspecific(easy_key, curl) != 0) {
+        curl_easy_cleanup(curl);
+        curl = NULL;
+    }
+    return curl;
+}
+
+void
+upd_s3_sync_thread_done(void)
+{
+    pthread_once(&global_once, global_init);
+    if (global_rc != CURLE_OK)
+        return;
+    CURL *curl = pthread_getspecific(easy_key);
+    if (curl != NULL) {
+        pthread_setspecific(easy_key, NULL);
+        curl_easy_cleanup(curl);
+    }
+}
+
+void
+upd_s3_sync_counts(uint64_t *requests, uint64_t *connections)
+{
+    *requests = __atomic_load_n(&requests_total, __ATOMIC_RELAXED);
+    *connections = __atomic_load_n(&connections_total, __ATOMIC_RELAXED);
 }
 
 typedef struct {
@@ -197,7 +242,7 @@ run(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *method, c
         snprintf(res->message, sizeof(res->message), "%s: cannot sign %s %s: %s", b->name, method, key, upd_strerror(err));
         return err;
     }
-    CURL *curl = curl_easy_init();
+    CURL *curl = thread_easy();
     if (curl == NULL) {
         upd_s3_request_dispose(&req);
         snprintf(res->message, sizeof(res->message), "%s: out of memory", b->name);
@@ -250,7 +295,10 @@ run(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *method, c
     }
 
     CURLcode rc = curl_easy_perform(curl);
-    long status = status_of(curl);
+    long status = status_of(curl), connects = 0;
+    curl_easy_getinfo(curl, CURLINFO_NUM_CONNECTS, &connects);
+    __atomic_add_fetch(&requests_total, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&connections_total, (uint64_t)(connects > 0 ? connects : 0), __ATOMIC_RELAXED);
     if (rc == CURLE_OK) {
         res->status = (int)status;
         curl_off_t cl = -1;
@@ -284,7 +332,8 @@ run(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *method, c
         }
         err = UPD_EIO;
     }
-    curl_easy_cleanup(curl);
+    /* the options point at this call's stack and headers: reset now; the connection stays in the handle's cache */
+    curl_easy_reset(curl);
     upd_s3_request_dispose(&req);
     return err;
 }

@@ -8,7 +8,8 @@
 /*
  * Blocking S3 operations (libcurl easy) on the caller's thread, for the control plane and other threads that may block;
  * never call them from an event loop (loop/s3_loop.h is the non-blocking client). Requests are signed by
- * upd_s3_request_build(); nothing here logs or returns a secret.
+ * upd_s3_request_build(); nothing here logs or returns a secret. Each thread reuses one libcurl handle, so its
+ * connections to a backend stay open between operations (upd_s3_sync_counts says how many were opened).
  */
 
 typedef struct st_upd_s3_result_t {
@@ -59,5 +60,17 @@ int upd_s3_put_mem(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const 
  */
 int upd_s3_get(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *key,
                int (*sink)(const void *data, size_t len, void *arg), void *arg, upd_s3_result_t *res);
+
+/**
+ * Closes the calling thread's cached handle and the connections it keeps. Optional: a thread's handle is closed when the
+ * thread exits; a thread that keeps running (the main thread at shutdown) calls this to let them go earlier.
+ */
+void upd_s3_sync_thread_done(void);
+
+/**
+ * Requests made by the functions above in this process, and the connections they had to open for them (the rest reused
+ * one kept open by their thread's handle). For /metrics; safe from any thread.
+ */
+void upd_s3_sync_counts(uint64_t *requests, uint64_t *connections);
 
 #endif

@@ -17,6 +17,7 @@ origins behind a round-robin director) is the CDN edge.
   d. a purge to an edge that is down is reported as failed and retried until the edge is back
 """
 import http.client
+import json
 import os
 import re
 import subprocess
@@ -355,6 +356,53 @@ class Propagation(harness.StackTest):
         doc, _, _ = self.feed(edge2)
         self.assert_feed(doc, "1.5.0", 10)
 
+
+    def test_e_a_purged_origin_fetches_the_app_at_once_over_kept_connections(self):
+        answer, _ = self.release("1.6.0", percent=10)
+        self.assertTrue(all(x["ok"] for x in self.purges(answer).values()), answer)
+        edges = [t for t in self.purges(answer) if t.startswith("varnish ")]  # test d added one
+        before = [self.get("/metrics", o)[2].decode() for o in self.origins]
+        control_before = self.control_metrics()
+        for percent in (20, 30, 40):
+            answer = self.set_rollout(percent)
+            self.assertTrue(all(x["ok"] for x in self.purges(answer).values()), answer)
+            for o in self.origins:
+                self.assert_feed(self.feed(o)[0], "1.6.0", percent)
+        for o, text in zip(self.origins, before):
+            after = self.get("/metrics", o)[2].decode()
+            # each purge read the app's latest document straight away, without reading the indexes first
+            self.assertEqual(metric(after, "updraft_state_direct_fetches_total", result="ok") -
+                             metric(text, "updraft_state_direct_fetches_total", result="ok"), 3, after)
+        control_after = self.control_metrics()
+        for kind, targets in (("origin", len(self.origins)), ("varnish", len(edges))):
+            requests = (metric(control_after, "updraft_propagation_requests_total", kind=kind) -
+                        metric(control_before, "updraft_propagation_requests_total", kind=kind))
+            opened = (metric(control_after, "updraft_propagation_connections_total", kind=kind) -
+                      metric(control_before, "updraft_propagation_connections_total", kind=kind))
+            self.assertEqual(requests, 3 * targets, kind)
+            self.assertLessEqual(opened, targets, "%s purges reuse their connections" % kind)
+
+    def test_f_a_purge_finds_the_change_on_s3_when_r2_fails(self):
+        before = [self.get("/metrics", o)[2].decode() for o in self.origins]
+        self.env.s3_fault(self.r2, 500)
+        try:
+            answer = self.set_rollout(50)
+        finally:
+            self.env.s3_fault(self.r2, 0)
+        prop = answer["propagation"]
+        self.assertEqual([(t["target"], t["ok"]) for t in prop["state"]], [("r2", False), ("s3", True)], prop)
+        # the origins fetched the latest document from S3 straight away: served before the call returned
+        self.assertTrue(all(x["ok"] for x in prop["purges"]), prop)
+        for o, text in zip(self.origins, before):
+            self.assert_feed(self.feed(o)[0], "1.6.0", 50)
+            after = self.get("/metrics", o)[2].decode()
+            self.assertEqual(metric(after, "updraft_state_direct_fetches_total", result="ok") -
+                             metric(text, "updraft_state_direct_fetches_total", result="ok"), 1, after)
+        self.assert_edge_serves("1.6.0", 50, "1.3.0", n=5)
+        # and R2 gets the state once it answers again
+        self.wait_until("the retry publishes to r2", lambda: metric(self.control_metrics(), "updraft_propagation_pending") == 0)
+        status, body = self.env.s3_get(self.r2, "_updraft/state/acme.json")
+        self.assertEqual((status, json.loads(body)["generation"]), (200, prop["generation"]))
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -319,6 +319,31 @@ class PropagationTest(harness.StackTest):
         index = json.loads(self.state_doc(self.s3, "_updraft/state/index.json"))
         self.assertEqual((index["apps"]["state-app"], index["apps"]["state-other"]), (gen2, 1))
 
+    def test_state_writes_and_purges_reuse_their_connections(self):
+        self.new_app("reuse-app")
+        self.release("reuse-app", "1.0.0")
+        self.release("reuse-app", "1.1.0", rollout=10)
+        before = self.metrics()
+        changes = (20, 30, 40, 50, 60)
+        for percent in changes:
+            status, ch = self.api("PUT", "/v1/apps/reuse-app/channels/latest/rollout", {"percent": percent})
+            self.assertEqual(status, 200, ch)
+            prop = ch["propagation"]
+            self.assertTrue(all(t["ok"] for t in prop["state"] + prop["purges"]), prop)
+        after = self.metrics()
+
+        def delta(name, **labels):
+            return metric(after, name, **labels) - metric(before, name, **labels)
+
+        self.assertGreaterEqual(delta("updraft_object_store_requests_total"), 3 * 2 * len(changes),
+                                "three state documents to each of two backends per change")
+        # one writer thread per backend, each keeping its connection: at most one new connection each (the s3rver
+        # closes connections idle for 5 s, so the ones of an earlier test may be gone)
+        self.assertLessEqual(delta("updraft_object_store_connections_total"), 2, after)
+        for kind in ("origin", "varnish"):
+            self.assertEqual(delta("updraft_propagation_requests_total", kind=kind), len(changes), kind)
+            self.assertLessEqual(delta("updraft_propagation_connections_total", kind=kind), 1, "%s: %s" % (kind, after))
+
     def test_a_change_never_published_is_published_at_the_next_start(self):
         # a change committed by a control plane that published nothing (local object store here; a crash between
         # commit and publication has the same effect) reaches object storage when a control plane starts again
