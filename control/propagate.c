@@ -1499,7 +1499,7 @@ upd_propagate_start(upd_propagate_t *p)
     int rc = pthread_create(&p->thread, NULL, retry_main, p);
     if (rc != 0) {
         upd_log_error("propagation: cannot start the retry thread: %s", strerror(rc));
-        return -1;
+        return UPD_EIO;
     }
     p->thread_started = true;
     return 0;

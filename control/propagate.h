@@ -117,7 +117,7 @@ size_t upd_propagate_republish(upd_propagate_t *p, upd_store_t *store);
 
 /**
  * Starts the thread that runs the retries as they fall due. Retries queued before it starts wait for it.
- * @return 0, or -1 when the thread cannot be created (logged)
+ * @return 0, or UPD_EIO when the thread cannot be created (logged)
  */
 int upd_propagate_start(upd_propagate_t *p);
 /**
