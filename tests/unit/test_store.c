@@ -192,23 +192,39 @@ test_open_creates_missing_parent_directories(void **state)
     upd_store_close(store);
 }
 
+/* Opens DIR/lmdb with plain liblmdb and begins a transaction, as another build's program would (flags: 0 or
+ * MDB_RDONLY, for both). */
+static MDB_txn *
+raw_begin(const char *dir, unsigned flags, MDB_env **env)
+{
+    char path[128];
+    MDB_txn *txn;
+    snprintf(path, sizeof(path), "%s/lmdb", dir);
+    assert_int_equal(mdb_env_create(env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(*env, 16), 0);
+    assert_int_equal(mdb_env_open(*env, path, flags, 0600), 0);
+    assert_int_equal(mdb_txn_begin(*env, NULL, flags, &txn), 0);
+    return txn;
+}
+
+/* Writes meta/schema in a raw transaction. */
+static void
+raw_put_schema(MDB_txn *txn, uint32_t schema)
+{
+    MDB_dbi dbi;
+    uint8_t le[4] = {(uint8_t)schema, (uint8_t)(schema >> 8), (uint8_t)(schema >> 16), (uint8_t)(schema >> 24)};
+    MDB_val key = {6, "schema"}, val = {4, le};
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+    assert_int_equal(mdb_put(txn, dbi, &key, &val, 0), 0);
+}
+
 /* Rewrites meta/schema with plain liblmdb, as a build with another schema would have left it. */
 static void
 write_raw_schema(const char *dir, uint32_t schema)
 {
-    char path[128];
     MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    uint8_t le[4] = {(uint8_t)schema, (uint8_t)(schema >> 8), (uint8_t)(schema >> 16), (uint8_t)(schema >> 24)};
-    MDB_val key = {6, "schema"}, val = {4, le};
-    snprintf(path, sizeof(path), "%s/lmdb", dir);
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
-    assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
-    assert_int_equal(mdb_put(txn, dbi, &key, &val, 0), 0);
+    MDB_txn *txn = raw_begin(dir, 0, &env);
+    raw_put_schema(txn, schema);
     assert_int_equal(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
 }
@@ -1049,19 +1065,12 @@ put_xxh3_release(struct fixture *f, upd_release_t *rel)
 static void
 write_schema3_blocks(const char *dir)
 {
-    char path[128];
     MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi meta, blocks;
+    MDB_txn *txn = raw_begin(dir, 0, &env);
+    MDB_dbi blocks;
     MDB_cursor *cur;
-    MDB_val key = {6, "schema"}, val = {4, (uint8_t[]){3, 0, 0, 0}}, k, v;
-    snprintf(path, sizeof(path), "%s/lmdb", dir);
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
-    assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
-    assert_int_equal(mdb_put(txn, meta, &key, &val, 0), 0);
+    MDB_val k, v;
+    raw_put_schema(txn, 3);
     assert_int_equal(mdb_dbi_open(txn, "blocks", 0, &blocks), 0);
     assert_int_equal(mdb_cursor_open(txn, blocks, &cur), 0);
     int n = 0;
@@ -1169,19 +1178,11 @@ test_a_schema_3_store_is_migrated_with_its_block_digests_tagged_xxh3(void **stat
 static void
 write_schema2_clients(const char *dir, int n)
 {
-    char path[128];
     MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi meta, clients;
-    uint8_t le[4] = {2, 0, 0, 0}, at[8] = {1};
-    MDB_val key = {6, "schema"}, val = {4, le};
-    snprintf(path, sizeof(path), "%s/lmdb", dir);
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
-    assert_int_equal(mdb_env_open(env, path, 0, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
-    assert_int_equal(mdb_put(txn, meta, &key, &val, 0), 0);
+    MDB_txn *txn = raw_begin(dir, 0, &env);
+    MDB_dbi clients;
+    uint8_t at[8] = {1};
+    raw_put_schema(txn, 2);
     assert_int_equal(mdb_dbi_open(txn, "clients", MDB_CREATE, &clients), 0);
     for (int i = 0; i != n; ++i) {
         char k[128];
@@ -1236,15 +1237,9 @@ test_a_schema_2_store_is_migrated_with_its_clients_counted(void **state)
     upd_store_close(f->store);
     f->store = NULL;
 
-    char path[128];
     MDB_env *env;
-    MDB_txn *raw;
+    MDB_txn *raw = raw_begin(f->dir, MDB_RDONLY, &env);
     MDB_dbi dbi;
-    snprintf(path, sizeof(path), "%s/lmdb", f->dir);
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
-    assert_int_equal(mdb_env_open(env, path, MDB_RDONLY, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &raw), 0);
     assert_int_equal(mdb_dbi_open(raw, "clients", 0, &dbi), MDB_NOTFOUND);
     mdb_txn_abort(raw);
     mdb_env_close(env);
