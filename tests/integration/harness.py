@@ -873,6 +873,16 @@ def parse_releases(text):
     return out
 
 
+def metric(text, name, **labels):
+    """The value of one sample of a Prometheus metric with exactly these labels (none: the sample without labels),
+    0 when absent."""
+    for line in text.splitlines():
+        m = re.match(r"^%s(?:\{([^}]*)\})?\s+([0-9.eE+-]+|NaN|[+-]Inf)$" % re.escape(name), line)
+        if m and dict(re.findall(r'(\w+)="([^"]*)"', m.group(1) or "")) == labels:
+            return float(m.group(2))
+    return 0.0
+
+
 def metric_sum(text, name):
     """Sum of every sample of a Prometheus metric family (all label sets); None when absent."""
     total = None

@@ -11,7 +11,6 @@ would time those out and open R2's breaker.
 """
 import hashlib
 import os
-import re
 import sys
 import threading
 import time
@@ -28,14 +27,6 @@ def digest(data):
     return hashlib.sha512(data).hexdigest()
 
 
-def metric(text, name, **labels):
-    """The value of one sample, 0 when absent."""
-    want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
-    for line in text.splitlines():
-        m = re.match(r'^([a-z_]+)(?:\{([^}]*)\})? (\S+)$', line)
-        if m and m.group(1) == name and ",".join(sorted((m.group(2) or "").split(","))) == (want if labels else ""):
-            return float(m.group(3))
-    return 0
 
 
 class Fills(harness.StackTest):
@@ -105,7 +96,7 @@ class Fills(harness.StackTest):
         return threads
 
     def wait_metric(self, origin, name, value):
-        harness.poll(lambda: metric(self.metrics(origin), name), lambda v: v >= value, 10)
+        harness.poll(lambda: harness.metric(self.metrics(origin), name), lambda v: v >= value, 10)
 
     def test_01_a_hundred_cold_misses_against_a_slow_backend_all_succeed_and_no_breaker_opens(self):
         files = self.publish(100, 64 * 1024 + 17)
@@ -119,17 +110,17 @@ class Fills(harness.StackTest):
             self.assertIsInstance(r, tuple, "%s: %r" % (path, r))
             self.assertEqual((r[0], digest(r[2])), (200, digest(data)), path)
         m = self.metrics(self.origin)
-        self.assertEqual(metric(m, "updraft_backend_breaker_opens_total", backend="r2"), 0, "R2's breaker opened")
-        self.assertEqual(metric(m, "updraft_backend_breaker_state", backend="r2"), 0, "R2's breaker is not closed")
+        self.assertEqual(harness.metric(m, "updraft_backend_breaker_opens_total", backend="r2"), 0, "R2's breaker opened")
+        self.assertEqual(harness.metric(m, "updraft_backend_breaker_state", backend="r2"), 0, "R2's breaker is not closed")
         for outcome in ("first_byte", "connect", "stall", "transport"):
-            self.assertEqual(metric(m, "updraft_backend_requests_total", backend="r2", outcome=outcome), 0, outcome)
-        self.assertEqual(metric(m, "updraft_backend_requests_total", backend="r2", outcome="ok"), 100)
-        self.assertEqual(metric(m, "updraft_backend_failovers_total", **{"from": "r2", "to": "s3"}), 0, "failed over to S3")
-        self.assertLessEqual(metric(m, "updraft_cache_fills_active_max"), 80, "more fills at once than cache.max_fills")
-        self.assertGreaterEqual(metric(m, "updraft_cache_fills_active_max"), 64, "the burst never filled the slots")
-        self.assertEqual(metric(m, "updraft_cache_fills_queued_total"), 20, "the misses beyond the cap did not queue")
-        self.assertEqual(metric(m, "updraft_cache_fills_rejected_total"), 0)
-        self.assertEqual((metric(m, "updraft_cache_fills_active"), metric(m, "updraft_cache_fill_queue")), (0, 0))
+            self.assertEqual(harness.metric(m, "updraft_backend_requests_total", backend="r2", outcome=outcome), 0, outcome)
+        self.assertEqual(harness.metric(m, "updraft_backend_requests_total", backend="r2", outcome="ok"), 100)
+        self.assertEqual(harness.metric(m, "updraft_backend_failovers_total", **{"from": "r2", "to": "s3"}), 0, "failed over to S3")
+        self.assertLessEqual(harness.metric(m, "updraft_cache_fills_active_max"), 80, "more fills at once than cache.max_fills")
+        self.assertGreaterEqual(harness.metric(m, "updraft_cache_fills_active_max"), 64, "the burst never filled the slots")
+        self.assertEqual(harness.metric(m, "updraft_cache_fills_queued_total"), 20, "the misses beyond the cap did not queue")
+        self.assertEqual(harness.metric(m, "updraft_cache_fills_rejected_total"), 0)
+        self.assertEqual((harness.metric(m, "updraft_cache_fills_active"), harness.metric(m, "updraft_cache_fill_queue")), (0, 0))
         # 64 connections to R2: at least two backend answers in a row for the last ones
         self.assertGreater(took, 2 * DELAY_MS / 1000.0 * 0.9)
 
@@ -157,10 +148,10 @@ class Fills(harness.StackTest):
             self.assertIsInstance(r, tuple, r)
             self.assertEqual((r[0], digest(r[2])), (200, digest(data)))
         m = self.metrics(tiny)
-        self.assertEqual(metric(m, "updraft_cache_fills_rejected_total"), 1)
-        self.assertEqual(metric(m, "updraft_cache_fills_queued_total"), 1)
-        self.assertEqual(metric(m, "updraft_cache_fills_active_max"), 1)
-        self.assertEqual(metric(m, "updraft_cache_lookups_total", result="joined"), 1)
+        self.assertEqual(harness.metric(m, "updraft_cache_fills_rejected_total"), 1)
+        self.assertEqual(harness.metric(m, "updraft_cache_fills_queued_total"), 1)
+        self.assertEqual(harness.metric(m, "updraft_cache_fills_active_max"), 1)
+        self.assertEqual(harness.metric(m, "updraft_cache_lookups_total", result="joined"), 1)
         with open(tiny.log) as f:
             self.assertRegex(f.read(), r"artifact unavailable: too many backend fills")
         # once a slot is free, C is served

@@ -109,19 +109,6 @@ def with_sha512(file_record, sha512_raw):
     return file_record[:8] + sha512_raw + file_record[72:]
 
 
-def metric(text, name, **labels):
-    """The value of one sample, 0 when absent."""
-    want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
-    for line in text.splitlines():
-        if line.startswith("#"):
-            continue
-        m = re.match(r'^([a-z_]+)(?:\{([^}]*)\})? (\S+)$', line)
-        if not m or m.group(1) != name:
-            continue
-        got = ",".join(sorted((m.group(2) or "").split(","))) if m.group(2) else ""
-        if got == want:
-            return float(m.group(3))
-    return 0
 
 
 def read_to_close(s, got, reset_is_close=False):
@@ -279,7 +266,7 @@ class ObjectStorage(harness.StackTest):
         self.assertEqual(self.env.s3_count(self.r2, "GET", key), 1)
         self.assertEqual(self.env.s3_count(self.s3, "GET", key), 0)
         m = self.metrics()
-        self.assertGreaterEqual(metric(m, "updraft_cache_lookups_total", result="joined") + metric(
+        self.assertGreaterEqual(harness.metric(m, "updraft_cache_lookups_total", result="joined") + harness.metric(
             m, "updraft_cache_lookups_total", result="hit"), 49)
 
     def test_03_range_and_multirange_on_a_miss(self):
@@ -304,8 +291,8 @@ class ObjectStorage(harness.StackTest):
         self.assertEqual(self.env.s3_count(self.s3, "GET", key), 1)
         self.access_log_line(path, "backend=r2>s3")
         m = self.metrics()
-        self.assertGreaterEqual(metric(m, "updraft_backend_failovers_total", **{"from": "r2", "to": "s3"}), 1)
-        self.assertGreaterEqual(metric(m, "updraft_backend_errors_total", backend="r2", kind="server"), 1)
+        self.assertGreaterEqual(harness.metric(m, "updraft_backend_failovers_total", **{"from": "r2", "to": "s3"}), 1)
+        self.assertGreaterEqual(harness.metric(m, "updraft_backend_errors_total", backend="r2", kind="server"), 1)
 
     def test_05_r2_serving_a_corrupted_copy(self):
         key, path, data = self.publish(5 * BLOCK)
@@ -317,7 +304,7 @@ class ObjectStorage(harness.StackTest):
         self.assertIn("does not match its digest", log)
         self.assertRegex(log, r"continuing from backend s3 at byte %d" % (3 * BLOCK))
         m = self.metrics()
-        self.assertGreaterEqual(metric(m, "updraft_backend_errors_total", backend="r2", kind="integrity"), 1)
+        self.assertGreaterEqual(harness.metric(m, "updraft_backend_errors_total", backend="r2", kind="integrity"), 1)
         self.assertIn(digest(data), harness.poll(self.cached_files, lambda files: digest(data) in files, 5))
         with open(os.path.join(self.env.data, "cache", digest(data)), "rb") as f:
             self.assertEqual(digest(f.read()), digest(data))
@@ -346,8 +333,8 @@ class ObjectStorage(harness.StackTest):
         self.assertLess(took, 10)
         self.assertEqual(self.env.s3_count(self.s3, "GET", key), 1)
         m = self.metrics()
-        self.assertGreaterEqual(metric(m, "updraft_backend_requests_total", backend="r2", outcome="first_byte") +
-                                metric(m, "updraft_backend_requests_total", backend="r2", outcome="connect"), 1)
+        self.assertGreaterEqual(harness.metric(m, "updraft_backend_requests_total", backend="r2", outcome="first_byte") +
+                                harness.metric(m, "updraft_backend_requests_total", backend="r2", outcome="connect"), 1)
 
     def test_08_r2_refusing_connections_then_recovering(self):
         self.r2.stop()
@@ -361,10 +348,10 @@ class ObjectStorage(harness.StackTest):
             m = self.metrics()
             # refused connections (or a cached connection found dead) count as failures of R2; after 3 in a
             # row (earlier tests may have contributed one) the breaker is open and the last fetch skipped R2
-            self.assertGreaterEqual(sum(metric(m, "updraft_backend_requests_total", backend="r2", outcome=k)
+            self.assertGreaterEqual(sum(harness.metric(m, "updraft_backend_requests_total", backend="r2", outcome=k)
                                         for k in ("connect", "transport")), 2)
-            self.assertEqual(metric(m, "updraft_backend_breaker_state", backend="r2"), 1)
-            self.assertGreaterEqual(metric(m, "updraft_backend_breaker_opens_total", backend="r2"), 1)
+            self.assertEqual(harness.metric(m, "updraft_backend_breaker_state", backend="r2"), 1)
+            self.assertGreaterEqual(harness.metric(m, "updraft_backend_breaker_opens_total", backend="r2"), 1)
             self.access_log_line(fetched[-1], "backend=s3")
             self.assertIn("circuit open", self.origin_log())
         finally:
@@ -375,7 +362,7 @@ class ObjectStorage(harness.StackTest):
         self.assertEqual((st, body), (200, data))
         self.assertEqual(self.env.s3_count(self.r2, "GET", key), 1)  # the half-open probe went to R2
         m = self.metrics()
-        self.assertEqual(metric(m, "updraft_backend_breaker_state", backend="r2"), 0)
+        self.assertEqual(harness.metric(m, "updraft_backend_breaker_state", backend="r2"), 0)
         self.assertIn("circuit closed", self.origin_log())
 
     def test_09_both_down_is_a_clean_error_and_nothing_is_cached(self):
@@ -414,7 +401,7 @@ class ObjectStorage(harness.StackTest):
         self.assertIn("SignatureDoesNotMatch", log)
         self.assertNotIn("not-the-secret", log)
         m = self.metrics(shared)
-        self.assertGreaterEqual(metric(m, "updraft_backend_errors_total", backend="r2", kind="auth"), 1)
+        self.assertGreaterEqual(harness.metric(m, "updraft_backend_errors_total", backend="r2", kind="auth"), 1)
         shared.stop()
 
     def test_11_r2_killed_mid_transfer_of_100_mb(self):
@@ -490,12 +477,12 @@ class ObjectStorage(harness.StackTest):
             self.assertEqual((st, body), (200, data))
             # a fill counts as cached (and can be evicted) once the file is durable and named
             deadline = time.monotonic() + 10
-            while metric(self.metrics(origin), "updraft_cache_fills_total", result="verified") < fills:
+            while harness.metric(self.metrics(origin), "updraft_cache_fills_total", result="verified") < fills:
                 self.assertLess(time.monotonic(), deadline)
                 time.sleep(0.05)
         files = [f for f in os.listdir(cache) if not f.startswith(".")]
         self.assertEqual(sorted(files), sorted([digest(a[2]), digest(c[2])]))
-        self.assertEqual(metric(self.metrics(origin), "updraft_cache_evictions_total"), 1)
+        self.assertEqual(harness.metric(self.metrics(origin), "updraft_cache_evictions_total"), 1)
         # over the cap: streamed whole, verified, not kept
         big = self.publish(2 * 1024 * 1024)
         st, h, body = self.get(big[1], origin=origin)
@@ -557,7 +544,7 @@ class ObjectStorage(harness.StackTest):
         m = re.search(r"continuing from backend s3 at byte (\d+)", log)
         self.assertIsNotNone(m, log[-2000:])
         self.assertGreater(int(m.group(1)), 0)
-        self.assertGreaterEqual(metric(self.metrics(origin), "updraft_backend_requests_total", backend="r2", outcome="stall"), 1)
+        self.assertGreaterEqual(harness.metric(self.metrics(origin), "updraft_backend_requests_total", backend="r2", outcome="stall"), 1)
         origin.stop()
 
     def test_18_bytes_that_cannot_be_verified_cut_the_response(self):
@@ -607,13 +594,13 @@ class ObjectStorage(harness.StackTest):
         self.assertTrue(os.path.exists(self.cached_file(digest(data))))
 
     def test_22_blocks_are_hashed_on_the_hash_threads(self):
-        before = metric(self.metrics(), "updraft_hash_jobs_total")
-        self.assertGreaterEqual(metric(self.metrics(), "updraft_hash_threads"), 1)
+        before = harness.metric(self.metrics(), "updraft_hash_jobs_total")
+        self.assertGreaterEqual(harness.metric(self.metrics(), "updraft_hash_threads"), 1)
         key, path, data = self.publish(7 * BLOCK + 1)
         st, h, body = self.get(path)
         self.assertEqual((st, digest(body)), (200, digest(data)))
         # one job per block, and no more: no whole-file pass
-        self.assertEqual(metric(self.metrics(), "updraft_hash_jobs_total") - before, 8)
+        self.assertEqual(harness.metric(self.metrics(), "updraft_hash_jobs_total") - before, 8)
 
     def test_19_backend_connections_are_reused(self):
         # no state polling: the artifact GETs are the only requests to R2, so the first must connect
@@ -624,9 +611,9 @@ class ObjectStorage(harness.StackTest):
             st, h, body = self.get(path, origin=origin)
             self.assertEqual((st, body), (200, data))
         m = self.metrics(origin)
-        self.assertEqual(metric(m, "updraft_backend_requests_total", backend="r2", outcome="ok"), 6)
+        self.assertEqual(harness.metric(m, "updraft_backend_requests_total", backend="r2", outcome="ok"), 6)
         # six GETs one after the other: the first opens a connection, the others find it in libcurl's pool
-        self.assertEqual(metric(m, "updraft_backend_connections_total", backend="r2"), 1)
+        self.assertEqual(harness.metric(m, "updraft_backend_connections_total", backend="r2"), 1)
         origin.stop()
 
     def test_15_credentials_from_the_environment_and_config_errors(self):

@@ -42,14 +42,6 @@ def installer(version):
     return "/artifacts/%s/%s/Acme-Setup-%s.exe" % (APP, version, version)
 
 
-def metric(text, name, **labels):
-    """The value of one sample (labels exactly as given), 0 when absent."""
-    want = sorted('%s="%s"' % kv for kv in labels.items())
-    for line in text.splitlines():
-        m = re.match(r'^([a-z_]+)(?:\{([^}]*)\})? (\S+)$', line)
-        if m and m.group(1) == name and sorted(filter(None, (m.group(2) or "").split(","))) == want:
-            return float(m.group(3))
-    return 0.0
 
 
 def edge_vcl(path, origins, probe_interval="0.5s"):
@@ -316,7 +308,7 @@ class Propagation(harness.StackTest):
         n14 = sum(1 for cid in ids if harness.parse_yaml(pa[cid][1].decode())["version"] == "1.4.0")
         self.assertTrue(450 <= n14 <= 750, n14)  # 30% of 2000, sd 20
         # the control plane's retry reaches it, and then purges the edge again
-        self.wait_until("no propagation retry pending", lambda: metric(self.control_metrics(), "updraft_propagation_pending") == 0)
+        self.wait_until("no propagation retry pending", lambda: harness.metric(self.control_metrics(), "updraft_propagation_pending") == 0)
         with open(self.env.control.log) as f:
             self.assertIn("purging the edges again", f.read())
         self.assert_edge_serves("1.4.0", 30, "1.3.0", n=20)
@@ -337,20 +329,20 @@ class Propagation(harness.StackTest):
         self.assert_edge_serves("1.5.0", 10, "1.3.0", n=20)
         # retried in the background, with backoff
         self.wait_until("two retries of the unreachable edge",
-                        lambda: metric(self.control_metrics(), "updraft_propagation_retries_total", kind="varnish") >= 2)
+                        lambda: harness.metric(self.control_metrics(), "updraft_propagation_retries_total", kind="varnish") >= 2)
         m = self.control_metrics()
-        self.assertGreaterEqual(metric(m, "updraft_propagation_total", kind="varnish", result="failed"), 3)
-        self.assertEqual(metric(m, "updraft_propagation_pending"), 1)
+        self.assertGreaterEqual(harness.metric(m, "updraft_propagation_total", kind="varnish", result="failed"), 3)
+        self.assertEqual(harness.metric(m, "updraft_propagation_pending"), 1)
         with open(self.env.control.log) as f:
             self.assertRegex(f.read(), r"purge varnish %s of acme generation \d+: FAILED: .*; retry 2 of 100" % re.escape(down))
-        ok_before = metric(m, "updraft_propagation_total", kind="varnish", result="ok")
+        ok_before = harness.metric(m, "updraft_propagation_total", kind="varnish", result="ok")
 
         # the edge comes back on that port: the next retry bans there
         edge2 = self.env.start_varnish(self.vcl, port=closed)
-        self.wait_until("the retry succeeds", lambda: metric(self.control_metrics(), "updraft_propagation_pending") == 0)
+        self.wait_until("the retry succeeds", lambda: harness.metric(self.control_metrics(), "updraft_propagation_pending") == 0)
         m = self.control_metrics()
-        self.assertEqual(metric(m, "updraft_propagation_total", kind="varnish", result="ok"), ok_before + 1)
-        self.assertEqual(metric(m, "updraft_propagation_abandoned_total", kind="varnish"), 0)
+        self.assertEqual(harness.metric(m, "updraft_propagation_total", kind="varnish", result="ok"), ok_before + 1)
+        self.assertEqual(harness.metric(m, "updraft_propagation_abandoned_total", kind="varnish"), 0)
         bans = self.varnish_tool("varnishadm", edge2, "ban.list")
         self.assertRegex(bans, r"obj\.http\.Surrogate-Key ~ \S*\(app:acme\|chan:acme/latest\|\S*rel:acme/1\[\.\]5\[\.\]0")
         doc, _, _ = self.feed(edge2)
@@ -371,14 +363,14 @@ class Propagation(harness.StackTest):
         for o, text in zip(self.origins, before):
             after = self.get("/metrics", o)[2].decode()
             # each purge read the app's latest document straight away, without reading the indexes first
-            self.assertEqual(metric(after, "updraft_state_direct_fetches_total", result="ok") -
-                             metric(text, "updraft_state_direct_fetches_total", result="ok"), 3, after)
+            self.assertEqual(harness.metric(after, "updraft_state_direct_fetches_total", result="ok") -
+                             harness.metric(text, "updraft_state_direct_fetches_total", result="ok"), 3, after)
         control_after = self.control_metrics()
         for kind, targets in (("origin", len(self.origins)), ("varnish", len(edges))):
-            requests = (metric(control_after, "updraft_propagation_requests_total", kind=kind) -
-                        metric(control_before, "updraft_propagation_requests_total", kind=kind))
-            opened = (metric(control_after, "updraft_propagation_connections_total", kind=kind) -
-                      metric(control_before, "updraft_propagation_connections_total", kind=kind))
+            requests = (harness.metric(control_after, "updraft_propagation_requests_total", kind=kind) -
+                        harness.metric(control_before, "updraft_propagation_requests_total", kind=kind))
+            opened = (harness.metric(control_after, "updraft_propagation_connections_total", kind=kind) -
+                      harness.metric(control_before, "updraft_propagation_connections_total", kind=kind))
             self.assertEqual(requests, 3 * targets, kind)
             self.assertLessEqual(opened, targets, "%s purges reuse their connections" % kind)
 
@@ -396,11 +388,11 @@ class Propagation(harness.StackTest):
         for o, text in zip(self.origins, before):
             self.assert_feed(self.feed(o)[0], "1.6.0", 50)
             after = self.get("/metrics", o)[2].decode()
-            self.assertEqual(metric(after, "updraft_state_direct_fetches_total", result="ok") -
-                             metric(text, "updraft_state_direct_fetches_total", result="ok"), 1, after)
+            self.assertEqual(harness.metric(after, "updraft_state_direct_fetches_total", result="ok") -
+                             harness.metric(text, "updraft_state_direct_fetches_total", result="ok"), 1, after)
         self.assert_edge_serves("1.6.0", 50, "1.3.0", n=5)
         # and R2 gets the state once it answers again
-        self.wait_until("the retry publishes to r2", lambda: metric(self.control_metrics(), "updraft_propagation_pending") == 0)
+        self.wait_until("the retry publishes to r2", lambda: harness.metric(self.control_metrics(), "updraft_propagation_pending") == 0)
         status, body = self.env.s3_get(self.r2, "_updraft/state/acme.json")
         self.assertEqual((status, json.loads(body)["generation"]), (200, prop["generation"]))
 

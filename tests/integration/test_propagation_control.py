@@ -202,13 +202,6 @@ def propagation_yaml(origins=(), varnish=(), cloudflare=None, retry_initial_ms=1
     return y
 
 
-def metric(text, name, **labels):
-    """The value of one sample of a metric with exactly these labels, 0 when absent."""
-    for line in text.splitlines():
-        m = re.match(r"^%s(?:\{([^}]*)\})?\s+([0-9.eE+-]+)$" % re.escape(name), line)
-        if m and dict(re.findall(r'(\w+)="([^"]*)"', m.group(1) or "")) == labels:
-            return float(m.group(2))
-    return 0.0
 
 
 class PropagationTest(harness.StackTest):
@@ -268,7 +261,7 @@ class PropagationTest(harness.StackTest):
         return body.decode()
 
     def wait_metric(self, control, name, at_least, **labels):
-        return harness.poll(lambda: metric(self.metrics(control), name, **labels), lambda value: value >= at_least, WAIT, 0.05)
+        return harness.poll(lambda: harness.metric(self.metrics(control), name, **labels), lambda value: value >= at_least, WAIT, 0.05)
 
     def log(self, control):
         with open(control.log, errors="replace") as f:
@@ -333,7 +326,7 @@ class PropagationTest(harness.StackTest):
         after = self.metrics()
 
         def delta(name, **labels):
-            return metric(after, name, **labels) - metric(before, name, **labels)
+            return harness.metric(after, name, **labels) - harness.metric(before, name, **labels)
 
         self.assertGreaterEqual(delta("updraft_object_store_requests_total"), 3 * 2 * len(changes),
                                 "three state documents to each of two backends per change")
@@ -438,13 +431,13 @@ class PropagationTest(harness.StackTest):
         self.assertEqual(prop["state"], [], "kind local: no state documents")
         t = self.target(prop, "varnish " + url)
         self.assertEqual((t["ok"], t["error"], t["retrying"]), (False, "connect: Connection refused", True))
-        self.assertGreaterEqual(metric(self.metrics(control), "updraft_propagation_total", kind="varnish", result="failed"), 1)
-        self.assertEqual(metric(self.metrics(control), "updraft_propagation_pending"), 1)
+        self.assertGreaterEqual(harness.metric(self.metrics(control), "updraft_propagation_total", kind="varnish", result="failed"), 1)
+        self.assertEqual(harness.metric(self.metrics(control), "updraft_propagation_pending"), 1)
         self.assertIn("propagation: purge varnish %s of down-app generation 1: FAILED: connect: Connection refused; "
                       "retry 1 of 50 in 100 ms" % url, self.log(control))
         # still refused: retried, with backoff
         self.assertGreaterEqual(self.wait_metric(control, "updraft_propagation_retries_total", 3, kind="varnish"), 3)
-        self.assertEqual(metric(self.metrics(control), "updraft_propagation_pending"), 1)
+        self.assertEqual(harness.metric(self.metrics(control), "updraft_propagation_pending"), 1)
         # something listens there now: the next retry bans the release's tags
         varnish = StandInVarnish(sock).start()
         self.addCleanup(varnish.stop)
@@ -452,9 +445,9 @@ class PropagationTest(harness.StackTest):
         self.assertEqual(ban["tags"], "app:down-app chan:down-app/latest rel:down-app/1.0.0")
         self.assertEqual(self.wait_metric(control, "updraft_propagation_total", 1, kind="varnish", result="ok"), 1)
         deadline = time.monotonic() + WAIT
-        while metric(self.metrics(control), "updraft_propagation_pending") != 0 and time.monotonic() < deadline:
+        while harness.metric(self.metrics(control), "updraft_propagation_pending") != 0 and time.monotonic() < deadline:
             time.sleep(0.05)
-        self.assertEqual(metric(self.metrics(control), "updraft_propagation_pending"), 0)
+        self.assertEqual(harness.metric(self.metrics(control), "updraft_propagation_pending"), 0)
         control.stop()
 
     def test_the_cli_prints_one_line_per_target(self):

@@ -9,7 +9,6 @@ what the client received with the registered bytes, and counts backend GETs at t
 """
 import hashlib
 import os
-import re
 import sys
 import unittest
 
@@ -23,14 +22,6 @@ def digest(data):
     return hashlib.sha512(data).hexdigest()
 
 
-def metric(text, name, **labels):
-    """The value of one sample, 0 when absent."""
-    want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
-    for line in text.splitlines():
-        m = re.match(r'^([a-z_]+)(?:\{([^}]*)\})? (\S+)$', line)
-        if m and m.group(1) == name and ",".join(sorted((m.group(2) or "").split(","))) == (want if labels else ""):
-            return float(m.group(3))
-    return 0
 
 
 def flip_byte(path, offset):
@@ -91,10 +82,10 @@ class Scrub(harness.StackTest):
         self.assertEqual(self.env.s3_count(self.r2, "GET", key), 1)
         flip_byte(file, 123457)
         m = harness.poll(lambda: self.metrics(origin),
-                         lambda m: metric(m, "updraft_cache_scrub_removed_total") >= 1, 15)
-        self.assertEqual(metric(m, "updraft_cache_scrub_removed_total"), 1, "the scrub did not remove it")
-        self.assertEqual(metric(m, "updraft_cache_verifications_total", when="scrub", result="corrupt"), 1)
-        self.assertGreater(metric(m, "updraft_cache_scrub_bytes_total"), 0)
+                         lambda m: harness.metric(m, "updraft_cache_scrub_removed_total") >= 1, 15)
+        self.assertEqual(harness.metric(m, "updraft_cache_scrub_removed_total"), 1, "the scrub did not remove it")
+        self.assertEqual(harness.metric(m, "updraft_cache_verifications_total", when="scrub", result="corrupt"), 1)
+        self.assertGreater(harness.metric(m, "updraft_cache_scrub_bytes_total"), 0)
         self.assertFalse(os.path.exists(file), "the corrupted file is still in the cache")
         with open(origin.log) as f:
             self.assertIn("does not match its sha512: removing it", f.read())
@@ -107,9 +98,9 @@ class Scrub(harness.StackTest):
             self.assertEqual(digest(f.read()), digest(data), "the refilled file holds other bytes")
         # a good object is left alone by later passes
         m = harness.poll(lambda: self.metrics(origin),
-                         lambda m: metric(m, "updraft_cache_verifications_total", when="scrub", result="ok") >= 1, 15)
-        self.assertGreaterEqual(metric(m, "updraft_cache_verifications_total", when="scrub", result="ok"), 1)
-        self.assertEqual(metric(m, "updraft_cache_scrub_removed_total"), 1)
+                         lambda m: harness.metric(m, "updraft_cache_verifications_total", when="scrub", result="ok") >= 1, 15)
+        self.assertGreaterEqual(harness.metric(m, "updraft_cache_verifications_total", when="scrub", result="ok"), 1)
+        self.assertEqual(harness.metric(m, "updraft_cache_scrub_removed_total"), 1)
         origin.stop()
 
     def test_02_after_a_restart_a_corrupted_object_is_never_served(self):
@@ -135,8 +126,8 @@ class Scrub(harness.StackTest):
             self.assertEqual((st, digest(body)), (200, digest(good)))
         self.assertEqual(self.env.s3_count(self.r2, "GET", good_key), 1)
         m = self.metrics(origin)
-        self.assertEqual(metric(m, "updraft_cache_verifications_total", when="first_serve", result="corrupt"), 2)
-        self.assertEqual(metric(m, "updraft_cache_verifications_total", when="first_serve", result="ok"), 1)
+        self.assertEqual(harness.metric(m, "updraft_cache_verifications_total", when="first_serve", result="corrupt"), 2)
+        self.assertEqual(harness.metric(m, "updraft_cache_verifications_total", when="first_serve", result="ok"), 1)
         with open(origin.log) as f:
             self.assertIn("failed its check before its first serve", f.read())
         harness.poll(lambda: os.path.exists(files[0]), bool, 10)

@@ -21,7 +21,6 @@ data dir, state.poll_ms 300, state.max_document_bytes 32 KiB) polls those.
 import base64
 import json
 import os
-import re
 import sys
 import time
 import unittest
@@ -38,14 +37,6 @@ def latest_key(app):
     return "_updraft/state/%s.json" % app
 
 
-def metric(text, name, **labels):
-    """The value of one sample (labels exactly as given), 0 when absent."""
-    want = sorted('%s="%s"' % kv for kv in labels.items())
-    for line in text.splitlines():
-        m = re.match(r'^([a-z_]+)(?:\{([^}]*)\})? (\S+)$', line)
-        if m and m.group(1) == name and sorted(filter(None, (m.group(2) or "").split(","))) == want:
-            return float(m.group(3))
-    return 0.0
 
 
 class StateSyncFaults(harness.StackTest):
@@ -160,10 +151,10 @@ class StateSyncFaults(harness.StackTest):
                 self.wait_version("bravo", bravo_v)
                 self.assertEqual(self.version("alpha"), "1.0.0")
                 # each copy refused counts (S3's is not tried when the poll saw only R2's index moved yet)
-                was = metric(before, "updraft_state_import_rejected_total", reason=reason)
-                m = harness.poll(self.metrics, lambda m: metric(m, "updraft_state_import_rejected_total", reason=reason) > was, 5)
-                self.assertIn(metric(m, "updraft_state_import_rejected_total", reason=reason), (was + 1, was + 2))
-                self.assertGreaterEqual(metric(m, "updraft_state_apps_behind"), 1)
+                was = harness.metric(before, "updraft_state_import_rejected_total", reason=reason)
+                m = harness.poll(self.metrics, lambda m: harness.metric(m, "updraft_state_import_rejected_total", reason=reason) > was, 5)
+                self.assertIn(harness.metric(m, "updraft_state_import_rejected_total", reason=reason), (was + 1, was + 2))
+                self.assertGreaterEqual(harness.metric(m, "updraft_state_apps_behind"), 1)
                 log = self.log()
                 self.assertRegex(log, r"state: alpha: the document of generation %d from r2 is refused \(%s\): \S"
                                  % (alpha_gen, reason))
@@ -182,7 +173,7 @@ class StateSyncFaults(harness.StackTest):
         self.release("alpha", "2.0.0")
         self.replicate(("r2", "s3"))
         self.wait_version("alpha", "2.0.0")
-        self.assertEqual(metric(self.metrics(), "updraft_state_apps_behind"), 0)
+        self.assertEqual(harness.metric(self.metrics(), "updraft_state_apps_behind"), 0)
 
     def test_b_a_stale_r2_does_not_hide_a_newer_s3(self):
         gen = self.release("bravo", "3.0.0")
