@@ -4,7 +4,9 @@
  * the body (400), then the work, whose UPD_E* code and reason become the answer through server/http_error.h.
  */
 #include "control/api.h"
+#include <arpa/inet.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -49,25 +51,26 @@ typedef struct {
     const char *label;
     /* a state change (LMDB writes, uploads, propagation): serve runs on a worker, off the loop (control/jobs.h) */
     bool worker;
+    /* its action in the audit trail (control/audit.h): every state change and every refusal of a key is recorded */
+    const char *action;
 } route_t;
 
 static int
 serve_app_create(upd_control_t *c, const params_t *p, json_t *body, json_t **out, upd_reason_t *reason)
 {
-    (void)p;
-    return upd_publish_app_create(c, body, out, reason);
+    return upd_publish_app_create(c, p->audit, body, out, reason);
 }
 
 static int
 serve_release(upd_control_t *c, const params_t *p, json_t *body, json_t **out, upd_reason_t *reason)
 {
-    return upd_publish_release(c, p->app, body, out, reason);
+    return upd_publish_release(c, p->audit, p->app, body, out, reason);
 }
 
 static int
 serve_rollout(upd_control_t *c, const params_t *p, json_t *body, json_t **out, upd_reason_t *reason)
 {
-    return upd_publish_rollout(c, p->app, p->channel, body, out, reason);
+    return upd_publish_rollout(c, p->audit, p->app, p->channel, body, out, reason);
 }
 
 static int
@@ -80,7 +83,7 @@ serve_channel(upd_control_t *c, const params_t *p, json_t *body, json_t **out, u
 static int
 serve_pull(upd_control_t *c, const params_t *p, json_t *body, json_t **out, upd_reason_t *reason)
 {
-    return upd_publish_pull(c, p->app, p->version, body, out, reason);
+    return upd_publish_pull(c, p->audit, p->app, p->version, body, out, reason);
 }
 
 /* 200 while the state store opens a read transaction: what a load balancer's health check asks */
@@ -112,21 +115,21 @@ answer_metrics(upd_control_t *c, h2o_req_t *req)
 /* clang-format off */
 static const route_t routes[] = {
     /* methods    path shape                                                 role              body
-     *            serve, success status / answer                            label, on a worker */
+     *            serve, success status / answer                            label, on a worker, audit action */
     {"POST",      {"v1", "apps"},                                            UPD_ROLE_ADMIN,   BODY_JSON,
-                  serve_app_create, 201, NULL,                               "apps", true},
+                  serve_app_create, 201, NULL,                               "apps", true, "app.create"},
     {"POST",      {"v1", "apps", "{app}", "releases"},                       UPD_ROLE_RELEASE, BODY_JSON,
-                  serve_release, 201, NULL,                                  "releases", true},
+                  serve_release, 201, NULL,                                  "releases", true, "release.create"},
     {"PUT",       {"v1", "apps", "{app}", "channels", "{channel}", "rollout"}, UPD_ROLE_RELEASE, BODY_JSON,
-                  serve_rollout, 200, NULL,                                  "rollout", true},
+                  serve_rollout, 200, NULL,                                  "rollout", true, "rollout.set"},
     {"GET, HEAD", {"v1", "apps", "{app}", "channels", "{channel}"},          UPD_ROLE_BUILD,   BODY_NONE,
-                  serve_channel, 200, NULL,                                  "channel", false},
+                  serve_channel, 200, NULL,                                  "channel", false, "channel.read"},
     {NULL,        {"healthz"},                                               UPD_ROLE_NONE,    BODY_NONE,
-                  NULL, 0, answer_health,                                    "health", false},
+                  NULL, 0, answer_health,                                    "health", false, NULL},
     {"POST",      {"v1", "apps", "{app}", "releases", "{version}", "pull"},  UPD_ROLE_RELEASE, BODY_OPTIONAL,
-                  serve_pull, 200, NULL,                                     "pull", true},
+                  serve_pull, 200, NULL,                                     "pull", true, "release.pull"},
     {NULL,        {"metrics"},                                               UPD_ROLE_NONE,    BODY_NONE,
-                  NULL, 0, answer_metrics,                                   "other", false},
+                  NULL, 0, answer_metrics,                                   "other", false, NULL},
 };
 /* clang-format on */
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -310,9 +313,11 @@ send_error(h2o_req_t *req, int err, const upd_reason_t *reason)
     send_json(req, e.status, upd_api_error(e.code, "%s", e.message));
 }
 
+/* Checks the request's key where the call applies (app, or account-wide when NULL). @return 0 or UPD_EAUTH */
 static int
-authenticate(upd_control_t *c, h2o_req_t *req, upd_role_t *role)
+authenticate(upd_control_t *c, h2o_req_t *req, const char *app, upd_principal_t *who)
 {
+    memset(who, 0, sizeof(*who));
     const h2o_iovec_t *auth = upd_http_header(req, H2O_STRLIT("authorization"));
     if (auth == NULL || auth->len < 7 || strncasecmp(auth->base, "Bearer ", 7) != 0)
         return UPD_EAUTH;
@@ -324,9 +329,42 @@ authenticate(upd_control_t *c, h2o_req_t *req, upd_role_t *role)
     int err = upd_store_read_begin(c->store, &txn);
     if (err != 0)
         return err;
-    err = upd_keys_verify(txn, key, len, role);
+    err = upd_keys_authorize(txn, key, len, app, who);
     upd_store_txn_end(txn);
     return err;
+}
+
+/* Copies up to cap - 1 bytes of a header value, bytes outside printable ASCII replaced by '?' (a log-safe copy). */
+static void
+copy_header(h2o_req_t *req, const char *name, size_t name_len, char *dst, size_t cap)
+{
+    const h2o_iovec_t *v = upd_http_header(req, name, name_len);
+    size_t n = v != NULL ? (v->len < cap - 1 ? v->len : cap - 1) : 0;
+    for (size_t i = 0; i < n; ++i)
+        dst[i] = v->base[i] >= 0x20 && v->base[i] < 0x7f ? v->base[i] : '?';
+    dst[n] = '\0';
+}
+
+/* Who asks and from where, for the audit trail: filled before any check, so a refusal is recorded with it. */
+static void
+audit_begin(h2o_req_t *req, const route_t *r, const param_bufs_t *params, upd_audit_ctx_t *a)
+{
+    memset(a, 0, sizeof(*a));
+    struct sockaddr_storage ss;
+    socklen_t sl = upd_http_peer(req, &ss);
+    if (sl != 0 && ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, a->source, sizeof(a->source));
+    else if (sl != 0 && ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, a->source, sizeof(a->source));
+    copy_header(req, H2O_STRLIT("user-agent"), a->user_agent, sizeof(a->user_agent));
+    snprintf(a->request_id, sizeof(a->request_id), "%s", upd_http_request_id(req));
+    snprintf(a->action, sizeof(a->action), "%s", r->action != NULL ? r->action : r->label);
+    if (params->p.app != NULL)
+        snprintf(a->app, sizeof(a->app), "%s", params->p.app);
+    if (params->p.channel != NULL)
+        snprintf(a->channel, sizeof(a->channel), "%s", params->p.channel);
+    if (params->p.version != NULL)
+        snprintf(a->version, sizeof(a->version), "%s", params->p.version);
 }
 
 /* @return the body, NULL with the reason filled (UPD_EINVAL) */
@@ -398,21 +436,40 @@ upd_control_on_req(void *app, h2o_req_t *req)
         send_error(req, err, &reason);
         return 0;
     }
+    upd_audit_ctx_t audit;
+    upd_principal_t who;
+    audit_begin(req, r, &params, &audit);
+    params.p.audit = r->worker ? &audit : NULL;
     if (r->role != UPD_ROLE_NONE) {
-        upd_role_t role;
-        if (authenticate(c, req, &role) != 0) {
+        err = authenticate(c, req, params.p.app, &who);
+        memcpy(audit.key, who.key_id, sizeof(audit.key));
+        if (err != 0) {
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, H2O_STRLIT("Bearer"));
             upd_log_info("%s: refused: missing or invalid API key", upd_http_request_id(req));
-            send_error(req,
-                       upd_reason_set(&reason, UPD_EAUTH, "unauthorized", "missing or invalid API key (Authorization: Bearer KEY)"),
-                       &reason);
+            upd_reason_set(&reason, UPD_EAUTH, "unauthorized", "missing or invalid API key (Authorization: Bearer KEY)");
+            upd_jobs_refuse(c, req, &audit, true, UPD_EAUTH, &reason);
             return 0;
         }
-        if (role < r->role) {
-            send_error(req,
-                       upd_reason_set(&reason, UPD_EFORBIDDEN, "forbidden", "this needs the %s role; the key has %s",
-                                      upd_role_name(r->role), upd_role_name(role)),
-                       &reason);
+        snprintf(audit.member, sizeof(audit.member), "%s", who.member);
+        params.p.who = &who;
+        params.p.role = who.role;
+        if (who.role == UPD_ROLE_NONE && params.p.app != NULL) {
+            /* another app's resources look like no app at all to a key without scope there */
+            upd_log_info("%s: refused: key %s has no scope on app %s", upd_http_request_id(req), who.key_id, params.p.app);
+            upd_reason_set(&reason, UPD_ENOTFOUND, "not_found", "unknown app");
+            upd_jobs_refuse(c, req, &audit, true, UPD_ENOTFOUND, &reason);
+            return 0;
+        }
+        if (who.role < r->role) {
+            upd_log_info("%s: refused: key %s has %s, %s needs %s", upd_http_request_id(req), who.key_id, upd_role_name(who.role),
+                         audit.action, upd_role_name(r->role));
+            if (params.p.app != NULL)
+                upd_reason_set(&reason, UPD_EFORBIDDEN, "forbidden", "this needs the %s role on app %s; the key has %s there",
+                               upd_role_name(r->role), params.p.app, upd_role_name(who.role));
+            else
+                upd_reason_set(&reason, UPD_EFORBIDDEN, "forbidden", "this needs the %s role account-wide; the key has %s",
+                               upd_role_name(r->role), upd_role_name(who.role));
+            upd_jobs_refuse(c, req, &audit, true, UPD_EFORBIDDEN, &reason);
             return 0;
         }
     }
@@ -421,7 +478,10 @@ upd_control_on_req(void *app, h2o_req_t *req)
     bool has_body = req->entity.base != NULL && req->entity.len != 0;
     if (r->body == BODY_JSON || (r->body == BODY_OPTIONAL && has_body)) {
         if ((body = parse_body(req, &reason)) == NULL) {
-            send_error(req, UPD_EINVAL, &reason);
+            if (r->worker)
+                upd_jobs_refuse(c, req, &audit, false, UPD_EINVAL, &reason); /* a state change refused: recorded */
+            else
+                send_error(req, UPD_EINVAL, &reason);
             return 0;
         }
     }

@@ -14,11 +14,18 @@
 /* Everything a call needs, copied off the request: the worker never touches it (the client may leave meanwhile). */
 typedef struct {
     upd_control_t *c;
-    upd_call_fn fn;
+    upd_call_fn fn; /* NULL: a refusal (err, reason) to record and answer */
     int success;
     char app[UPD_ID_MAX + 1], channel[UPD_ID_MAX + 1], version[UPD_VERSION_MAX + 1];
     bool has_app, has_channel, has_version;
+    upd_role_t role;
+    upd_principal_t who;
+    bool has_who;
+    upd_audit_ctx_t audit;
     json_t *body;
+    int err;
+    bool denied; /* the refusal is the key's: 401, 403, or 404 for an app outside its scope */
+    upd_reason_t reason;
 } call_t;
 
 /* on a worker */
@@ -29,14 +36,30 @@ run_call(void *arg, upd_job_answer_t *answer)
     json_t *out = NULL;
     upd_reason_t reason = {"", ""};
     upd_call_params_t p = {call->has_app ? call->app : NULL, call->has_channel ? call->channel : NULL,
-                           call->has_version ? call->version : NULL};
-    int err = call->fn(call->c, &p, call->body, &out, &reason);
+                           call->has_version ? call->version : NULL, call->role, call->has_who ? &call->who : NULL,
+                           &call->audit};
+    int err;
+    if (call->fn != NULL) {
+        call->audit.status = call->success;
+        err = call->fn(call->c, &p, call->body, &out, &reason);
+    } else {
+        err = call->err;
+        reason = call->reason;
+    }
     if (err != 0) {
         json_decref(out);
         upd_http_error_t e = upd_http_error_of(err, &reason);
+        /* a change that failed left nothing, its record included: the failure is recorded on its own */
+        upd_audit_record(call->c->store, &call->audit, call->fn == NULL && call->denied ? "denied" : "failed", e.status, e.code);
         answer->status = e.status;
         out = upd_api_error(e.code, "%s", e.message);
     } else {
+        if (!call->audit.recorded) {
+            /* every change appends its record to its own transaction (control/publish.h); one that did not is a bug */
+            upd_log_error("%s: %s changed state without an audit record in its transaction: recorded now", call->audit.request_id,
+                          call->audit.action);
+            upd_audit_record(call->c->store, &call->audit, "ok", call->success, NULL);
+        }
         answer->status = call->success;
         if (out == NULL) {
             answer->status = 500;
@@ -54,6 +77,7 @@ free_call(void *arg)
 {
     call_t *call = arg;
     json_decref(call->body);
+    upd_audit_ctx_dispose(&call->audit);
     free(call);
 }
 
@@ -70,19 +94,9 @@ copy(char *dst, size_t cap, const char *src)
     return true;
 }
 
-void
-upd_jobs_submit(upd_control_t *c, h2o_req_t *req, upd_call_fn fn, const upd_call_params_t *p, json_t *body, int success)
+static void
+submit(upd_control_t *c, h2o_req_t *req, call_t *call)
 {
-    call_t *call = calloc(1, sizeof(*call));
-    if (call == NULL)
-        abort();
-    call->c = c;
-    call->fn = fn;
-    call->success = success;
-    call->has_app = copy(call->app, sizeof(call->app), p->app);
-    call->has_channel = copy(call->channel, sizeof(call->channel), p->channel);
-    call->has_version = copy(call->version, sizeof(call->version), p->version);
-    call->body = body;
     int err = upd_workers_submit(c->workers, req, run_call, free_call, call);
     if (err == 0)
         return;
@@ -97,4 +111,44 @@ upd_jobs_submit(upd_control_t *c, h2o_req_t *req, upd_call_fn fn, const upd_call
     json_decref(e);
     upd_http_send(req, 503, "application/json", text, strlen(text));
     free(text);
+}
+
+static call_t *
+call_new(upd_control_t *c, upd_audit_ctx_t *audit)
+{
+    call_t *call = calloc(1, sizeof(*call));
+    if (call == NULL)
+        abort();
+    call->c = c;
+    if (audit != NULL) {
+        call->audit = *audit;
+        audit->detail = NULL; /* taken */
+    }
+    return call;
+}
+
+void
+upd_jobs_submit(upd_control_t *c, h2o_req_t *req, upd_call_fn fn, const upd_call_params_t *p, json_t *body, int success)
+{
+    call_t *call = call_new(c, p->audit);
+    call->fn = fn;
+    call->success = success;
+    call->has_app = copy(call->app, sizeof(call->app), p->app);
+    call->has_channel = copy(call->channel, sizeof(call->channel), p->channel);
+    call->has_version = copy(call->version, sizeof(call->version), p->version);
+    call->role = p->role;
+    if ((call->has_who = p->who != NULL))
+        call->who = *p->who;
+    call->body = body;
+    submit(c, req, call);
+}
+
+void
+upd_jobs_refuse(upd_control_t *c, h2o_req_t *req, upd_audit_ctx_t *audit, bool denied, int err, const upd_reason_t *reason)
+{
+    call_t *call = call_new(c, audit);
+    call->err = err;
+    call->denied = denied;
+    call->reason = *reason;
+    submit(c, req, call);
 }

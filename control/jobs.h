@@ -4,7 +4,9 @@
 #include <h2o.h>
 #include <jansson.h>
 #include "base/err.h"
+#include "control/audit.h"
 #include "control/control.h"
+#include "control/keys.h"
 
 /*
  * The control API's state-changing calls (app create, release registration, rollout change, pull) run on the worker
@@ -13,9 +15,16 @@
  * JSON answer is sent on the loop once the call returns. Reads (channel show, /healthz, /metrics) stay on the loop.
  */
 
-/** A route's path parameters, checked before any key is; NULL when its path has none. */
+/**
+ * A call: the route's path parameters (checked before any key is; NULL when its path has none), the caller's role where
+ * the call applies (control/keys.h: on app, or account-wide), and its audit context, whose target and detail the work
+ * fills and whose record the work appends to its write transaction (control/audit.h).
+ */
 typedef struct st_upd_call_params_t {
     const char *app, *channel, *version;
+    upd_role_t role;
+    const upd_principal_t *who; /* NULL on routes without a key */
+    upd_audit_ctx_t *audit;     /* NULL on routes that change nothing */
 } upd_call_params_t;
 
 /**
@@ -31,5 +40,13 @@ typedef int (*upd_call_fn)(upd_control_t *c, const upd_call_params_t *p, json_t 
  * once. Either way req is answered (or will be): the caller returns 0 to h2o.
  */
 void upd_jobs_submit(upd_control_t *c, h2o_req_t *req, upd_call_fn fn, const upd_call_params_t *p, json_t *body, int success);
+
+/**
+ * Answers a refusal found on the loop (401, 403, a malformed body of a state-changing call) once its audit record is
+ * written on a worker: no refusal goes unrecorded. denied: the key's refusal (outcome "denied"), else "failed". audit is
+ * copied (its detail taken). A full queue is answered 503 busy
+ * at once, as upd_jobs_submit() does, and logged.
+ */
+void upd_jobs_refuse(upd_control_t *c, h2o_req_t *req, upd_audit_ctx_t *audit, bool denied, int err, const upd_reason_t *reason);
 
 #endif

@@ -73,14 +73,20 @@ upd_keys_create(upd_store_t *store, upd_role_t role, const char *name, char *key
 }
 
 int
-upd_keys_verify(upd_store_txn_t *txn, const char *key, size_t len, upd_role_t *role)
+upd_keys_authorize(upd_store_txn_t *txn, const char *key, size_t len, const char *app, upd_principal_t *out)
 {
+    (void)app; /* every key is account-wide */
+    memset(out, 0, sizeof(*out));
     /* upd_ + 16 hex + _ + 43 base64url */
     if (len != 4 + ID_HEX + 1 + 43 || memcmp(key, "upd_", 4) != 0 || key[4 + ID_HEX] != '_')
         return UPD_EAUTH;
     char id[ID_HEX + 1];
     memcpy(id, key + 4, ID_HEX);
     id[ID_HEX] = '\0';
+    for (int i = 0; i < ID_HEX; ++i)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+            return UPD_EAUTH;
+    memcpy(out->key_id, id, sizeof(id));
     const char *text;
     size_t text_len;
     if (upd_store_key_get(txn, id, &text, &text_len) != 0)
@@ -96,7 +102,7 @@ upd_keys_verify(upd_store_txn_t *txn, const char *key, size_t len, upd_role_t *r
         upd_hex_encode(digest, sizeof(digest), digest_hex);
         int r = upd_role_parse(role_name);
         if (CRYPTO_memcmp(digest_hex, stored, 64) == 0 && r > 0) {
-            *role = (upd_role_t)r;
+            out->role = (upd_role_t)r;
             ret = 0;
         }
     }

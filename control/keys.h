@@ -2,6 +2,7 @@
 #define UPD_KEYS_H
 
 #include <stddef.h>
+#include "domain/ids.h"
 #include "storage/store.h"
 
 /*
@@ -34,12 +35,22 @@ const char *upd_role_name(upd_role_t r);
  */
 int upd_keys_create(upd_store_t *store, upd_role_t role, const char *name, char *key, size_t cap);
 
+/** Who a request is, once its key checked out. */
+typedef struct st_upd_principal_t {
+    char key_id[17];             /* the key's id (16 hex digits); also set on a refusal when the key was well formed */
+    char member[UPD_ID_MAX + 1]; /* the key's owner, "" for a service key */
+    upd_role_t role;             /* what the key may do where the call applies (see upd_keys_authorize) */
+} upd_principal_t;
+
 /**
- * Checks a presented key: its secret's SHA-256 against the stored one, in constant time.
+ * Checks a presented key (its secret's SHA-256 against the stored one, in constant time) and works out its role where
+ * a call applies.
  * @param key       len bytes, not NUL-terminated (the Authorization header's value after "Bearer ")
- * @param[out] role the key's role, set only on success
- * @return 0, or UPD_EAUTH when the key is malformed, unknown or wrong (which of these is not told)
+ * @param app       the app the call is about, NULL for an account-wide call (apps, members, keys, audit)
+ * @param[out] out  the principal; out->role UPD_ROLE_NONE when the key is valid but has no scope there
+ * @return 0, or UPD_EAUTH when the key is malformed, unknown or wrong (which of these is not told; out->key_id is set
+ *         when the key had the shape of one, for the audit record)
  */
-int upd_keys_verify(upd_store_txn_t *txn, const char *key, size_t len, upd_role_t *role);
+int upd_keys_authorize(upd_store_txn_t *txn, const char *key, size_t len, const char *app, upd_principal_t *out);
 
 #endif

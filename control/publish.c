@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 #include "base/err.h"
+#include "control/audit.h"
 #include "control/mirror.h"
 #include "domain/render.h"
 #include "domain/version.h"
@@ -240,7 +241,7 @@ upd_publish_channel_show(upd_control_t *c, const char *app, const char *channel,
 /* ---- apps ---- */
 
 int
-upd_publish_app_create(upd_control_t *c, json_t *body, json_t **out, upd_reason_t *reason)
+upd_publish_app_create(upd_control_t *c, upd_audit_ctx_t *audit, json_t *body, json_t **out, upd_reason_t *reason)
 {
     *out = NULL;
     const char *id = json_string_value(json_object_get(body, "id"));
@@ -250,12 +251,13 @@ upd_publish_app_create(upd_control_t *c, json_t *body, json_t **out, upd_reason_
     if (name_j != NULL && (!json_is_string(name_j) || json_string_length(name_j) > 200))
         return fail(reason, UPD_EINVAL, "invalid", "name: expected a string of at most 200 bytes");
     const char *name = name_j != NULL ? json_string_value(name_j) : id;
+    snprintf(audit->app, sizeof(audit->app), "%s", id);
     json_t *rec = json_pack("{s:s, s:s, s:I}", "id", id, "name", name, "created", (json_int_t)time(NULL));
     char *text = json_dumps(rec, JSON_COMPACT);
     upd_store_txn_t *txn;
     int err = upd_store_write_begin(c->store, &txn);
     if (err == 0) {
-        if ((err = upd_store_app_create(txn, id, text)) == 0)
+        if ((err = upd_store_app_create(txn, id, text)) == 0 && (err = upd_audit_append(txn, audit)) == 0)
             err = upd_store_commit(txn);
         else
             upd_store_txn_end(txn);
@@ -277,10 +279,20 @@ upd_publish_app_create(upd_control_t *c, json_t *body, json_t **out, upd_reason_
 /* Commits a change (the transaction ends either way), with the channel as GET shows it, read inside the same
  * transaction so the answer is exactly what was committed. *chj is NULL on failure. */
 static int
-commit_with_channel(upd_store_txn_t *txn, const char *app, const char *channel, json_t **chj)
+commit_with_channel(upd_store_txn_t *txn, upd_audit_ctx_t *audit, const char *app, const char *channel, json_t **chj)
 {
     *chj = channel_json(txn, app, channel);
-    int err = upd_store_commit(txn);
+    snprintf(audit->app, sizeof(audit->app), "%s", app);
+    snprintf(audit->channel, sizeof(audit->channel), "%s", channel);
+    /* the record goes in with the change, or neither does */
+    int err = upd_audit_append(txn, audit);
+    if (err != 0) {
+        upd_store_txn_end(txn);
+        json_decref(*chj);
+        *chj = NULL;
+        return err;
+    }
+    err = upd_store_commit(txn);
     if (err != 0) {
         json_decref(*chj);
         *chj = NULL;
@@ -318,7 +330,7 @@ check_newer(upd_store_txn_t *txn, const upd_release_t *rel, upd_channel_t *ch, u
 }
 
 int
-upd_publish_release(upd_control_t *c, const char *app, json_t *body, json_t **out, upd_reason_t *reason)
+upd_publish_release(upd_control_t *c, upd_audit_ctx_t *audit, const char *app, json_t *body, json_t **out, upd_reason_t *reason)
 {
     char errbuf[512];
     upd_release_t rel = {0};
@@ -330,6 +342,8 @@ upd_publish_release(upd_control_t *c, const char *app, json_t *body, json_t **ou
     *out = NULL;
     if (upd_release_from_request(app, body, (int64_t)time(NULL), &rel, errbuf, sizeof(errbuf)) != 0)
         return fail(reason, UPD_EINVAL, "invalid", errbuf);
+    snprintf(audit->version, sizeof(audit->version), "%s", rel.version);
+    snprintf(audit->channel, sizeof(audit->channel), "%s", rel.channel);
     json_t *rollout = json_object_get(body, "rollout");
     if (rollout != NULL && !json_is_null(rollout)) {
         json_t *p = json_object_get(rollout, "percent");
@@ -411,7 +425,9 @@ upd_publish_release(upd_control_t *c, const char *app, json_t *body, json_t **ou
         goto Exit;
     }
     json_t *chj;
-    err = commit_with_channel(txn, app, rel.channel, &chj);
+    upd_audit_detail(audit, "percent", json_real(bp / 100.0));
+    upd_audit_detail(audit, "files", json_integer((json_int_t)rel.nfiles));
+    err = commit_with_channel(txn, audit, app, rel.channel, &chj);
     txn = NULL;
     if (err != 0) {
         err = store_fail(reason, err);
@@ -433,7 +449,8 @@ Exit:
 /* ---- rollouts ---- */
 
 int
-upd_publish_rollout(upd_control_t *c, const char *app, const char *channel, json_t *body, json_t **out, upd_reason_t *reason)
+upd_publish_rollout(upd_control_t *c, upd_audit_ctx_t *audit, const char *app, const char *channel, json_t *body, json_t **out,
+                    upd_reason_t *reason)
 {
     json_t *percent = NULL, *paused = NULL, *countries = NULL, *pinned = NULL;
     const char *key;
@@ -564,7 +581,9 @@ upd_publish_rollout(upd_control_t *c, const char *app, const char *channel, json
         goto Exit;
     }
     json_t *chj;
-    err = commit_with_channel(txn, app, channel, &chj);
+    /* what was asked: the percentage, pause, countries and pinned testers as sent */
+    upd_audit_detail(audit, "rollout", json_deep_copy(body));
+    err = commit_with_channel(txn, audit, app, channel, &chj);
     txn = NULL;
     if (err != 0) {
         err = store_fail(reason, err);
@@ -619,12 +638,15 @@ rerender(upd_control_t *c, upd_store_txn_t *txn, const char *app, const char *ve
 }
 
 int
-upd_publish_pull(upd_control_t *c, const char *app, const char *version, json_t *body, json_t **out, upd_reason_t *reason)
+upd_publish_pull(upd_control_t *c, upd_audit_ctx_t *audit, const char *app, const char *version, json_t *body, json_t **out,
+                 upd_reason_t *reason)
 {
     const char *why_given = NULL, *key;
     json_t *value;
 
     *out = NULL;
+    snprintf(audit->app, sizeof(audit->app), "%s", app);
+    snprintf(audit->version, sizeof(audit->version), "%s", version);
     if (body != NULL) {
         if (!json_is_object(body))
             return fail(reason, UPD_EINVAL, "invalid", "expected a JSON object");
@@ -723,7 +745,7 @@ upd_publish_pull(upd_control_t *c, const char *app, const char *version, json_t 
         goto Exit;
     }
     json_t *chj;
-    err = commit_with_channel(txn, app, rel.channel, &chj);
+    err = commit_with_channel(txn, audit, app, rel.channel, &chj);
     txn = NULL;
     if (err != 0) {
         err = store_fail(reason, err);

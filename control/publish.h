@@ -3,6 +3,7 @@
 
 #include <jansson.h>
 #include "base/err.h"
+#include "control/audit.h"
 #include "control/control.h"
 
 /*
@@ -19,6 +20,10 @@
  *   UPD_ENOTFOUND "not_found"          the app, channel or release does not exist
  *   UPD_ESTORE    "store_unavailable"  LMDB failed (logged; the message is upd_strerror of the store's code)
  * Blocking: they run on the caller's thread.
+ *
+ * Each change appends its audit record (control/audit.h) to its own write transaction, so a committed change always has
+ * its record: audit is the call's context, its target (app, channel, version) and detail filled here. A function that
+ * fails records nothing; the caller records the failure (control/jobs.c).
  */
 
 /**
@@ -31,7 +36,7 @@
  *         registered); whatever upd_mirror_release() refuses with; UPD_EIO "entropy" (no random bytes for the rollout
  *         seed); UPD_ESTORE
  */
-int upd_publish_release(upd_control_t *c, const char *app, json_t *body, json_t **out, upd_reason_t *reason);
+int upd_publish_release(upd_control_t *c, upd_audit_ctx_t *audit, const char *app, json_t *body, json_t **out, upd_reason_t *reason);
 
 /**
  * Changes a channel's rollout (PUT /v1/apps/APP/channels/CHANNEL/rollout), body {"percent","paused","countries",
@@ -40,7 +45,8 @@ int upd_publish_release(upd_control_t *c, const char *app, json_t *body, json_t 
  * @return 0; UPD_EINVAL; UPD_ENOTFOUND (no such app or channel); UPD_ECONFLICT "no_rollout" (percent, paused or
  *         countries without a rollout in progress), "paused" (a new percentage while paused); UPD_ESTORE
  */
-int upd_publish_rollout(upd_control_t *c, const char *app, const char *channel, json_t *body, json_t **out, upd_reason_t *reason);
+int upd_publish_rollout(upd_control_t *c, upd_audit_ctx_t *audit, const char *app, const char *channel, json_t *body, json_t **out,
+                        upd_reason_t *reason);
 
 /**
  * Pulls a release (POST /v1/apps/APP/releases/VERSION/pull, body NULL or {"reason"}): marks it pulled (kept, files
@@ -53,7 +59,8 @@ int upd_publish_rollout(upd_control_t *c, const char *app, const char *channel, 
  * @param[out] out  the channel with "propagation"
  * @return 0; UPD_EINVAL (body); UPD_ENOTFOUND (app or version); UPD_ECONFLICT "pulled" (already); UPD_ESTORE
  */
-int upd_publish_pull(upd_control_t *c, const char *app, const char *version, json_t *body, json_t **out, upd_reason_t *reason);
+int upd_publish_pull(upd_control_t *c, upd_audit_ctx_t *audit, const char *app, const char *version, json_t *body, json_t **out,
+                     upd_reason_t *reason);
 
 /**
  * Reads a channel (GET /v1/apps/APP/channels/CHANNEL): generation, stable, rollout (version, percent, paused,
@@ -67,6 +74,6 @@ int upd_publish_channel_show(upd_control_t *c, const char *app, const char *chan
  * @param[out] out  the app's record {"id","name","created"}
  * @return 0; UPD_EINVAL (id or name); UPD_EEXIST "exists"; UPD_ESTORE
  */
-int upd_publish_app_create(upd_control_t *c, json_t *body, json_t **out, upd_reason_t *reason);
+int upd_publish_app_create(upd_control_t *c, upd_audit_ctx_t *audit, json_t *body, json_t **out, upd_reason_t *reason);
 
 #endif

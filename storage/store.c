@@ -37,16 +37,34 @@
 /* API key ids (hex) */
 #define KEY_ID_MAX 128
 
-enum { DB_META, DB_APPS, DB_CHANNELS, DB_PINS, DB_RELEASES, DB_FILES, DB_NUPKGS, DB_FEEDS, DB_OFFERED, DB_KEYS, DB_BLOCKS, DB_COUNT };
+enum {
+    DB_META,
+    DB_APPS,
+    DB_CHANNELS,
+    DB_PINS,
+    DB_RELEASES,
+    DB_FILES,
+    DB_NUPKGS,
+    DB_FEEDS,
+    DB_OFFERED,
+    DB_KEYS,
+    DB_BLOCKS,
+    DB_MEMBERS,
+    DB_DRAFTS,
+    DB_AUDIT,
+    DB_COUNT
+};
 
-static const char *const db_names[DB_COUNT] = {"meta",  "apps",   "channels", "pins",    "releases",
-                                               "files", "nupkgs", "feeds",    "offered", "keys", "blocks"};
+static const char *const db_names[DB_COUNT] = {"meta",  "apps",   "channels", "pins",    "releases", "files",  "nupkgs",
+                                               "feeds", "offered", "keys",    "blocks",  "members",  "drafts", "audit"};
 
 /* Schema 2 kept one record per client offered a version, in "clients"; schema 3 folds them into sketches. */
 #define SCHEMA_WITH_CLIENT_RECORDS 2
 static int migrate_clients(MDB_txn *txn, upd_store_t *store);
 /* Schemas 2 and 3 kept blocks records without an algorithm: XXH3-128 digests; schema 4 tags each record. */
 #define SCHEMA_WITH_UNTAGGED_BLOCKS 3
+/* Schema 4 had no members, drafts or audit sub-databases: opening it for writing creates them (MDB_CREATE). */
+#define SCHEMA_WITHOUT_RECORDS 4
 static int migrate_blocks(MDB_txn *txn, upd_store_t *store);
 static bool blocks_untagged(size_t len);
 static void blocks_tag(uint8_t *out, const uint8_t *old, size_t len);
@@ -241,6 +259,13 @@ on_thread_exit(void *p)
     free(r);
 }
 
+/* Whether an environment of this schema is brought to UPD_STORE_SCHEMA when opened for writing. */
+static bool
+schema_migrates(uint32_t schema)
+{
+    return schema == SCHEMA_WITH_CLIENT_RECORDS || schema == SCHEMA_WITH_UNTAGGED_BLOCKS || schema == SCHEMA_WITHOUT_RECORDS;
+}
+
 /* Opens the sub-databases and checks (or, in a new environment, writes) the schema, in one transaction. */
 static int
 open_dbs(upd_store_t *store, bool read_only)
@@ -276,18 +301,16 @@ open_dbs(upd_store_t *store, bool read_only)
             ret = rc == MDB_NOTFOUND ? UPD_ENOTFOUND : lmdb_fail("schema", rc);
             goto Exit;
         }
-        if (store->schema_found != UPD_STORE_SCHEMA &&
-            !((store->schema_found == SCHEMA_WITH_CLIENT_RECORDS || store->schema_found == SCHEMA_WITH_UNTAGGED_BLOCKS) &&
-              !read_only)) {
+        if (store->schema_found != UPD_STORE_SCHEMA && !(schema_migrates(store->schema_found) && !read_only)) {
             ret = UPD_ESCHEMA;
             goto Exit;
         }
     }
-    if (store->schema_found == SCHEMA_WITH_CLIENT_RECORDS || store->schema_found == SCHEMA_WITH_UNTAGGED_BLOCKS) {
+    if (schema_migrates(store->schema_found)) {
         /* each step in the same transaction: an interrupted migration leaves the old schema as it was */
         if (store->schema_found == SCHEMA_WITH_CLIENT_RECORDS && (ret = migrate_clients(txn, store)) != 0)
             goto Exit;
-        if ((ret = migrate_blocks(txn, store)) != 0)
+        if (store->schema_found <= SCHEMA_WITH_UNTAGGED_BLOCKS && (ret = migrate_blocks(txn, store)) != 0)
             goto Exit;
         upd_put_le32(schema, UPD_STORE_SCHEMA);
         val = (MDB_val){.mv_size = sizeof(schema), .mv_data = schema};
@@ -295,9 +318,10 @@ open_dbs(upd_store_t *store, bool read_only)
             ret = lmdb_fail("schema", rc);
             goto Exit;
         }
-        upd_log_info("lmdb: schema %u migrated to %u (%sblock digests tagged with their algorithm)", store->schema_found,
+        upd_log_info("lmdb: schema %u migrated to %u (%s%smembers, drafts and audit sub-databases added)", store->schema_found,
                      UPD_STORE_SCHEMA,
-                     store->schema_found == SCHEMA_WITH_CLIENT_RECORDS ? "clients offered are sketches now, " : "");
+                     store->schema_found == SCHEMA_WITH_CLIENT_RECORDS ? "clients offered are sketches now, " : "",
+                     store->schema_found <= SCHEMA_WITH_UNTAGGED_BLOCKS ? "block digests tagged with their algorithm, " : "");
         store->schema_found = UPD_STORE_SCHEMA;
     }
     /* committing keeps the handles (a read transaction included); they stay valid until the env is closed */
@@ -1219,6 +1243,279 @@ int
 upd_store_key_get(upd_store_txn_t *txn, const char *key_id, const char **json, size_t *json_len)
 {
     return json_record_get(txn, DB_KEYS, key_id, KEY_ID_MAX, json, json_len);
+}
+
+int
+upd_store_key_replace(upd_store_txn_t *txn, const char *key_id, const char *json)
+{
+    KEYBUF(k);
+    MDB_val v;
+    int err;
+    if (!key_add_str(&k, key_id, KEY_ID_MAX))
+        return UPD_ENOTFOUND;
+    if ((err = db_get(txn, DB_KEYS, &k, &v)) != 0)
+        return err;
+    return db_put(txn, DB_KEYS, &k, json, strlen(json), 0);
+}
+
+/* A walk over records keyed by one id (keys, members): cb(id, json, len, arg). */
+struct record_walk {
+    int (*cb)(const char *id, const char *json, size_t len, void *arg);
+    void *arg;
+    size_t skip; /* a prefix to leave out of the id handed to cb ("APP/" in drafts) */
+};
+
+static int
+on_record(MDB_val *key, MDB_val *val, void *arg)
+{
+    struct record_walk *w = arg;
+    char id[KEY_MAX + 1];
+    if (key->mv_size <= w->skip || key->mv_size > KEY_MAX)
+        return 0;
+    memcpy(id, (const char *)key->mv_data + w->skip, key->mv_size - w->skip);
+    id[key->mv_size - w->skip] = '\0';
+    return w->cb(id, val->mv_data, val->mv_size, w->arg) != 0 ? 1 : 0;
+}
+
+int
+upd_store_key_list(upd_store_txn_t *txn, int (*cb)(const char *key_id, const char *json, size_t len, void *arg), void *arg)
+{
+    KEYBUF(k);
+    struct record_walk w = {cb, arg, 0};
+    return walk_prefix(txn, DB_KEYS, &k, on_record, &w);
+}
+
+/* ---- members ---- */
+
+int
+upd_store_member_put(upd_store_txn_t *txn, const char *member, const char *json, bool create)
+{
+    KEYBUF(k);
+    if (!key_add_str(&k, member, UPD_ID_MAX))
+        return UPD_EINVAL;
+    return db_put(txn, DB_MEMBERS, &k, json, strlen(json), create ? MDB_NOOVERWRITE : 0);
+}
+
+int
+upd_store_member_get(upd_store_txn_t *txn, const char *member, const char **json, size_t *json_len)
+{
+    return json_record_get(txn, DB_MEMBERS, member, UPD_ID_MAX, json, json_len);
+}
+
+/* Deletes one record of an id. @return 0, UPD_ENOTFOUND, UPD_ESTORE */
+static int
+db_del(upd_store_txn_t *txn, int db, struct keybuf *k)
+{
+    MDB_val key = key_val(k);
+    int rc = mdb_del(txn->txn, txn->store->dbi[db], &key, NULL);
+    if (rc == MDB_NOTFOUND)
+        return UPD_ENOTFOUND;
+    return rc == 0 ? 0 : lmdb_fail("del", rc);
+}
+
+int
+upd_store_member_del(upd_store_txn_t *txn, const char *member)
+{
+    KEYBUF(k);
+    if (!key_add_str(&k, member, UPD_ID_MAX))
+        return UPD_ENOTFOUND;
+    return db_del(txn, DB_MEMBERS, &k);
+}
+
+int
+upd_store_member_list(upd_store_txn_t *txn, int (*cb)(const char *member, const char *json, size_t len, void *arg), void *arg)
+{
+    KEYBUF(k);
+    struct record_walk w = {cb, arg, 0};
+    return walk_prefix(txn, DB_MEMBERS, &k, on_record, &w);
+}
+
+/* ---- drafts ---- */
+
+static bool
+draft_key(struct keybuf *k, const char *app, const char *version)
+{
+    return key_add_str(k, app, UPD_ID_MAX) && key_add_str(k, version, UPD_VERSION_MAX);
+}
+
+int
+upd_store_draft_put(upd_store_txn_t *txn, const char *app, const char *version, const char *json)
+{
+    KEYBUF(k);
+    if (!draft_key(&k, app, version))
+        return UPD_EINVAL;
+    return db_put(txn, DB_DRAFTS, &k, json, strlen(json), MDB_NOOVERWRITE);
+}
+
+int
+upd_store_draft_get(upd_store_txn_t *txn, const char *app, const char *version, const char **json, size_t *json_len)
+{
+    KEYBUF(k);
+    MDB_val v;
+    int err;
+    if (!draft_key(&k, app, version))
+        return UPD_ENOTFOUND;
+    if ((err = db_get(txn, DB_DRAFTS, &k, &v)) != 0)
+        return err;
+    *json = v.mv_data;
+    *json_len = v.mv_size;
+    return 0;
+}
+
+int
+upd_store_draft_del(upd_store_txn_t *txn, const char *app, const char *version)
+{
+    KEYBUF(k);
+    if (!draft_key(&k, app, version))
+        return UPD_ENOTFOUND;
+    return db_del(txn, DB_DRAFTS, &k);
+}
+
+int
+upd_store_draft_list(upd_store_txn_t *txn, const char *app,
+                     int (*cb)(const char *version, const char *json, size_t len, void *arg), void *arg)
+{
+    KEYBUF(k);
+    if (!key_add_str(&k, app, UPD_ID_MAX))
+        return UPD_EINVAL;
+    key_end_prefix(&k);
+    struct record_walk w = {cb, arg, k.len};
+    return walk_prefix(txn, DB_DRAFTS, &k, on_record, &w);
+}
+
+/* ---- audit records ---- */
+
+/* Keys are big-endian sequence numbers, so that LMDB's key order is the chain's order. */
+static MDB_val
+seq_key(uint64_t seq, uint8_t buf[8])
+{
+    for (int i = 7; i >= 0; --i, seq >>= 8)
+        buf[i] = (uint8_t)seq;
+    return (MDB_val){.mv_size = 8, .mv_data = buf};
+}
+
+static uint64_t
+seq_of(const MDB_val *key)
+{
+    uint64_t seq = 0;
+    for (size_t i = 0; i < 8 && i < key->mv_size; ++i)
+        seq = seq << 8 | ((const uint8_t *)key->mv_data)[i];
+    return seq;
+}
+
+int
+upd_store_audit_put(upd_store_txn_t *txn, uint64_t seq, const void *rec, size_t len)
+{
+    uint8_t buf[8];
+    MDB_val key = seq_key(seq, buf), val = {.mv_size = len, .mv_data = (void *)rec};
+    if (seq == 0)
+        return UPD_EINVAL;
+    int rc = mdb_put(txn->txn, txn->store->dbi[DB_AUDIT], &key, &val, MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST)
+        return UPD_EEXIST;
+    return rc == 0 ? 0 : lmdb_fail("audit put", rc);
+}
+
+int
+upd_store_audit_get(upd_store_txn_t *txn, uint64_t seq, const char **rec, size_t *len)
+{
+    uint8_t buf[8];
+    MDB_val key = seq_key(seq, buf), val;
+    int rc = mdb_get(txn->txn, txn->store->dbi[DB_AUDIT], &key, &val);
+    if (rc == MDB_NOTFOUND)
+        return UPD_ENOTFOUND;
+    if (rc != 0)
+        return lmdb_fail("audit get", rc);
+    *rec = val.mv_data;
+    *len = val.mv_size;
+    return 0;
+}
+
+int
+upd_store_audit_last(upd_store_txn_t *txn, uint64_t *seq, const char **rec, size_t *len)
+{
+    MDB_cursor *cur;
+    MDB_val key, val;
+    int rc;
+    if ((rc = mdb_cursor_open(txn->txn, txn->store->dbi[DB_AUDIT], &cur)) != 0)
+        return lmdb_fail("cursor open", rc);
+    rc = mdb_cursor_get(cur, &key, &val, MDB_LAST);
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND)
+        return UPD_ENOTFOUND;
+    if (rc != 0)
+        return lmdb_fail("audit last", rc);
+    *seq = seq_of(&key);
+    *rec = val.mv_data;
+    *len = val.mv_size;
+    return 0;
+}
+
+int
+upd_store_audit_walk(upd_store_txn_t *txn, uint64_t from, bool backward,
+                     int (*cb)(uint64_t seq, const char *rec, size_t len, void *arg), void *arg)
+{
+    MDB_cursor *cur;
+    uint8_t buf[8];
+    MDB_val key = seq_key(from, buf), val;
+    int rc, ret = 0;
+    if ((rc = mdb_cursor_open(txn->txn, txn->store->dbi[DB_AUDIT], &cur)) != 0)
+        return lmdb_fail("cursor open", rc);
+    if (!backward) {
+        rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    } else if ((rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE)) == 0) {
+        /* at or after from: step back when after */
+        if (seq_of(&key) > from)
+            rc = mdb_cursor_get(cur, &key, &val, MDB_PREV);
+    } else if (rc == MDB_NOTFOUND) {
+        rc = mdb_cursor_get(cur, &key, &val, MDB_LAST);
+    }
+    for (; rc == 0; rc = mdb_cursor_get(cur, &key, &val, backward ? MDB_PREV : MDB_NEXT)) {
+        int r = cb(seq_of(&key), val.mv_data, val.mv_size, arg);
+        if (r != 0) {
+            ret = r < 0 ? r : 0;
+            break;
+        }
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        ret = lmdb_fail("audit walk", rc);
+    mdb_cursor_close(cur);
+    return ret;
+}
+
+/* ---- meta ---- */
+
+int
+upd_store_meta_put(upd_store_txn_t *txn, const char *name, const void *data, size_t len)
+{
+    KEYBUF(k);
+    if (!key_add_str(&k, name, 64) || strcmp(name, "schema") == 0)
+        return UPD_EINVAL;
+    return db_put(txn, DB_META, &k, data, len, 0);
+}
+
+int
+upd_store_meta_get(upd_store_txn_t *txn, const char *name, const char **data, size_t *len)
+{
+    KEYBUF(k);
+    MDB_val v;
+    int err;
+    if (!key_add_str(&k, name, 64))
+        return UPD_ENOTFOUND;
+    if ((err = db_get(txn, DB_META, &k, &v)) != 0)
+        return err;
+    *data = v.mv_data;
+    *len = v.mv_size;
+    return 0;
+}
+
+/* ---- backups ---- */
+
+int
+upd_store_copy_compact(upd_store_t *store, int fd)
+{
+    int rc = mdb_env_copyfd2(store->env, fd, MDB_CP_COMPACT);
+    return rc == 0 ? 0 : lmdb_fail("copy", rc);
 }
 
 /* ---- published state: an app's release state as one document ---- */

@@ -25,7 +25,11 @@
  *   feeds     APP/VERSION/VARIANT -> uint64 etag (XXH3 of the body, little-endian) + body
  *   offered   APP/CHANNEL/VERSION -> the distinct clients offered that version: a sketch (domain/hll.h), exact up to
  *             16,384 clients, a HyperLogLog after that; at most UPD_HLL_ENCODED_MAX bytes whatever clients send
- *   keys      KEY_ID -> JSON {"id","name","role","hash","created"}
+ *   keys      KEY_ID -> JSON (control/keys.h owns its format: owner, scope, expiry, revocation, the secret's SHA-256)
+ *   members   MEMBER -> JSON (control/members.h owns its format: name, roles per app)
+ *   drafts    APP/VERSION -> release JSON of a release registered but not yet published to a channel
+ *   audit     uint64 sequence number (big-endian, so key order is the chain's order) -> one audit record
+ *             (domain/audit.h owns its format)
  *   blocks    APP/VERSION/NAME -> uint32 block size (little-endian) + uint8 digest algorithm (upd_block_alg_t) + the
  *             digest of each block (SHA-256, 32 bytes; XXH3-128, 16 bytes, for releases registered before schema 4).
  *             upd_store_blocks_get() is the one decoder of this record.
@@ -41,8 +45,9 @@
 /* 2: blocks, and a files record for each NAME.blockmap; 3: clients offered as sketches (a schema 2 environment is
  * migrated when opened for writing: its per-client records are folded into sketches); 4: blocks records name their
  * digest algorithm (SHA-256 for new releases; a schema 2 or 3 environment opened for writing has each of its blocks
- * records tagged XXH3-128, which is what they hold) */
-#define UPD_STORE_SCHEMA 4
+ * records tagged XXH3-128, which is what they hold); 5: members, drafts and audit (a schema 2 to 4 environment opened
+ * for writing gains them, empty; an API key record of schema 4 is an account-wide key of its role) */
+#define UPD_STORE_SCHEMA 5
 
 typedef struct st_upd_store_t upd_store_t;
 typedef struct st_upd_store_txn_t upd_store_txn_t;
@@ -204,7 +209,7 @@ int upd_store_app_generation(upd_store_txn_t *txn, const char *app, uint64_t *ge
 int upd_store_app_list(upd_store_txn_t *txn, int (*cb)(const char *app, void *arg), void *arg);
 /**
  * Exports an app's release state: every record of the app in apps, channels, pins, releases, files,
- * nupkgs, feeds and blocks (not clients seen, not keys), as one JSON document
+ * nupkgs, feeds and blocks (not clients seen, keys, members, drafts or audit records), as one JSON document
  * {"format":1,"app","generation","records":{DB:{KEY:BASE64}}}, what the control plane publishes to
  * object storage. Another host's origin replays it with upd_store_app_import and answers exactly
  * alike (same seeds, same rendered bodies).
@@ -241,11 +246,79 @@ int upd_store_app_import(upd_store_txn_t *txn, const char *app, const char *doc,
  */
 int upd_store_app_validate(upd_store_txn_t *txn, const char *app, uint64_t generation, upd_reason_t *why);
 
-/* ---- API keys ---- */
+/* ---- API keys, members, drafts (the control plane's records; JSON whose format their owners define) ---- */
+
+/*
+ * Common to the getters: *json points into the txn, is not NUL-terminated (use *json_len) and is valid until
+ * upd_store_txn_end(). Common to the lists: cb(id, json, len, arg) for each record in key order, id a NUL-terminated
+ * copy valid during the call; the walk stops when cb returns non-zero; they return 0 or UPD_ESTORE.
+ */
 
 /** @return 0, UPD_EEXIST */
 int upd_store_key_put(upd_store_txn_t *txn, const char *key_id, const char *json);
-/** @param[out] json  points into the txn (not NUL-terminated). @return 0 or UPD_ENOTFOUND */
+/** @return 0 or UPD_ENOTFOUND */
 int upd_store_key_get(upd_store_txn_t *txn, const char *key_id, const char **json, size_t *json_len);
+/** Rewrites an existing key's record (revocation, last use). @return 0, UPD_ENOTFOUND, UPD_ESTORE */
+int upd_store_key_replace(upd_store_txn_t *txn, const char *key_id, const char *json);
+int upd_store_key_list(upd_store_txn_t *txn, int (*cb)(const char *key_id, const char *json, size_t len, void *arg), void *arg);
+
+/**
+ * Writes a member's record.
+ * @param create  true: refuse to overwrite (UPD_EEXIST); false: create or replace
+ * @return 0, UPD_EEXIST, UPD_EINVAL (an id that is not 1-63 bytes without '/'), UPD_ESTORE
+ */
+int upd_store_member_put(upd_store_txn_t *txn, const char *member, const char *json, bool create);
+/** @return 0 or UPD_ENOTFOUND */
+int upd_store_member_get(upd_store_txn_t *txn, const char *member, const char **json, size_t *json_len);
+/** @return 0, UPD_ENOTFOUND, UPD_ESTORE */
+int upd_store_member_del(upd_store_txn_t *txn, const char *member);
+int upd_store_member_list(upd_store_txn_t *txn, int (*cb)(const char *member, const char *json, size_t len, void *arg), void *arg);
+
+/**
+ * Stores a draft: a release registered (its files checked and mirrored) but offered to no client, not part of the
+ * app's published state (upd_store_app_export leaves drafts out). @return 0, UPD_EEXIST, UPD_EINVAL, UPD_ESTORE
+ */
+int upd_store_draft_put(upd_store_txn_t *txn, const char *app, const char *version, const char *json);
+/** @return 0 or UPD_ENOTFOUND */
+int upd_store_draft_get(upd_store_txn_t *txn, const char *app, const char *version, const char **json, size_t *json_len);
+/** @return 0, UPD_ENOTFOUND, UPD_ESTORE */
+int upd_store_draft_del(upd_store_txn_t *txn, const char *app, const char *version);
+/** The drafts of one app; the id handed to cb is the version. @return 0, UPD_EINVAL (app), UPD_ESTORE */
+int upd_store_draft_list(upd_store_txn_t *txn, const char *app,
+                         int (*cb)(const char *version, const char *json, size_t len, void *arg), void *arg);
+
+/* ---- audit records ---- */
+
+/**
+ * Appends one record under its sequence number (1 and up). The caller (control/audit.h) chains the records; the store
+ * only refuses to overwrite one. @return 0, UPD_EEXIST, UPD_EINVAL (seq 0), UPD_ESTORE
+ */
+int upd_store_audit_put(upd_store_txn_t *txn, uint64_t seq, const void *rec, size_t len);
+/** @param[out] rec  points into the txn. @return 0, UPD_ENOTFOUND, UPD_ESTORE */
+int upd_store_audit_get(upd_store_txn_t *txn, uint64_t seq, const char **rec, size_t *len);
+/** The record with the highest sequence number. @return 0, UPD_ENOTFOUND (none yet), UPD_ESTORE */
+int upd_store_audit_last(upd_store_txn_t *txn, uint64_t *seq, const char **rec, size_t *len);
+/**
+ * cb for each record from the one at `from` (or the nearest after it; backward: before it) in sequence order (backward:
+ * newest first); stops when cb returns non-zero (a negative UPD_E* code is then returned). @return 0, UPD_ESTORE, cb's
+ */
+int upd_store_audit_walk(upd_store_txn_t *txn, uint64_t from, bool backward,
+                         int (*cb)(uint64_t seq, const char *rec, size_t len, void *arg), void *arg);
+
+/* ---- meta: small named values of the control plane (the audit chain's head, what was exported, backups) ---- */
+
+/** @return 0, UPD_EINVAL (no name, over 64 bytes, or "schema", which only the store writes), UPD_ESTORE */
+int upd_store_meta_put(upd_store_txn_t *txn, const char *name, const void *data, size_t len);
+/** @param[out] data  points into the txn. @return 0 or UPD_ENOTFOUND */
+int upd_store_meta_get(upd_store_txn_t *txn, const char *name, const char **data, size_t *len);
+
+/* ---- backups ---- */
+
+/**
+ * Writes a compact copy of the whole environment to fd (mdb_env_copyfd2 with MDB_CP_COMPACT: free pages left out),
+ * from a read transaction of its own: writers go on meanwhile. Blocking and as long as the environment is large: call it
+ * on a thread of its own, never on an event loop. @return 0 or UPD_ESTORE (fd's errno is logged)
+ */
+int upd_store_copy_compact(upd_store_t *store, int fd);
 
 #endif

@@ -698,7 +698,7 @@ class LegacyXXH3BlockDigests(harness.StackTest):
         control = self.env.start_control(*self.control_args(), public_url=self.control_public_url)
         self.env.control = control
         with open(control.log) as f:
-            self.assertIn("schema 3 migrated to 4", f.read())
+            self.assertIn("schema 3 migrated to 5", f.read())
         with RawLMDB(self.env.data) as db:
             self.assertEqual(db.get("blocks", good_key)[4], 1, "tagged XXH3-128 by the migration")
 

@@ -23,6 +23,7 @@ struct fixture {
     char dir[64];
     upd_conf_t conf;
     upd_control_t c;
+    upd_audit_ctx_t audit;
 };
 
 
@@ -52,6 +53,7 @@ static int
 teardown(void **state)
 {
     struct fixture *f = *state;
+    upd_audit_ctx_dispose(&f->audit);
     upd_store_close(f->c.store);
     close(f->c.storage_fd);
     tmpdir_remove(f->dir);
@@ -76,7 +78,7 @@ app_create(struct fixture *f, const char *id)
     snprintf(text, sizeof(text), "{\"id\":\"%s\"}", id);
     json_t *body = parse(text), *out = NULL;
     upd_reason_t r = {"", ""};
-    assert_int_equal(upd_publish_app_create(&f->c, body, &out, &r), 0);
+    assert_int_equal(upd_publish_app_create(&f->c, &f->audit, body, &out, &r), 0);
     assert_string_equal(json_string_value(json_object_get(out, "id")), id);
     json_decref(out);
     json_decref(body);
@@ -109,7 +111,7 @@ static int
 release(struct fixture *f, const char *app, const char *version, json_t *file, upd_reason_t *r)
 {
     json_t *body = json_pack("{s:s, s:s, s:[o]}", "version", version, "channel", "latest", "files", file), *out = NULL;
-    int err = upd_publish_release(&f->c, app, body, &out, r);
+    int err = upd_publish_release(&f->c, &f->audit, app, body, &out, r);
     if (err == 0)
         assert_non_null(json_object_get(out, "release"));
     else
@@ -138,7 +140,7 @@ test_an_app_is_created_once(void **state)
     app_create(f, "demo");
     json_t *body = parse("{\"id\":\"demo\"}"), *out = NULL;
     upd_reason_t r = {"", ""};
-    int err = upd_publish_app_create(&f->c, body, &out, &r);
+    int err = upd_publish_app_create(&f->c, &f->audit, body, &out, &r);
     assert_int_equal(err, UPD_EEXIST);
     assert_null(out);
     assert_answer(err, &r, 409, "exists");
@@ -152,7 +154,7 @@ test_a_malformed_app_id_is_invalid(void **state)
     struct fixture *f = *state;
     json_t *body = parse("{\"id\":\"Not An Id\"}"), *out = NULL;
     upd_reason_t r = {"", ""};
-    int err = upd_publish_app_create(&f->c, body, &out, &r);
+    int err = upd_publish_app_create(&f->c, &f->audit, body, &out, &r);
     assert_int_equal(err, UPD_EINVAL);
     assert_answer(err, &r, 400, "invalid");
     json_decref(body);
@@ -232,7 +234,7 @@ test_a_rollout_of_an_unknown_channel_is_not_found(void **state)
     app_create(f, "demo");
     json_t *body = parse("{\"percent\":10}"), *out = NULL;
     upd_reason_t r = {"", ""};
-    int err = upd_publish_rollout(&f->c, "demo", "latest", body, &out, &r);
+    int err = upd_publish_rollout(&f->c, &f->audit, "demo", "latest", body, &out, &r);
     assert_int_equal(err, UPD_ENOTFOUND);
     assert_answer(err, &r, 404, "not_found");
     json_decref(body);
@@ -246,12 +248,12 @@ test_a_percentage_without_a_rollout_is_a_conflict(void **state)
     upd_reason_t r = {"", ""};
     assert_int_equal(release(f, "demo", "1.0.0", stage(f, "demo", "1.0.0", "A.exe", "one"), &r), 0);
     json_t *body = parse("{\"percent\":10}"), *out = NULL;
-    int err = upd_publish_rollout(&f->c, "demo", "latest", body, &out, &r);
+    int err = upd_publish_rollout(&f->c, &f->audit, "demo", "latest", body, &out, &r);
     assert_int_equal(err, UPD_ECONFLICT);
     assert_answer(err, &r, 409, "no_rollout");
     json_decref(body);
     body = parse("{\"speed\":1}");
-    err = upd_publish_rollout(&f->c, "demo", "latest", body, &out, &r);
+    err = upd_publish_rollout(&f->c, &f->audit, "demo", "latest", body, &out, &r);
     assert_answer(err, &r, 400, "invalid");
     json_decref(body);
 }
@@ -280,15 +282,67 @@ test_a_release_is_pulled_once(void **state)
     upd_reason_t r = {"", ""};
     assert_int_equal(release(f, "demo", "1.0.0", stage(f, "demo", "1.0.0", "A.exe", "one"), &r), 0);
     json_t *out = NULL;
-    assert_int_equal(upd_publish_pull(&f->c, "demo", "1.0.0", NULL, &out, &r), 0);
+    assert_int_equal(upd_publish_pull(&f->c, &f->audit, "demo", "1.0.0", NULL, &out, &r), 0);
     assert_true(json_is_null(json_object_get(out, "stable")));
     json_decref(out);
-    int err = upd_publish_pull(&f->c, "demo", "1.0.0", NULL, &out, &r);
+    int err = upd_publish_pull(&f->c, &f->audit, "demo", "1.0.0", NULL, &out, &r);
     assert_int_equal(err, UPD_ECONFLICT);
     assert_answer(err, &r, 409, "pulled");
-    err = upd_publish_pull(&f->c, "demo", "2.0.0", NULL, &out, &r);
+    err = upd_publish_pull(&f->c, &f->audit, "demo", "2.0.0", NULL, &out, &r);
     assert_int_equal(err, UPD_ENOTFOUND);
     assert_string_equal(r.message, "demo has no release 2.0.0");
+}
+
+/* Counts the records in the audit sub-database and checks the chain from the first. */
+static uint64_t
+audit_records(struct fixture *f)
+{
+    upd_store_txn_t *txn;
+    assert_int_equal(upd_store_read_begin(f->c.store, &txn), 0);
+    char prev[UPD_AUDIT_HASH_HEX + 1], head[UPD_AUDIT_HASH_HEX + 1];
+    memcpy(prev, upd_audit_genesis, sizeof(prev));
+    uint64_t n = 0, head_seq;
+    const char *rec;
+    size_t len;
+    while (upd_store_audit_get(txn, n + 1, &rec, &len) == 0) {
+        upd_reason_t why = {"", ""};
+        assert_int_equal(upd_audit_check(rec, len, n + 1, prev, &why), 0);
+        assert_true(upd_audit_hash(rec, len, prev));
+        ++n;
+    }
+    assert_int_equal(upd_audit_head(txn, &head_seq, head), 0);
+    assert_int_equal(head_seq, n);
+    assert_string_equal(head, prev);
+    upd_store_txn_end(txn);
+    return n;
+}
+
+static void
+test_every_committed_change_has_its_audit_record_and_a_refused_one_none(void **state)
+{
+    struct fixture *f = *state;
+    snprintf(f->audit.action, sizeof(f->audit.action), "app.create");
+    app_create(f, "demo");
+    assert_int_equal(audit_records(f), 1);
+    /* refused: exists; nothing changed, nothing recorded here (the caller records the failure) */
+    json_t *body = parse("{\"id\":\"demo\"}"), *out = NULL;
+    upd_reason_t r = {"", ""};
+    assert_int_equal(upd_publish_app_create(&f->c, &f->audit, body, &out, &r), UPD_EEXIST);
+    json_decref(body);
+    assert_int_equal(audit_records(f), 1);
+
+    upd_store_txn_t *txn;
+    assert_int_equal(upd_store_read_begin(f->c.store, &txn), 0);
+    const char *rec;
+    size_t len;
+    assert_int_equal(upd_store_audit_get(txn, 1, &rec, &len), 0);
+    json_t *j = json_loadb(rec, len, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(j, "action")), "app.create");
+    assert_string_equal(json_string_value(json_object_get(j, "outcome")), "ok");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "target"), "app")), "demo");
+    json_decref(j);
+    upd_store_txn_end(txn);
+    upd_audit_ctx_dispose(&f->audit);
 }
 
 int
@@ -306,6 +360,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_a_percentage_without_a_rollout_is_a_conflict, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_channel_is_shown_once_it_exists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_release_is_pulled_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_every_committed_change_has_its_audit_record_and_a_refused_one_none, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
