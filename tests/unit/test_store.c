@@ -5,6 +5,7 @@
 
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <lmdb.h>
@@ -252,6 +253,79 @@ test_open_refuses_another_schema_and_reports_the_one_found(void **state)
     assert_int_equal(upd_store_open(f->dir, NULL, &f->store), 0);
 }
 
+/* A schema 4 environment: no members, drafts or audit sub-databases. */
+static void
+test_a_schema_4_store_gains_the_control_planes_records_when_opened_for_writing(void **state)
+{
+    struct fixture *f = *state;
+    upd_store_txn_t *txn = write_begin(f->store);
+    assert_int_equal(upd_store_key_put(txn, "00000000000000aa", "{\"role\":\"admin\"}"), 0);
+    assert_int_equal(upd_store_commit(txn), 0);
+    upd_store_close(f->store);
+    f->store = NULL;
+    MDB_env *env;
+    MDB_txn *raw = raw_begin(f->dir, 0, &env);
+    const char *added[] = {"members", "drafts", "audit"};
+    for (size_t i = 0; i < 3; ++i) {
+        MDB_dbi dbi;
+        assert_int_equal(mdb_dbi_open(raw, added[i], 0, &dbi), 0);
+        assert_int_equal(mdb_drop(raw, dbi, 1), 0);
+    }
+    raw_put_schema(raw, 4);
+    assert_int_equal(mdb_txn_commit(raw), 0);
+    mdb_env_close(env);
+
+    /* a reader cannot migrate: it refuses, naming schema 4 */
+    upd_store_t *store;
+    upd_store_opts_t ro = {.read_only = true};
+    assert_int_equal(upd_store_open(f->dir, &ro, &store), UPD_ESCHEMA);
+    assert_int_equal(upd_store_schema_found(store), 4);
+    upd_store_close(store);
+    /* the writer migrates: the old key is still there, the new sub-databases exist and are empty */
+    assert_int_equal(upd_store_open(f->dir, NULL, &f->store), 0);
+    assert_int_equal(upd_store_schema_found(f->store), UPD_STORE_SCHEMA);
+    txn = read_begin(f->store);
+    const char *json;
+    size_t len;
+    uint64_t seq;
+    assert_int_equal(upd_store_key_get(txn, "00000000000000aa", &json, &len), 0);
+    assert_int_equal(upd_store_audit_last(txn, &seq, &json, &len), UPD_ENOTFOUND);
+    assert_int_equal(upd_store_member_get(txn, "alice", &json, &len), UPD_ENOTFOUND);
+    upd_store_txn_end(txn);
+}
+
+static void
+test_a_compact_copy_opens_as_a_store_with_the_same_records(void **state)
+{
+    struct fixture *f = *state;
+    upd_store_txn_t *txn = write_begin(f->store);
+    assert_int_equal(upd_store_key_put(txn, "00000000000000aa", "{\"role\":\"admin\"}"), 0);
+    assert_int_equal(upd_store_audit_put(txn, 1, "r1", 2), 0);
+    assert_int_equal(upd_store_commit(txn), 0);
+    char dir[160], file[200];
+    snprintf(dir, sizeof(dir), "%s/copy", f->dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(file, sizeof(file), "%s/lmdb", dir);
+    assert_int_equal(mkdir(file, 0700), 0);
+    snprintf(file, sizeof(file), "%s/lmdb/data.mdb", dir);
+    int fd = open(file, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(upd_store_copy_compact(f->store, fd), 0);
+    close(fd);
+    upd_store_t *copy;
+    upd_store_opts_t ro = {.read_only = true};
+    assert_int_equal(upd_store_open(dir, &ro, &copy), 0);
+    upd_store_txn_t *ctx;
+    const char *json;
+    size_t len;
+    assert_int_equal(upd_store_read_begin(copy, &ctx), 0);
+    assert_int_equal(upd_store_key_get(ctx, "00000000000000aa", &json, &len), 0);
+    assert_int_equal(upd_store_audit_get(ctx, 1, &json, &len), 0);
+    assert_memory_equal(json, "r1", 2);
+    upd_store_txn_end(ctx);
+    upd_store_close(copy);
+}
+
 static void
 test_read_only_open_creates_nothing_but_can_record_clients(void **state)
 {
@@ -474,6 +548,173 @@ test_key_put_twice_is_eexist_and_get_returns_the_record(void **state)
     assert_int_equal(len, 16);
     assert_memory_equal(json, "{\"role\":\"admin\"}", 16);
     assert_int_equal(upd_store_key_get(txn, "0a1b2c3e", &json, &len), UPD_ENOTFOUND);
+    upd_store_txn_end(txn);
+}
+
+/* ---- the control plane's records (schema 5) ---- */
+
+struct collected {
+    char ids[8][64];
+    size_t n;
+};
+
+static int
+collect(const char *id, const char *json, size_t len, void *arg)
+{
+    (void)json;
+    (void)len;
+    struct collected *c = arg;
+    snprintf(c->ids[c->n++], sizeof(c->ids[0]), "%s", id);
+    return c->n == 8;
+}
+
+static void
+test_keys_are_replaced_listed_and_a_missing_one_is_not_created_by_replace(void **state)
+{
+    struct fixture *f = *state;
+    const char *json;
+    size_t len;
+    upd_store_txn_t *txn = write_begin(f->store);
+    assert_int_equal(upd_store_key_put(txn, "00000000000000bb", "{\"role\":\"build\"}"), 0);
+    assert_int_equal(upd_store_key_put(txn, "00000000000000aa", "{\"role\":\"admin\"}"), 0);
+    assert_int_equal(upd_store_key_replace(txn, "00000000000000aa", "{\"role\":\"admin\",\"revoked\":1}"), 0);
+    assert_int_equal(upd_store_key_replace(txn, "00000000000000cc", "{}"), UPD_ENOTFOUND);
+    assert_int_equal(upd_store_commit(txn), 0);
+    txn = read_begin(f->store);
+    assert_int_equal(upd_store_key_get(txn, "00000000000000aa", &json, &len), 0);
+    assert_int_equal(len, strlen("{\"role\":\"admin\",\"revoked\":1}"));
+    assert_int_equal(upd_store_key_get(txn, "00000000000000cc", &json, &len), UPD_ENOTFOUND);
+    struct collected c = {.n = 0};
+    assert_int_equal(upd_store_key_list(txn, collect, &c), 0);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.ids[0], "00000000000000aa"); /* key order */
+    assert_string_equal(c.ids[1], "00000000000000bb");
+    upd_store_txn_end(txn);
+}
+
+static void
+test_members_are_created_once_replaced_listed_and_deleted(void **state)
+{
+    struct fixture *f = *state;
+    const char *json;
+    size_t len;
+    upd_store_txn_t *txn = write_begin(f->store);
+    assert_int_equal(upd_store_member_put(txn, "alice", "{\"v\":1}", true), 0);
+    assert_int_equal(upd_store_member_put(txn, "alice", "{\"v\":2}", true), UPD_EEXIST);
+    assert_int_equal(upd_store_member_put(txn, "alice", "{\"v\":3}", false), 0);
+    assert_int_equal(upd_store_member_put(txn, "bob", "{}", true), 0);
+    assert_int_equal(upd_store_member_put(txn, "a/b", "{}", true), UPD_EINVAL);
+    assert_int_equal(upd_store_commit(txn), 0);
+    txn = read_begin(f->store);
+    assert_int_equal(upd_store_member_get(txn, "alice", &json, &len), 0);
+    assert_memory_equal(json, "{\"v\":3}", len);
+    struct collected c = {.n = 0};
+    assert_int_equal(upd_store_member_list(txn, collect, &c), 0);
+    assert_int_equal(c.n, 2);
+    upd_store_txn_end(txn);
+    txn = write_begin(f->store);
+    assert_int_equal(upd_store_member_del(txn, "alice"), 0);
+    assert_int_equal(upd_store_member_del(txn, "alice"), UPD_ENOTFOUND);
+    assert_int_equal(upd_store_commit(txn), 0);
+    txn = read_begin(f->store);
+    assert_int_equal(upd_store_member_get(txn, "alice", &json, &len), UPD_ENOTFOUND);
+    upd_store_txn_end(txn);
+}
+
+static void
+test_drafts_are_listed_per_app_and_left_out_of_the_published_state(void **state)
+{
+    struct fixture *f = *state;
+    const char *json;
+    size_t len;
+    upd_store_txn_t *txn = write_begin(f->store);
+    assert_int_equal(upd_store_app_create(txn, "acme", "{\"id\":\"acme\",\"name\":\"acme\",\"created\":1}"), 0);
+    assert_int_equal(upd_store_draft_put(txn, "acme", "1.0.0", "{\"d\":1}"), 0);
+    assert_int_equal(upd_store_draft_put(txn, "acme", "1.0.0", "{\"d\":2}"), UPD_EEXIST);
+    assert_int_equal(upd_store_draft_put(txn, "acme", "1.1.0", "{}"), 0);
+    /* "acme-2" shares the prefix "acme" but not "acme/" */
+    assert_int_equal(upd_store_draft_put(txn, "acme-2", "9.0.0", "{}"), 0);
+    assert_int_equal(upd_store_commit(txn), 0);
+    txn = read_begin(f->store);
+    assert_int_equal(upd_store_draft_get(txn, "acme", "1.0.0", &json, &len), 0);
+    assert_memory_equal(json, "{\"d\":1}", len);
+    struct collected c = {.n = 0};
+    assert_int_equal(upd_store_draft_list(txn, "acme", collect, &c), 0);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.ids[0], "1.0.0");
+    assert_string_equal(c.ids[1], "1.1.0");
+    char *doc;
+    size_t doc_len;
+    uint64_t gen;
+    assert_int_equal(upd_store_app_export(txn, "acme", &doc, &doc_len, &gen), 0);
+    assert_null(strstr(doc, "drafts"));
+    free(doc);
+    upd_store_txn_end(txn);
+    txn = write_begin(f->store);
+    assert_int_equal(upd_store_draft_del(txn, "acme", "1.0.0"), 0);
+    assert_int_equal(upd_store_draft_del(txn, "acme", "1.0.0"), UPD_ENOTFOUND);
+    assert_int_equal(upd_store_commit(txn), 0);
+}
+
+static int
+collect_seq(uint64_t seq, const char *rec, size_t len, void *arg)
+{
+    (void)rec;
+    (void)len;
+    struct collected *c = arg;
+    snprintf(c->ids[c->n++], sizeof(c->ids[0]), "%llu", (unsigned long long)seq);
+    return c->n == 3 ? 1 : 0;
+}
+
+static void
+test_audit_records_keep_sequence_order_past_255_and_are_never_overwritten(void **state)
+{
+    struct fixture *f = *state;
+    const char *rec;
+    size_t len;
+    uint64_t seq;
+    upd_store_txn_t *txn = read_begin(f->store);
+    assert_int_equal(upd_store_audit_last(txn, &seq, &rec, &len), UPD_ENOTFOUND);
+    upd_store_txn_end(txn);
+    txn = write_begin(f->store);
+    /* big-endian keys: 256 sorts after 255, which little-endian or decimal text keys would get wrong */
+    for (uint64_t s = 250; s <= 260; ++s) {
+        char text[32];
+        snprintf(text, sizeof(text), "r%llu", (unsigned long long)s);
+        assert_int_equal(upd_store_audit_put(txn, s, text, strlen(text)), 0);
+    }
+    assert_int_equal(upd_store_audit_put(txn, 255, "x", 1), UPD_EEXIST);
+    assert_int_equal(upd_store_audit_put(txn, 0, "x", 1), UPD_EINVAL);
+    assert_int_equal(upd_store_meta_put(txn, "schema", "x", 1), UPD_EINVAL);
+    assert_int_equal(upd_store_meta_put(txn, "audit_head", "260 abc", 7), 0);
+    assert_int_equal(upd_store_commit(txn), 0);
+
+    txn = read_begin(f->store);
+    assert_int_equal(upd_store_audit_last(txn, &seq, &rec, &len), 0);
+    assert_int_equal(seq, 260);
+    assert_memory_equal(rec, "r260", len);
+    assert_int_equal(upd_store_audit_get(txn, 255, &rec, &len), 0);
+    assert_memory_equal(rec, "r255", len);
+    struct collected c = {.n = 0};
+    assert_int_equal(upd_store_audit_walk(txn, 254, false, collect_seq, &c), 0);
+    assert_int_equal(c.n, 3);
+    assert_string_equal(c.ids[0], "254");
+    assert_string_equal(c.ids[2], "256");
+    c.n = 0;
+    assert_int_equal(upd_store_audit_walk(txn, 1000, true, collect_seq, &c), 0);
+    assert_string_equal(c.ids[0], "260");
+    assert_string_equal(c.ids[2], "258");
+    c.n = 0;
+    assert_int_equal(upd_store_audit_walk(txn, 255, true, collect_seq, &c), 0);
+    assert_string_equal(c.ids[0], "255");
+    assert_string_equal(c.ids[2], "253");
+    c.n = 0;
+    assert_int_equal(upd_store_audit_walk(txn, 249, true, collect_seq, &c), 0);
+    assert_int_equal(c.n, 0);
+    const char *head;
+    assert_int_equal(upd_store_meta_get(txn, "audit_head", &head, &len), 0);
+    assert_memory_equal(head, "260 abc", len);
+    assert_int_equal(upd_store_meta_get(txn, "nothing", &head, &len), UPD_ENOTFOUND);
     upd_store_txn_end(txn);
 }
 
@@ -1535,6 +1776,14 @@ main(void)
 #endif
         cmocka_unit_test_setup_teardown(test_two_processes_see_each_others_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reader_thread_sees_whole_commits_while_a_writer_runs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_schema_4_store_gains_the_control_planes_records_when_opened_for_writing, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_compact_copy_opens_as_a_store_with_the_same_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys_are_replaced_listed_and_a_missing_one_is_not_created_by_replace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_members_are_created_once_replaced_listed_and_deleted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drafts_are_listed_per_app_and_left_out_of_the_published_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_records_keep_sequence_order_past_255_and_are_never_overwritten, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
