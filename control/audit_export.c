@@ -36,7 +36,7 @@ mark_name(const dest_t *d, char out[64])
     snprintf(out, 64, MARK_PREFIX "%s", d->name);
 }
 
-/* a local segment's name below the storage directory: the key itself */
+/* Creates STORAGE/_updraft/audit (and its parent) when absent. @return 0 or UPD_EIO (errno set) */
 static int
 local_mkdirs(int dir_fd)
 {

@@ -321,6 +321,15 @@ pct_decode(const char *s, size_t len, char *out, size_t cap)
     return true;
 }
 
+/* dst holds cap bytes; the caller checked that src fits */
+static void
+copy_in(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 static bool
 is_action(const char *s)
 {
@@ -381,22 +390,22 @@ upd_audit_filter_parse(const char *query, size_t len, upd_audit_filter_t *f, upd
         case 0:
             if (!upd_id_is_app(value, strlen(value)))
                 return upd_reason_set(why, UPD_EINVAL, "invalid", "app: expected [a-z0-9][a-z0-9-]{0,62}");
-            snprintf(f->app, sizeof(f->app), "%s", value);
+            copy_in(f->app, sizeof(f->app), value);
             break;
         case 1:
             if (!upd_id_is_app(value, strlen(value)))
                 return upd_reason_set(why, UPD_EINVAL, "invalid", "actor: expected a member id or a key id");
-            snprintf(f->actor, sizeof(f->actor), "%s", value);
+            copy_in(f->actor, sizeof(f->actor), value);
             break;
         case 2:
             if (!is_action(value))
                 return upd_reason_set(why, UPD_EINVAL, "invalid", "action: expected an action such as release.create");
-            snprintf(f->action, sizeof(f->action), "%s", value);
+            copy_in(f->action, sizeof(f->action), value);
             break;
         case 3:
             if (strcmp(value, "ok") != 0 && strcmp(value, "denied") != 0 && strcmp(value, "failed") != 0)
                 return upd_reason_set(why, UPD_EINVAL, "invalid", "outcome: expected ok, denied or failed");
-            snprintf(f->outcome, sizeof(f->outcome), "%s", value);
+            copy_in(f->outcome, sizeof(f->outcome), value);
             break;
         case 4:
             if (upd_audit_time_parse(value, strlen(value), &f->since_ms) != 0)
