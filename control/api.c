@@ -15,6 +15,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "control/api_error.h"
+#include "control/audit_query.h"
 #include "control/control.h"
 #include "control/jobs.h"
 #include "control/keys.h"
@@ -86,6 +87,14 @@ serve_pull(upd_control_t *c, const params_t *p, json_t *body, json_t **out, upd_
     return upd_publish_pull(c, p->audit, p->app, p->version, body, out, reason);
 }
 
+/* on the loop: one read transaction, at most audit.query_scan_max records read (control/audit_query.h) */
+static int
+serve_audit(upd_control_t *c, const params_t *p, json_t *body, json_t **out, upd_reason_t *reason)
+{
+    (void)body;
+    return upd_audit_query(c->store, p->query, p->query_len, c->conf->audit_query_scan_max, out, reason);
+}
+
 /* 200 while the state store opens a read transaction: what a load balancer's health check asks */
 static void
 answer_health(upd_control_t *c, h2o_req_t *req)
@@ -128,6 +137,8 @@ static const route_t routes[] = {
                   NULL, 0, answer_health,                                    "health", false, NULL},
     {"POST",      {"v1", "apps", "{app}", "releases", "{version}", "pull"},  UPD_ROLE_RELEASE, BODY_OPTIONAL,
                   serve_pull, 200, NULL,                                     "pull", true, "release.pull"},
+    {"GET",       {"v1", "audit"},                                           UPD_ROLE_ADMIN,   BODY_NONE,
+                  serve_audit, 200, NULL,                                    "audit", false, "audit.read"},
     {NULL,        {"metrics"},                                               UPD_ROLE_NONE,    BODY_NONE,
                   NULL, 0, answer_metrics,                                   "other", false, NULL},
 };
@@ -435,6 +446,10 @@ upd_control_on_req(void *app, h2o_req_t *req)
     if (err != 0) {
         send_error(req, err, &reason);
         return 0;
+    }
+    if (req->query_at != SIZE_MAX) {
+        params.p.query = req->path.base + req->query_at + 1;
+        params.p.query_len = req->path.len - req->query_at - 1;
     }
     upd_audit_ctx_t audit;
     upd_principal_t who;

@@ -7,7 +7,7 @@
 /*
  * The control API v1 (PROTOCOLS.md) behind server/http.h: POST /v1/apps, POST /v1/apps/APP/releases,
  * PUT /v1/apps/APP/channels/CHANNEL/rollout, GET|HEAD /v1/apps/APP/channels/CHANNEL,
- * POST /v1/apps/APP/releases/VERSION/pull (each with an API key of a role, control/keys.h), and, without a key,
+ * POST /v1/apps/APP/releases/VERSION/pull, GET /v1/audit (each with an API key of a role, control/keys.h), and, without a key,
  * /healthz and /metrics. JSON in and out; every refusal is {"error":{"code","message"}} with the status
  * server/http_error.h gives its UPD_E* code, but for 405 (a method the path does not take, with Allow).
  */
@@ -28,7 +28,7 @@ size_t upd_control_route_of(const h2o_req_t *req);
 
 /**
  * The route labels of updraft_requests_total, in the order /metrics lists them: "apps", "releases", "rollout",
- * "channel", "health", "pull", then "other", always last.
+ * "channel", "health", "pull", "audit", then "other", always last.
  * @param[out] n  how many
  * @return a static array, valid for the life of the program
  */

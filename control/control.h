@@ -2,6 +2,7 @@
 #define UPD_CONTROL_H
 
 #include <stddef.h>
+#include "control/audit_export.h"
 #include "control/propagate.h"
 #include "server/config.h"
 #include "server/metrics.h"
@@ -30,6 +31,8 @@ typedef struct st_upd_control_t {
     upd_propagate_t *propagate;
     /* the state-changing API calls run here (control/jobs.h) */
     upd_workers_t *workers;
+    /* the audit trail's export to object storage, on threads of its own */
+    upd_audit_export_t *audit_export;
 } upd_control_t;
 
 #endif

@@ -37,7 +37,7 @@ run_call(void *arg, upd_job_answer_t *answer)
     upd_reason_t reason = {"", ""};
     upd_call_params_t p = {call->has_app ? call->app : NULL, call->has_channel ? call->channel : NULL,
                            call->has_version ? call->version : NULL, call->role, call->has_who ? &call->who : NULL,
-                           &call->audit};
+                           &call->audit, NULL, 0};
     int err;
     if (call->fn != NULL) {
         call->audit.status = call->success;

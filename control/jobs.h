@@ -25,6 +25,8 @@ typedef struct st_upd_call_params_t {
     upd_role_t role;
     const upd_principal_t *who; /* NULL on routes without a key */
     upd_audit_ctx_t *audit;     /* NULL on routes that change nothing */
+    const char *query;          /* the request's query string without '?' (routes on the loop only; NULL for none) */
+    size_t query_len;
 } upd_call_params_t;
 
 /**

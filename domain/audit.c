@@ -1,6 +1,7 @@
 /* Audit records and their hash chain (domain/audit.h). */
 #include "domain/audit.h"
 #include <openssl/evp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,4 +110,348 @@ upd_audit_check(const char *rec, size_t len, uint64_t seq, const char prev[UPD_A
 Exit:
     json_decref(j);
     return ret;
+}
+
+/* ---- times ---- */
+
+/* days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil) */
+static int64_t
+days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+/* n decimal digits at s. @return false when one is not a digit */
+static bool
+digits(const char *s, size_t n, unsigned *out)
+{
+    unsigned v = 0;
+    for (size_t i = 0; i < n; ++i) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (unsigned)(s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+int
+upd_audit_time_parse(const char *s, size_t len, int64_t *ms)
+{
+    unsigned y, mo, d, h, mi, sec, frac = 0, oh = 0, om = 0;
+    if (len == 0)
+        return UPD_EINVAL;
+    if (strspn(s, "0123456789") >= len) {
+        /* Unix seconds: up to 9999-12-31 */
+        if (len > 12)
+            return UPD_EINVAL;
+        int64_t v = 0;
+        for (size_t i = 0; i < len; ++i)
+            v = v * 10 + (s[i] - '0');
+        if (v > 253402300799)
+            return UPD_EINVAL;
+        *ms = v * 1000;
+        return 0;
+    }
+    /* YYYY-MM-DDTHH:MM:SS, then .FRACTION, then Z or +HH:MM / -HH:MM */
+    if (len < 20 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) || s[7] != '-' || !digits(s + 8, 2, &d) ||
+        (s[10] != 'T' && s[10] != 't') || !digits(s + 11, 2, &h) || s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' ||
+        !digits(s + 17, 2, &sec))
+        return UPD_EINVAL;
+    static const unsigned mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap) || h > 23 || mi > 59 || sec > 60)
+        return UPD_EINVAL;
+    size_t i = 19;
+    if (s[i] == '.') {
+        size_t n = 0;
+        for (++i; i < len && s[i] >= '0' && s[i] <= '9'; ++i, ++n)
+            if (n < 3)
+                frac = frac * 10 + (unsigned)(s[i] - '0');
+        if (n == 0)
+            return UPD_EINVAL;
+        for (; n < 3; ++n)
+            frac *= 10;
+    }
+    int sign = 0;
+    if (i + 1 == len && (s[i] == 'Z' || s[i] == 'z')) {
+        sign = 0;
+    } else if (i + 6 == len && (s[i] == '+' || s[i] == '-') && digits(s + i + 1, 2, &oh) && s[i + 3] == ':' &&
+               digits(s + i + 4, 2, &om) && oh <= 23 && om <= 59) {
+        sign = s[i] == '+' ? 1 : -1;
+    } else {
+        return UPD_EINVAL;
+    }
+    if (sec == 60)
+        sec = 59; /* a leap second: the instant before the next minute */
+    int64_t t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - sign * (int64_t)(oh * 3600 + om * 60);
+    *ms = t * 1000 + frac;
+    return 0;
+}
+
+bool
+upd_audit_rec_time(const json_t *rec, int64_t *ms)
+{
+    const char *t = json_string_value(json_object_get(rec, "time"));
+    return t != NULL && upd_audit_time_parse(t, strlen(t), ms) == 0;
+}
+
+/* ---- segments ---- */
+
+void
+upd_audit_segment_name(uint64_t first, uint64_t last, char out[UPD_AUDIT_SEGMENT_NAME_MAX + 1])
+{
+    snprintf(out, UPD_AUDIT_SEGMENT_NAME_MAX + 1, UPD_AUDIT_SEGMENT_PREFIX "%020llu-%020llu.jsonl", (unsigned long long)first,
+             (unsigned long long)last);
+}
+
+static bool
+seq20(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 20; ++i) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        unsigned dgt = (unsigned)(s[i] - '0');
+        if (v > (UINT64_MAX - dgt) / 10)
+            return false;
+        v = v * 10 + dgt;
+    }
+    *out = v;
+    return true;
+}
+
+bool
+upd_audit_segment_parse_name(const char *key, size_t len, uint64_t *first, uint64_t *last)
+{
+    static const char prefix[] = UPD_AUDIT_SEGMENT_PREFIX;
+    const size_t pl = sizeof(prefix) - 1;
+    if (len != UPD_AUDIT_SEGMENT_NAME_MAX || memcmp(key, prefix, pl) != 0 || key[pl + 20] != '-' ||
+        memcmp(key + pl + 41, ".jsonl", 6) != 0)
+        return false;
+    uint64_t f, l;
+    if (!seq20(key + pl, &f) || !seq20(key + pl + 21, &l) || f == 0 || f > l)
+        return false;
+    *first = f;
+    *last = l;
+    return true;
+}
+
+int
+upd_audit_seg_reader_init(upd_audit_seg_reader_t *r, int (*on_record)(const char *rec, size_t len, void *arg), void *arg)
+{
+    memset(r, 0, sizeof(*r));
+    r->on_record = on_record;
+    r->arg = arg;
+    return (r->line = malloc(UPD_AUDIT_RECORD_MAX)) != NULL ? 0 : UPD_ENOMEM;
+}
+
+int
+upd_audit_seg_reader_feed(upd_audit_seg_reader_t *r, const void *data, size_t len)
+{
+    const char *p = data, *end = p + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t take = (size_t)((nl != NULL ? nl : end) - p);
+        if (take > UPD_AUDIT_RECORD_MAX - r->len)
+            return UPD_ETOOBIG;
+        memcpy(r->line + r->len, p, take);
+        r->len += take;
+        p += take;
+        if (nl == NULL)
+            break;
+        ++p; /* the "\n" */
+        size_t n = r->len;
+        r->len = 0;
+        ++r->records;
+        int ret = r->on_record(r->line, n, r->arg);
+        if (ret != 0)
+            return ret;
+    }
+    return 0;
+}
+
+int
+upd_audit_seg_reader_end(upd_audit_seg_reader_t *r)
+{
+    return r->len == 0 ? 0 : UPD_EINVAL;
+}
+
+void
+upd_audit_seg_reader_dispose(upd_audit_seg_reader_t *r)
+{
+    free(r->line);
+    r->line = NULL;
+}
+
+/* ---- the query ---- */
+
+static int
+hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Percent-decodes s[0..len) into out (cap bytes with the NUL). @return false on a bad escape, a NUL or too long */
+static bool
+pct_decode(const char *s, size_t len, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; ++i) {
+        char c = s[i];
+        if (c == '%') {
+            int hi, lo;
+            if (i + 2 >= len)
+                return false;
+            if ((hi = hexval(s[i + 1])) < 0 || (lo = hexval(s[i + 2])) < 0)
+                return false;
+            c = (char)(hi << 4 | lo);
+            i += 2;
+        }
+        if (c == '\0' || n + 1 >= cap)
+            return false;
+        out[n++] = c;
+    }
+    out[n] = '\0';
+    return true;
+}
+
+/* dst holds cap bytes; the caller checked that src fits */
+static void
+copy_in(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+static bool
+is_action(const char *s)
+{
+    size_t n = strlen(s);
+    return n > 0 && n <= UPD_AUDIT_ACTION_MAX && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+static bool
+parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 20 || strspn(s, "0123456789") != n)
+        return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; ++i) {
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (max - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+int
+upd_audit_filter_parse(const char *query, size_t len, upd_audit_filter_t *f, upd_reason_t *why)
+{
+    static const char *const names[] = {"app", "actor", "action", "outcome", "since", "before", "limit"};
+    unsigned seen = 0;
+    memset(f, 0, sizeof(*f));
+    f->limit = UPD_AUDIT_QUERY_LIMIT_DEFAULT;
+    const char *p = query, *end = query != NULL ? query + len : NULL;
+    while (p != NULL && p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *pend = amp != NULL ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(pend - p));
+        if (pend == p) {
+            p = pend + 1;
+            continue; /* "&&" */
+        }
+        char name[16], value[128];
+        if (eq == NULL || !pct_decode(p, (size_t)(eq - p), name, sizeof(name)))
+            return upd_reason_set(why, UPD_EINVAL, "invalid", "query: expected NAME=VALUE parameters (app, actor, action, outcome, "
+                                                              "since, before, limit)");
+        size_t k = 0;
+        while (k < sizeof(names) / sizeof(names[0]) && strcmp(names[k], name) != 0)
+            ++k;
+        if (k == sizeof(names) / sizeof(names[0]))
+            return upd_reason_set(why, UPD_EINVAL, "invalid", "query: unknown parameter \"%s\" (app, actor, action, outcome, since, "
+                                                              "before, limit)", name);
+        if (seen & (1u << k))
+            return upd_reason_set(why, UPD_EINVAL, "invalid", "query: %s given twice", name);
+        seen |= 1u << k;
+        if (!pct_decode(eq + 1, (size_t)(pend - eq - 1), value, sizeof(value)))
+            return upd_reason_set(why, UPD_EINVAL, "invalid", "%s: malformed or too long", name);
+        uint64_t n;
+        switch (k) {
+        case 0:
+            if (!upd_id_is_app(value, strlen(value)))
+                return upd_reason_set(why, UPD_EINVAL, "invalid", "app: expected [a-z0-9][a-z0-9-]{0,62}");
+            copy_in(f->app, sizeof(f->app), value);
+            break;
+        case 1:
+            if (!upd_id_is_app(value, strlen(value)))
+                return upd_reason_set(why, UPD_EINVAL, "invalid", "actor: expected a member id or a key id");
+            copy_in(f->actor, sizeof(f->actor), value);
+            break;
+        case 2:
+            if (!is_action(value))
+                return upd_reason_set(why, UPD_EINVAL, "invalid", "action: expected an action such as release.create");
+            copy_in(f->action, sizeof(f->action), value);
+            break;
+        case 3:
+            if (strcmp(value, "ok") != 0 && strcmp(value, "denied") != 0 && strcmp(value, "failed") != 0)
+                return upd_reason_set(why, UPD_EINVAL, "invalid", "outcome: expected ok, denied or failed");
+            copy_in(f->outcome, sizeof(f->outcome), value);
+            break;
+        case 4:
+            if (upd_audit_time_parse(value, strlen(value), &f->since_ms) != 0)
+                return upd_reason_set(why, UPD_EINVAL, "invalid",
+                                      "since: expected Unix seconds or an RFC 3339 time (2026-12-02T06:35:33Z)");
+            f->has_since = true;
+            break;
+        case 5:
+            if (!parse_u64(value, UINT64_MAX, &n) || n == 0)
+                return upd_reason_set(why, UPD_EINVAL, "invalid", "before: expected a sequence number (1 and up)");
+            f->before = n;
+            break;
+        default:
+            if (!parse_u64(value, UPD_AUDIT_QUERY_LIMIT_MAX, &n) || n == 0)
+                return upd_reason_set(why, UPD_EINVAL, "invalid", "limit: expected 1 to %d", UPD_AUDIT_QUERY_LIMIT_MAX);
+            f->limit = (size_t)n;
+            break;
+        }
+        p = pend + 1;
+    }
+    return 0;
+}
+
+static bool
+str_is(const json_t *v, const char *s)
+{
+    const char *t = json_string_value(v);
+    return t != NULL && strcmp(t, s) == 0;
+}
+
+bool
+upd_audit_filter_match(const upd_audit_filter_t *f, const json_t *rec)
+{
+    if (f->app[0] != '\0' && !str_is(json_object_get(json_object_get(rec, "target"), "app"), f->app))
+        return false;
+    if (f->actor[0] != '\0') {
+        const json_t *actor = json_object_get(rec, "actor");
+        if (!str_is(json_object_get(actor, "member"), f->actor) && !str_is(json_object_get(actor, "key"), f->actor))
+            return false;
+    }
+    if (f->action[0] != '\0' && !str_is(json_object_get(rec, "action"), f->action))
+        return false;
+    if (f->outcome[0] != '\0' && !str_is(json_object_get(rec, "outcome"), f->outcome))
+        return false;
+    int64_t t;
+    if (f->has_since && (!upd_audit_rec_time(rec, &t) || t < f->since_ms))
+        return false;
+    return true;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "control/api.h"
+#include "control/audit_export.h"
 #include "control/control.h"
 #include "control/keys.h"
 #include "base/err.h"
@@ -37,6 +38,13 @@ static const upd_conf_decl_t control_decls[] = {
     {"propagation.retry_initial_ms", UPD_CONF_UINT, offsetof(upd_conf_t, propagation_retry_initial_ms), 10, 3600000, "500", NULL},
     {"propagation.retry_max_ms", UPD_CONF_UINT, offsetof(upd_conf_t, propagation_retry_max_ms), 10, 86400000, "30000", NULL},
     {"propagation.retry_attempts", UPD_CONF_UINT, offsetof(upd_conf_t, propagation_retry_attempts), 0, 1000, "10", NULL},
+    /* the audit trail: its export to object storage (control/audit_export.h) and its query (control/audit_query.h) */
+    {"audit.export_records", UPD_CONF_UINT, offsetof(upd_conf_t, audit_export_records), 1, 100000, "100", NULL},
+    {"audit.export_interval_ms", UPD_CONF_UINT, offsetof(upd_conf_t, audit_export_interval_ms), 10, 86400000, "60000", NULL},
+    {"audit.export_check_ms", UPD_CONF_UINT, offsetof(upd_conf_t, audit_export_check_ms), 10, 60000, "1000", NULL},
+    {"audit.export_retry_initial_ms", UPD_CONF_UINT, offsetof(upd_conf_t, audit_export_retry_initial_ms), 10, 3600000, "1000", NULL},
+    {"audit.export_retry_max_ms", UPD_CONF_UINT, offsetof(upd_conf_t, audit_export_retry_max_ms), 10, 86400000, "60000", NULL},
+    {"audit.query_scan_max", UPD_CONF_UINT, offsetof(upd_conf_t, audit_query_scan_max), 1, 100000000, "100000", NULL},
     UPD_CONF_END,
 };
 
@@ -45,7 +53,8 @@ static const upd_program_t control_program = {
     control_decls,
     UPD_CONF_COMMON_USAGE "  --public-url URL     prefix of artifact URLs in update feeds: the origin or CDN host\n"
                           "\nsubcommands:\n"
-                          "  keys create --role admin|release|build --name NAME   print a new API key (shown once)\n",
+                          "  keys create --role admin|release|build --name NAME   print a new API key (shown once)\n"
+                          "  audit verify                                          check the audit chain and its exported copies\n",
 };
 
 /* updraft-control [flags] keys create --role ROLE --name NAME */
@@ -88,6 +97,82 @@ keys_create(upd_conf_t *conf, int argc, char **argv)
     return 0;
 }
 
+/*
+ * updraft-control [--config F] [--data DIR] audit verify: the chain in the store, then every exported segment against
+ * it. The store is opened read-only; the control plane may be running. Exit 0 (all match), 1 (a break, or a store or
+ * backend that cannot be read), 2 (usage).
+ */
+static int
+audit_verify(upd_conf_t *conf, int argc, char **argv)
+{
+    for (int i = 0; i < argc; ++i) {
+        if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
+            free(conf->data_dir);
+            conf->data_dir = strdup(argv[++i]);
+        } else {
+            fprintf(stderr, "updraft-control: audit verify: unexpected %s\nusage: updraft-control [--config FILE] [--data DIR] "
+                            "audit verify\n",
+                    argv[i]);
+            return 2;
+        }
+    }
+    upd_s3_backend_t backends[UPD_BACKENDS];
+    size_t nbackends = 0;
+    if (upd_program_object_store("updraft-control", conf, backends, &nbackends) != 0)
+        return 2;
+    upd_s3_timeouts_t timeouts = {
+        .connect_ms = (uint32_t)conf->backend_connect_timeout_ms,
+        .stall_ms = (uint32_t)conf->backend_stall_timeout_ms,
+        .body_base_ms = (uint32_t)conf->upload_timeout_base_ms,
+        .body_min_rate = conf->upload_min_rate_kib * 1024,
+    };
+    upd_store_t *store = NULL;
+    upd_store_opts_t sopts = {.map_size = (size_t)conf->lmdb_map_mib << 20, .read_only = true};
+    int r = upd_store_open(conf->data_dir, &sopts, &store);
+    if (r != 0) {
+        fprintf(stderr, "updraft-control: audit verify: cannot open the store in %s: %s\n", conf->data_dir,
+                r == UPD_ENOTFOUND ? "no store there" : upd_strerror(r));
+        if (store != NULL)
+            upd_store_close(store);
+        return 1;
+    }
+    /* the local object store, read only: not created when absent */
+    int storage_fd = -1;
+    if (nbackends == 0) {
+        char dir[4096];
+        snprintf(dir, sizeof(dir), "%s", conf->storage_dir[0] != '\0' ? conf->storage_dir : conf->data_dir);
+        if (conf->storage_dir[0] == '\0')
+            snprintf(dir + strlen(dir), sizeof(dir) - strlen(dir), "/storage");
+        if ((storage_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+            fprintf(stderr, "updraft-control: audit verify: storage_dir %s: %s\n", dir, strerror(errno));
+            upd_store_close(store);
+            return 1;
+        }
+    }
+    char summary[1024];
+    upd_reason_t why = {"", ""};
+    r = upd_audit_verify(store, backends, nbackends, &timeouts, storage_fd, summary, sizeof(summary), &why);
+    upd_store_close(store);
+    if (storage_fd >= 0)
+        close(storage_fd);
+    upd_s3_sync_thread_done();
+    if (r == 0) {
+        printf("%s\n", summary);
+        return 0;
+    }
+    if (r == UPD_EINTEGRITY)
+        fprintf(stderr, "updraft-control: audit verify: the trail breaks at %s\n", why.message);
+    else
+        fprintf(stderr, "updraft-control: audit verify: %s\n", why.message);
+    return 1;
+}
+
+static void
+render_audit(void *arg, FILE *fp)
+{
+    upd_audit_export_render_metrics(arg, fp);
+}
+
 /* the propagation counters live with the propagator: appended to /metrics */
 static void
 render_propagation(void *arg, FILE *fp)
@@ -112,7 +197,8 @@ on_loop_start(void *app, h2o_context_t *ctx)
      * failures go to the retry thread.
      */
     upd_propagate_republish(c->propagate, c->store);
-    if (upd_propagate_start(c->propagate) != 0 || upd_workers_start(c->workers, ctx) != 0)
+    if (upd_propagate_start(c->propagate) != 0 || upd_workers_start(c->workers, ctx) != 0 ||
+        upd_audit_export_start(c->audit_export) != 0)
         return -1;
     return 0;
 }
@@ -124,6 +210,7 @@ on_loop_stop(void *app)
     upd_control_t *c = app;
     upd_workers_stop(c->workers);
     upd_propagate_stop(c->propagate);
+    upd_audit_export_stop(c->audit_export); /* after the workers: their last records are in the store, exported next start */
 }
 
 int
@@ -140,6 +227,13 @@ main(int argc, char **argv)
     if (rest != argc) {
         if (rest + 1 < argc && strcmp(argv[rest], "keys") == 0 && strcmp(argv[rest + 1], "create") == 0)
             ret = keys_create(&conf, argc - rest - 2, argv + rest + 2);
+        else if (rest + 1 < argc && strcmp(argv[rest], "audit") == 0 && strcmp(argv[rest + 1], "verify") == 0)
+            ret = audit_verify(&conf, argc - rest - 2, argv + rest + 2);
+        else if (strcmp(argv[rest], "audit") == 0) {
+            fprintf(stderr, "updraft-control: audit: expected verify\nusage: updraft-control [--config FILE] [--data DIR] audit "
+                            "verify\n");
+            ret = 2;
+        }
         else
             fprintf(stderr, "updraft-control: unknown command %s (see --help)\n", argv[rest]);
         upd_conf_dispose(control_decls, &conf);
@@ -152,6 +246,11 @@ main(int argc, char **argv)
     }
     while (ul > 0 && conf.public_url[ul - 1] == '/')
         conf.public_url[--ul] = '\0';
+    if (conf.audit_export_retry_max_ms < conf.audit_export_retry_initial_ms) {
+        fprintf(stderr, "updraft-control: audit.export_retry_max_ms (%llu) is below audit.export_retry_initial_ms (%llu)\n",
+                (unsigned long long)conf.audit_export_retry_max_ms, (unsigned long long)conf.audit_export_retry_initial_ms);
+        goto Exit;
+    }
     /* object_store.kind s3: registration puts every file on R2 and on the S3 mirror (control/mirror.c) */
     if (upd_program_object_store("updraft-control", &conf, control.backends, &control.nbackends) != 0)
         goto Exit;
@@ -188,6 +287,17 @@ main(int argc, char **argv)
         upd_metrics_add_renderer(control.metrics, render_propagation, control.propagate);
     control.workers = upd_workers_create(conf.workers_threads, conf.workers_queue);
     upd_metrics_add_renderer(control.metrics, render_workers, control.workers);
+    upd_audit_export_opts_t xopts = {
+        .records = conf.audit_export_records,
+        .interval_ms = conf.audit_export_interval_ms,
+        .check_ms = conf.audit_export_check_ms,
+        .retry_initial_ms = conf.audit_export_retry_initial_ms,
+        .retry_max_ms = conf.audit_export_retry_max_ms,
+    };
+    if ((control.audit_export = upd_audit_export_create(control.store, control.backends, control.nbackends, &control.timeouts,
+                                                        control.storage_fd, &xopts)) == NULL)
+        goto Exit;
+    upd_metrics_add_renderer(control.metrics, render_audit, control.audit_export);
     upd_http_opts_t opts = {
         .program = "updraft-control",
         .conf = &conf,
@@ -204,6 +314,7 @@ main(int argc, char **argv)
     ret = upd_http_run(&opts);
 Exit:
     upd_workers_destroy(control.workers); /* stopped already, unless start-up failed half way */
+    upd_audit_export_destroy(control.audit_export);
     upd_propagate_stop(control.propagate);
     if (control.store != NULL)
         upd_store_close(control.store);

@@ -83,6 +83,12 @@ typedef struct st_upd_conf_t {
     uint64_t workers_threads, workers_queue;
     uint64_t upload_min_rate_kib;    /* object_store.upload_min_rate_kib: slower uploads fail */
     uint64_t upload_timeout_base_ms; /* object_store.upload_timeout_base_ms: added to size / rate */
+    /* updraft-control: the audit trail's export to object storage (control/audit_export.h) and its query */
+    uint64_t audit_export_records;     /* audit.export_records: a segment once this many records wait */
+    uint64_t audit_export_interval_ms; /* audit.export_interval_ms: or once the oldest waiting is this old */
+    uint64_t audit_export_check_ms;    /* audit.export_check_ms: how often the exporter looks for new records */
+    uint64_t audit_export_retry_initial_ms, audit_export_retry_max_ms; /* a failed backend's backoff */
+    uint64_t audit_query_scan_max;     /* audit.query_scan_max: records GET /v1/audit reads at most per request */
 } upd_conf_t;
 
 typedef enum { UPD_CONF_STRING, UPD_CONF_UINT, UPD_CONF_BOOL, UPD_CONF_STRLIST } upd_conf_type_t;

@@ -395,3 +395,243 @@ upd_s3_get(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *ke
     xfer_t x = {.res = res, .fd = -1, .sink = sink, .sink_arg = arg};
     return run(b, t, "GET", key, NULL, NULL, false, &x);
 }
+
+/* ---- listing (ListObjectsV2) ---- */
+
+/*
+ * Self-contained on purpose: the object key path of run() and upd_s3_request_build() has no query string, and a
+ * listing is nothing but a query on the bucket. So the bucket's path is signed here with the query, and the answer (a
+ * capped buffer) read with this thread's handle as run() does.
+ */
+
+typedef struct {
+    char *data;
+    size_t len;
+    bool too_big;
+} list_page_t;
+
+static size_t
+on_list_write(char *buf, size_t size, size_t n, void *arg)
+{
+    list_page_t *p = arg;
+    size_t len = size * n;
+    if (p->len + len > UPD_S3_LIST_PAGE_MAX) {
+        p->too_big = true;
+        return 0;
+    }
+    char *d = realloc(p->data, p->len + len + 1);
+    if (d == NULL) {
+        p->too_big = true;
+        return 0;
+    }
+    memcpy(d + p->len, buf, len);
+    p->data = d;
+    p->len += len;
+    p->data[p->len] = '\0';
+    return len;
+}
+
+/* The text of the first <tag>...</tag> in [p, end) into out (XML's five entities decoded). @return where it ends, NULL */
+static const char *
+xml_text(const char *p, const char *end, const char *tag, char *out, size_t cap)
+{
+    char open[64], close[64];
+    snprintf(open, sizeof(open), "<%s>", tag);
+    snprintf(close, sizeof(close), "</%s>", tag);
+    size_t ol = strlen(open), cl = strlen(close);
+    const char *s = NULL, *e = NULL;
+    for (const char *q = p; q + ol <= end; ++q)
+        if (memcmp(q, open, ol) == 0) {
+            s = q + ol;
+            break;
+        }
+    if (s == NULL)
+        return NULL;
+    for (const char *q = s; q + cl <= end; ++q)
+        if (memcmp(q, close, cl) == 0) {
+            e = q;
+            break;
+        }
+    if (e == NULL)
+        return NULL;
+    static const struct {
+        const char *ent;
+        char c;
+    } ents[] = {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
+    size_t n = 0;
+    for (const char *q = s; q < e && n + 1 < cap;) {
+        char c = *q++;
+        if (c == '&')
+            for (size_t i = 0; i < sizeof(ents) / sizeof(ents[0]); ++i) {
+                size_t el = strlen(ents[i].ent);
+                if ((size_t)(e - q + 1) >= el && memcmp(q - 1, ents[i].ent, el) == 0) {
+                    c = ents[i].c;
+                    q += el - 1;
+                    break;
+                }
+            }
+        out[n++] = c;
+    }
+    out[n] = '\0';
+    return e + cl;
+}
+
+/* one page: GET BUCKET?continuation-token=&list-type=2&prefix= */
+static int
+list_page(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *prefix, const char *token, list_page_t *page,
+          upd_s3_result_t *res)
+{
+    char host[UPD_S3_HOST_MAX + 1 + 64], path[512], query[4096], enc_prefix[1024], enc_token[2048], url[UPD_S3_URL_MAX];
+    if (upd_sigv4_uri_encode(prefix, strlen(prefix), false, enc_prefix, sizeof(enc_prefix), NULL) != 0 ||
+        upd_sigv4_uri_encode(token, strlen(token), false, enc_token, sizeof(enc_token), NULL) != 0)
+        return UPD_ETOOBIG;
+    if (b->virtual_hosted) {
+        snprintf(host, sizeof(host), "%s.%s", b->bucket, b->host);
+        snprintf(path, sizeof(path), "%s/", b->base_path);
+    } else {
+        snprintf(host, sizeof(host), "%s", b->host);
+        snprintf(path, sizeof(path), "%s/%s", b->base_path, b->bucket);
+    }
+    if ((size_t)snprintf(query, sizeof(query), "%s%s%slist-type=2&prefix=%s", token[0] != '\0' ? "continuation-token=" : "",
+                         enc_token, token[0] != '\0' ? "&" : "", enc_prefix) >= sizeof(query))
+        return UPD_ETOOBIG;
+    if ((size_t)snprintf(url, sizeof(url), "%s://%s%s?%s", b->tls ? "https" : "http", host, path, query) >= sizeof(url))
+        return UPD_ETOOBIG;
+    upd_sigv4_header_t hdrs[1] = {{"host", host}};
+    upd_sigv4_creds_t creds = {.access_key = b->access_key, .secret_key = b->secret_key};
+    upd_sigv4_request_t sreq = {
+        .method = "GET",
+        .path = path,
+        .query = query,
+        .headers = hdrs,
+        .num_headers = 1,
+        .payload_hash = UPD_SIGV4_EMPTY_SHA256,
+        .region = b->region,
+        .service = "s3",
+        .timestamp = time(NULL),
+        .flags = UPD_SIGV4_FLAGS_S3,
+    };
+    upd_sigv4_result_t *sig = malloc(sizeof(*sig));
+    if (sig == NULL)
+        return UPD_ENOMEM;
+    int err = upd_sigv4_sign_headers(&creds, &sreq, sig);
+    struct curl_slist *headers = NULL;
+    for (size_t i = 0; err == 0 && i < sig->num_headers; ++i) {
+        char line[UPD_SIGV4_AUTH_MAX + 64];
+        snprintf(line, sizeof(line), "%s: %s", sig->headers[i].name, sig->headers[i].value);
+        struct curl_slist *h = curl_slist_append(headers, line);
+        if (h == NULL)
+            err = UPD_ENOMEM;
+        else
+            headers = h;
+    }
+    free(sig);
+    CURL *curl = err == 0 ? thread_easy() : NULL;
+    if (curl == NULL) {
+        curl_slist_free_all(headers);
+        snprintf(res->message, sizeof(res->message), "%s: cannot sign the listing: %s", b->name,
+                 upd_strerror(err != 0 ? err : UPD_ENOMEM));
+        return err != 0 ? err : UPD_ENOMEM;
+    }
+    char curl_err[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_err);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_PROXY, "");
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)(t->connect_ms != 0 ? t->connect_ms : 2000));
+    if (t->total_ms != 0)
+        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)t->total_ms);
+    if (t->stall_ms != 0) {
+        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, (long)((t->stall_ms + 999) / 1000));
+    }
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_list_write);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, page);
+    CURLcode rc = curl_easy_perform(curl);
+    long status = status_of(curl), connects = 0;
+    curl_easy_getinfo(curl, CURLINFO_NUM_CONNECTS, &connects);
+    __atomic_add_fetch(&requests_total, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&connections_total, (uint64_t)(connects > 0 ? connects : 0), __ATOMIC_RELAXED);
+    curl_easy_reset(curl);
+    curl_slist_free_all(headers);
+    if (rc != CURLE_OK) {
+        snprintf(res->message, sizeof(res->message), "%s: listing %.100s: %.120s", b->name, prefix,
+                 page->too_big ? "the answer is too large" : curl_err[0] ? curl_err : curl_easy_strerror(rc));
+        return page->too_big ? UPD_ETOOBIG : UPD_EIO;
+    }
+    res->status = (int)status;
+    if (status < 200 || status > 299) {
+        upd_s3_error_code(page->data != NULL ? page->data : "", page->len, res->code, sizeof(res->code));
+        snprintf(res->message, sizeof(res->message), "%s: listing %.100s: %d%s%s", b->name, prefix, res->status,
+                 res->code[0] ? " " : "", res->code);
+        return UPD_EIO;
+    }
+    snprintf(res->message, sizeof(res->message), "%s: %d", b->name, res->status);
+    return 0;
+}
+
+int
+upd_s3_list(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *prefix,
+            int (*cb)(const char *key, uint64_t size, void *arg), void *arg, upd_s3_result_t *res)
+{
+    char token[1024] = "";
+    memset(res, 0, sizeof(*res));
+    pthread_once(&global_once, global_init);
+    if (global_rc != CURLE_OK) {
+        snprintf(res->message, sizeof(res->message), "%s: libcurl cannot be initialised", b->name);
+        return UPD_EIO;
+    }
+    for (;;) {
+        list_page_t page = {NULL, 0, false};
+        int err = list_page(b, t, prefix, token, &page, res);
+        if (err != 0) {
+            free(page.data);
+            return err;
+        }
+        const char *p = page.data != NULL ? page.data : "", *end = p + page.len;
+        char truncated[8] = "";
+        /* the answer's own fields, outside the <Contents> elements, come before them in S3's and R2's answers */
+        const char *first = end;
+        for (const char *q = p; q + 10 <= end; ++q)
+            if (memcmp(q, "<Contents>", 10) == 0) {
+                first = q;
+                break;
+            }
+        xml_text(p, first, "IsTruncated", truncated, sizeof(truncated));
+        char next[sizeof(token)] = "";
+        if (strcmp(truncated, "true") == 0 && xml_text(p, end, "NextContinuationToken", next, sizeof(next)) == NULL) {
+            free(page.data);
+            snprintf(res->message, sizeof(res->message), "%s: listing %.100s: a truncated page without a continuation token",
+                     b->name, prefix);
+            return UPD_EIO;
+        }
+        for (const char *q = first; q < end;) {
+            const char *cend = NULL;
+            for (const char *r = q; r + 11 <= end; ++r)
+                if (memcmp(r, "</Contents>", 11) == 0) {
+                    cend = r + 11;
+                    break;
+                }
+            if (cend == NULL)
+                break;
+            char key[1024], size[32] = "0";
+            if (xml_text(q, cend, "Key", key, sizeof(key)) != NULL) {
+                xml_text(q, cend, "Size", size, sizeof(size));
+                int r = cb(key, strtoull(size, NULL, 10), arg);
+                if (r != 0) {
+                    free(page.data);
+                    return r;
+                }
+            }
+            q = cend;
+        }
+        free(page.data);
+        if (strcmp(truncated, "true") != 0)
+            return 0;
+        memcpy(token, next, sizeof(token));
+    }
+}

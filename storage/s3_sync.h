@@ -73,4 +73,18 @@ void upd_s3_sync_thread_done(void);
  */
 void upd_s3_sync_counts(uint64_t *requests, uint64_t *connections);
 
+/* ---- listing (ListObjectsV2) ---- */
+
+#define UPD_S3_LIST_PAGE_MAX (4u << 20) /* a page of 1000 keys is a few hundred KiB: a larger answer is refused */
+
+/**
+ * Lists the keys under prefix (ListObjectsV2, every page: continuation tokens followed), in S3's byte order. cb gets
+ * each key (NUL-terminated, XML entities decoded; valid during the call) and its size; a non-zero return stops the
+ * listing and is returned.
+ * @return 0 when every page came (res says the last answer), cb's return, UPD_EIO when an answer did not come or was not
+ *         a 2xx listing (res->status, res->message), UPD_ETOOBIG (a page over UPD_S3_LIST_PAGE_MAX), UPD_ENOMEM
+ */
+int upd_s3_list(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *prefix,
+                int (*cb)(const char *key, uint64_t size, void *arg), void *arg, upd_s3_result_t *res);
+
 #endif
