@@ -891,11 +891,13 @@ read_key(const char *server, char *buf, size_t size)
         for (size_t i = 0; i != sizeof(tty_signals) / sizeof(tty_signals[0]); ++i)
             sigaction(tty_signals[i], &restore, &old[i]);
         tty_quiet = 1;
-        fprintf(stderr, "API key for %s: ", server);
-        fflush(stderr);
+        /* the echo goes off before the prompt appears, so that nothing typed after the prompt is ever shown */
         if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) != 0) {
-            fprintf(stderr, "\nupdraft: cannot turn off the terminal's echo: %s\n", strerror(errno));
+            fprintf(stderr, "updraft: cannot turn off the terminal's echo: %s\n", strerror(errno));
             err = -1;
+        } else {
+            fprintf(stderr, "API key for %s: ", server);
+            fflush(stderr);
         }
     }
     /* byte by byte: nothing after the line is consumed, and no stdio buffer keeps a copy of the key */
