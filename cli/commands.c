@@ -646,8 +646,8 @@ print_login(FILE *out, const upd_cli_args_t *a, const json_t *answer)
         snprintf(line, sizeof(line), "signed in to %s as %s, with key %s \"%s\" (scope: %s)", a->server, str_or(member, "id", "?"),
                  str_or(key, "id", "?"), str_or(key, "name", ""), scope);
     else
-        snprintf(line, sizeof(line), "signed in to %s with service key %s \"%s\" (scope: %s)", a->server, str_or(key, "id", "?"),
-                 str_or(key, "name", ""), scope);
+        snprintf(line, sizeof(line), "signed in to %s with key %s \"%s\", of no member (scope: %s)", a->server,
+                 str_or(key, "id", "?"), str_or(key, "name", ""), scope);
     char *text = clean_dup(line);
     fprintf(out, "%s\n", text);
     free(text);

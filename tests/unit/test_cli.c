@@ -1215,6 +1215,26 @@ test_drafts_and_releases_print(void **state)
 }
 
 static void
+test_login_prints_who_signed_in_and_where_it_is_saved(void **state)
+{
+    expect_printed(ARGV("login"),
+                   "{\"key\":{\"id\":\"0123456789abcdef\",\"name\":\"laptop\",\"member\":\"alice\",\"app\":\"*\",\"role\":\"release\","
+                   "\"created\":1767225600,\"expires\":null,\"revoked\":null,\"last_used\":null},\"member\":{\"id\":\"alice\","
+                   "\"name\":\"Alice\",\"email\":null,\"roles\":{\"acme\":\"admin\",\"*\":\"release\"},\"created\":1767225600}}",
+                   "signed in to https://control.test:8080 as alice, with key 0123456789abcdef \"laptop\" (scope: release on *)\n"
+                   "  roles:     *=release, acme=admin\n"
+                   "credentials saved to " SAVED_PATH "\n",
+                   "");
+    expect_printed(ARGV("login"),
+                   "{\"key\":{\"id\":\"fedcba9876543210\",\"name\":\"bootstrap\",\"member\":null,\"app\":\"*\",\"role\":\"admin\","
+                   "\"created\":1767225600,\"expires\":1767312000,\"revoked\":null,\"last_used\":null},\"member\":null}",
+                   "signed in to https://control.test:8080 with key fedcba9876543210 \"bootstrap\", of no member (scope: admin on *)\n"
+                   "  expires:   2026-01-02T00:00:00Z\n"
+                   "credentials saved to " SAVED_PATH "\n",
+                   "");
+}
+
+static void
 test_backups_print(void **state)
 {
     expect_printed(ARGV("backups", "list"),
@@ -1278,6 +1298,7 @@ main(void)
         cmocka_unit_test(test_keys_create_prints_the_key_alone_on_stdout),
         cmocka_unit_test(test_server_text_cannot_reach_the_terminal_as_escapes),
         cmocka_unit_test(test_drafts_and_releases_print),
+        cmocka_unit_test(test_login_prints_who_signed_in_and_where_it_is_saved),
         cmocka_unit_test(test_backups_print),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
