@@ -885,8 +885,8 @@ is_rfc3339(const char *s)
     if (s[i] != '+' && s[i] != '-')
         return false;
     const char *o = s + i + 1;
-    return o[0] >= '0' && o[0] <= '9' && o[1] >= '0' && o[1] <= '9' && o[2] == ':' && o[3] >= '0' && o[3] <= '9' &&
-           o[4] >= '0' && o[4] <= '9' && o[5] == '\0';
+    return o[0] >= '0' && o[0] <= '9' && o[1] >= '0' && o[1] <= '9' && o[2] == ':' && o[3] >= '0' && o[3] <= '9' && o[4] >= '0' &&
+           o[4] <= '9' && o[5] == '\0';
 }
 
 /* Appends "&name=value" (the first one with "?") to a path, the value percent-encoded (RFC 3986 unreserved kept). */
@@ -1094,8 +1094,8 @@ static int
 audit(upd_cli_args_t *a, int n, char **w)
 {
     const char *app = NULL, *actor = NULL, *action = NULL, *outcome = NULL, *since = NULL, *before = NULL, *limit = NULL;
-    const opt_t opts[] = {{"--app", &app},         {"--actor", &actor},   {"--action", &action}, {"--outcome", &outcome},
-                          {"--since", &since},     {"--before", &before}, {"--limit", &limit}};
+    const opt_t opts[] = {{"--app", &app},     {"--actor", &actor},   {"--action", &action}, {"--outcome", &outcome},
+                          {"--since", &since}, {"--before", &before}, {"--limit", &limit}};
     if (take_words(a, n, w, "", NULL, 0, 0, opts, sizeof(opts) / sizeof(opts[0])) != 0)
         return UPD_EINVAL;
     if (app != NULL && check_app(a, app) != 0)
@@ -1106,7 +1106,8 @@ audit(upd_cli_args_t *a, int n, char **w)
         size_t len = strlen(action);
         bool ok = len != 0 && len <= UPD_AUDIT_ACTION_MAX;
         for (size_t i = 0; ok && i != len; ++i)
-            ok = (action[i] >= 'a' && action[i] <= 'z') || (action[i] >= '0' && action[i] <= '9') || strchr("._-", action[i]) != NULL;
+            ok = (action[i] >= 'a' && action[i] <= 'z') || (action[i] >= '0' && action[i] <= '9') ||
+                 strchr("._-", action[i]) != NULL;
         if (!ok)
             return usage_error(a, "--action '%s' is not valid: expected an action such as release.publish", action);
     }
@@ -1410,8 +1411,8 @@ resolve_target(upd_cli_args_t *a, const upd_cli_env_t *env)
     if (server == NULL && env != NULL && is_set(env->server))
         server = env->server;
     if (server == NULL && saved_error != NULL)
-        return usage_error(a, "no server given, and the credentials file cannot be used: %s (pass --server, or run 'updraft login')",
-                           saved_error);
+        return usage_error(
+            a, "no server given, and the credentials file cannot be used: %s (pass --server, or run 'updraft login')", saved_error);
     if (server == NULL && saved != NULL && is_set(saved->server))
         server = saved->server;
     if (server == NULL)
@@ -1424,7 +1425,8 @@ resolve_target(upd_cli_args_t *a, const upd_cli_env_t *env)
     if (api_key == NULL && a->kind == UPD_CLI_LOGIN) {
         a->key_from_stdin = true; /* never the saved key: logging in is checking a new one */
     } else if (api_key == NULL && saved_error != NULL) {
-        return usage_error(a, "no API key given, and the credentials file cannot be used: %s (pass --api-key, or run 'updraft login')",
+        return usage_error(a,
+                           "no API key given, and the credentials file cannot be used: %s (pass --api-key, or run 'updraft login')",
                            saved_error);
     } else if (api_key == NULL && saved != NULL && is_set(saved->api_key) && is_set(saved->server)) {
         /* The saved key was checked with its server: another server must not receive it. */
@@ -1477,8 +1479,8 @@ upd_cli_args_parse(upd_cli_args_t *a, int argc, char **argv, const upd_cli_env_t
             ++i;
             break;
         } else {
-            return usage_error(a, "unknown option '%s' (global options: --server, --api-key, --insecure, --json, --help, --version)",
-                               argv[i]);
+            return usage_error(
+                a, "unknown option '%s' (global options: --server, --api-key, --insecure, --json, --help, --version)", argv[i]);
         }
     }
 

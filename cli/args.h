@@ -74,9 +74,9 @@ typedef struct st_upd_cli_saved_t {
 } upd_cli_saved_t;
 
 typedef struct st_upd_cli_env_t {
-    const char *server;          /* UPDRAFT_SERVER, or NULL */
-    const char *api_key;         /* UPDRAFT_API_KEY, or NULL */
-    const char *timeout;         /* UPDRAFT_TIMEOUT, or NULL */
+    const char *server;           /* UPDRAFT_SERVER, or NULL */
+    const char *api_key;          /* UPDRAFT_API_KEY, or NULL */
+    const char *timeout;          /* UPDRAFT_TIMEOUT, or NULL */
     const upd_cli_saved_t *saved; /* the credentials file, or NULL for none */
 } upd_cli_env_t;
 

@@ -467,15 +467,14 @@ fmt_actor(const json_t *actor, char *buf, size_t size)
 static void
 fmt_target(const json_t *target, char *buf, size_t size)
 {
-    const char *app = str_or(target, "app", ""), *channel = str_or(target, "channel", ""),
-               *version = str_or(target, "version", ""), *member = str_or(target, "member", ""),
-               *key = str_or(target, "key", "");
+    const char *app = str_or(target, "app", ""), *channel = str_or(target, "channel", ""), *version = str_or(target, "version", ""),
+               *member = str_or(target, "member", ""), *key = str_or(target, "key", "");
     size_t off = 0;
     buf[0] = '\0';
-#define APPEND(...)                                                                                                            \
-    do {                                                                                                                       \
-        if (off < size)                                                                                                        \
-            off += (size_t)snprintf(buf + off, size - off, __VA_ARGS__);                                                      \
+#define APPEND(...)                                                                                                                \
+    do {                                                                                                                           \
+        if (off < size)                                                                                                            \
+            off += (size_t)snprintf(buf + off, size - off, __VA_ARGS__);                                                           \
     } while (0)
     if (json_is_string(target))
         APPEND("%s", json_string_value(target));
@@ -514,9 +513,8 @@ print_audit(FILE *out, const json_t *answer)
                 snprintf(outcome, sizeof(outcome), "%s (%s)", o, err);
             else
                 snprintf(outcome, sizeof(outcome), "%s", o);
-            table_add(&t, (const char *const[]){fmt_int(json_object_get(r, "seq"), &seq),
-                                                fmt_time(json_object_get(r, "time"), &tb), actor, str_or(r, "action", NULL),
-                                                target, outcome});
+            table_add(&t, (const char *const[]){fmt_int(json_object_get(r, "seq"), &seq), fmt_time(json_object_get(r, "time"), &tb),
+                                                actor, str_or(r, "action", NULL), target, outcome});
         }
         table_print(out, &t, "");
         table_dispose(&t);
@@ -583,8 +581,9 @@ print_release_show(FILE *out, const json_t *r)
     fprintf(out, "%s %s\n", app, version);
     field(out, "state:", release_state(r, draft));
     field(out, "channel:", draft ? "none until published" : str_or(r, "channel", NULL));
-    field(out, "date:", json_is_string(json_object_get(r, "pub_date")) ? str_or(r, "pub_date", NULL)
-                                                                     : fmt_time(json_object_get(r, "created"), &tb));
+    field(out, "date:",
+          json_is_string(json_object_get(r, "pub_date")) ? str_or(r, "pub_date", NULL)
+                                                         : fmt_time(json_object_get(r, "created"), &tb));
     if (json_is_true(json_object_get(r, "pulled"))) {
         field(out, "pulled:", str_or(r, "pulled_at", NULL));
         field(out, "reason:", str_or(r, "pull_reason", NULL));
@@ -617,10 +616,11 @@ print_backups(FILE *out, const json_t *answer)
         timebuf_t tb;
         numbuf_t size, schema, seq;
         const json_t *good = json_object_get(b, "good");
-        table_add(&t, (const char *const[]){str_or(b, "id", "?"), fmt_time(json_object_get(b, "time"), &tb),
-                                            fmt_int(json_object_get(b, "size"), &size), fmt_int(json_object_get(b, "schema"), &schema),
-                                            fmt_int(json_object_get(json_object_get(b, "audit_head"), "seq"), &seq),
-                                            json_is_boolean(good) ? (json_is_true(good) ? "yes" : "NO") : NULL});
+        table_add(&t,
+                  (const char *const[]){str_or(b, "id", "?"), fmt_time(json_object_get(b, "time"), &tb),
+                                        fmt_int(json_object_get(b, "size"), &size), fmt_int(json_object_get(b, "schema"), &schema),
+                                        fmt_int(json_object_get(json_object_get(b, "audit_head"), "seq"), &seq),
+                                        json_is_boolean(good) ? (json_is_true(good) ? "yes" : "NO") : NULL});
     }
     table_print(out, &t, "");
     table_dispose(&t);
@@ -1110,8 +1110,10 @@ upd_cli_run(upd_cli_args_t *a)
     if (res.status < 200 || res.status > 299) {
         upd_client_print_error(&res);
         if (res.status == 401 && a->withheld_for != NULL)
-            fprintf(stderr, "updraft: the saved key was not sent: it was saved for %s, not for %s (pass --api-key, or run "
-                            "'updraft login --server %s')\n", a->withheld_for, a->server, a->server);
+            fprintf(stderr,
+                    "updraft: the saved key was not sent: it was saved for %s, not for %s (pass --api-key, or run "
+                    "'updraft login --server %s')\n",
+                    a->withheld_for, a->server, a->server);
         if (a->kind == UPD_CLI_LOGIN)
             fprintf(stderr, "updraft: not signed in; nothing was saved\n");
         status = UPD_CLI_EXIT_REFUSED;

@@ -101,8 +101,9 @@ upd_cli_credentials_load(const char *path, upd_cli_credentials_t *out, upd_reaso
     /* jansson's error text may quote the input, which holds the key: say where, not what */
     json_error_t jerr;
     if ((doc = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr)) == NULL || !json_is_object(doc)) {
-        ret = doc == NULL ? upd_reason_set(why, UPD_EINVAL, NULL, "%s is not JSON (line %d, column %d)", path, jerr.line, jerr.column)
-                          : upd_reason_set(why, UPD_EINVAL, NULL, "%s is not a JSON object", path);
+        ret = doc == NULL
+                  ? upd_reason_set(why, UPD_EINVAL, NULL, "%s is not JSON (line %d, column %d)", path, jerr.line, jerr.column)
+                  : upd_reason_set(why, UPD_EINVAL, NULL, "%s is not a JSON object", path);
         goto Exit;
     }
     if (!take_string(doc, "server", &out->server) || !take_string(doc, "api_key", &out->api_key)) {

@@ -314,9 +314,11 @@ static void
 test_missing_server_is_a_usage_error(void **state)
 {
     upd_cli_env_t env = {.api_key = "k"};
-    expect_error_env(&env, ARGV("channel", "show", "a", "b"), "no server: pass --server, set UPDRAFT_SERVER or run 'updraft login'");
+    expect_error_env(&env, ARGV("channel", "show", "a", "b"),
+                     "no server: pass --server, set UPDRAFT_SERVER or run 'updraft login'");
     env.server = "";
-    expect_error_env(&env, ARGV("channel", "show", "a", "b"), "no server: pass --server, set UPDRAFT_SERVER or run 'updraft login'");
+    expect_error_env(&env, ARGV("channel", "show", "a", "b"),
+                     "no server: pass --server, set UPDRAFT_SERVER or run 'updraft login'");
 }
 
 static void
@@ -506,13 +508,13 @@ static void
 test_audit_filters_become_the_query(void **state)
 {
     expect_request(ARGV("audit"), "GET", "/v1/audit", NULL);
-    expect_request(ARGV("audit", "--app", "acme", "--actor", "alice", "--action", "release.publish", "--outcome", "denied",
-                        "--since", "1767225600", "--before", "120", "--limit", "50"),
-                   "GET", "/v1/audit?app=acme&actor=alice&action=release.publish&outcome=denied&since=1767225600&before=120&limit=50",
-                   NULL);
+    expect_request(
+        ARGV("audit", "--app", "acme", "--actor", "alice", "--action", "release.publish", "--outcome", "denied", "--since",
+             "1767225600", "--before", "120", "--limit", "50"),
+        "GET", "/v1/audit?app=acme&actor=alice&action=release.publish&outcome=denied&since=1767225600&before=120&limit=50", NULL);
     /* an RFC 3339 offset's "+" would be read as a space: it is percent-encoded, as is the ":" */
-    expect_request(ARGV("audit", "--since", "2026-05-01T12:00:00.5+02:00"), "GET", "/v1/audit?since=2026-05-01T12%3A00%3A00.5%2B02%3A00",
-                   NULL);
+    expect_request(ARGV("audit", "--since", "2026-05-01T12:00:00.5+02:00"), "GET",
+                   "/v1/audit?since=2026-05-01T12%3A00%3A00.5%2B02%3A00", NULL);
     expect_request(ARGV("audit", "--since=2026-05-01T12:00:00Z", "--limit=1000"), "GET",
                    "/v1/audit?since=2026-05-01T12%3A00%3A00Z&limit=1000", NULL);
     expect_request(ARGV("audit", "--actor", "0123456789abcdef", "--action", "auth.sign_in"), "GET",
@@ -532,7 +534,8 @@ test_releases_draft_sends_no_channel(void **state)
                    "POST", "/v1/apps/acme/releases",
                    "{\"version\":\"1.3.0\",\"notes\":\"Soon\",\"files\":[{\"name\":\"a.AppImage\",\"platform\":\"linux\","
                    "\"arch\":\"x64\"}]}");
-    assert_int_equal(parse(&a, ARGV("releases", "create", "acme", "--draft", "--version", "1.3.0", "--artifact", "a:linux:x64:a")), 0);
+    assert_int_equal(parse(&a, ARGV("releases", "create", "acme", "--draft", "--version", "1.3.0", "--artifact", "a:linux:x64:a")),
+                     0);
     assert_int_equal(a.print, UPD_CLI_PRINT_DRAFT);
     assert_int_equal(a.nartifacts, 1);
     upd_cli_args_dispose(&a);
@@ -546,8 +549,8 @@ test_releases_draft_sends_no_channel(void **state)
 static void
 test_releases_publish_list_show(void **state)
 {
-    expect_request(ARGV("releases", "publish", "acme", "1.3.0", "--channel", "beta"), "POST", "/v1/apps/acme/releases/1.3.0/publish",
-                   "{\"channel\":\"beta\"}");
+    expect_request(ARGV("releases", "publish", "acme", "1.3.0", "--channel", "beta"), "POST",
+                   "/v1/apps/acme/releases/1.3.0/publish", "{\"channel\":\"beta\"}");
     expect_request(ARGV("releases", "publish", "acme", "1.3.0-rc.1", "--rollout", "12.5", "--channel=latest"), "POST",
                    "/v1/apps/acme/releases/1.3.0-rc.1/publish", "{\"channel\":\"latest\",\"rollout\":{\"percent\":12.5}}");
     expect_request(ARGV("releases", "list", "acme"), "GET", "/v1/apps/acme/releases", NULL);
@@ -683,7 +686,8 @@ test_an_unusable_credentials_file_matters_only_where_needed(void **state)
 {
     const upd_cli_saved_t broken = {.path = SAVED_PATH, .error = SAVED_PATH " is not JSON (line 1, column 1)"};
     upd_cli_env_t env = {.saved = &broken};
-    expect_error_env(&env, ARGV("members", "list"), "no server given, and the credentials file cannot be used: " SAVED_PATH " is not JSON");
+    expect_error_env(&env, ARGV("members", "list"),
+                     "no server given, and the credentials file cannot be used: " SAVED_PATH " is not JSON");
     env.server = "https://s.example";
     expect_error_env(&env, ARGV("members", "list"), "no API key given, and the credentials file cannot be used");
     env.api_key = "upd_env";
@@ -752,8 +756,9 @@ static void
 test_plain_http_is_allowed_to_loopback_without_a_key_or_with_insecure(void **state)
 {
     static const char *const loopback[] = {
-        "http://127.0.0.1:8080", "http://127.255.0.9", "http://localhost:8080/", "http://LocalHost", "http://localhost.:1",
-        "http://[::1]:8080",     "http://[::ffff:127.0.0.1]:1", "http://user@127.0.0.1:8080", "https://192.0.2.1",
+        "http://127.0.0.1:8080", "http://127.255.0.9", "http://localhost:8080/",      "http://LocalHost",
+        "http://localhost.:1",   "http://[::1]:8080",  "http://[::ffff:127.0.0.1]:1", "http://user@127.0.0.1:8080",
+        "https://192.0.2.1",
     };
     upd_cli_args_t a;
     for (size_t i = 0; i != sizeof(loopback) / sizeof(loopback[0]); ++i) {
@@ -862,7 +867,8 @@ test_records_usage_errors(void **state)
         {ARGV("releases", "publish", "a", "1.0.0", "--channel", "C"), "channel 'C' is not valid"},
         {ARGV("releases", "publish", "a", "1.0.0", "--channel", "c", "--rollout", "150"), "--rollout '150' is not valid"},
         {ARGV("releases", "publish", "a", "1.0.0", "--channel", "c", "--draft"), "unknown option '--draft' for 'releases publish'"},
-        {ARGV("releases", "publish", "a", "1.0.0", "x", "--channel", "c"), "unexpected argument 'x': 'releases publish' takes APP VERSION"},
+        {ARGV("releases", "publish", "a", "1.0.0", "x", "--channel", "c"),
+         "unexpected argument 'x': 'releases publish' takes APP VERSION"},
         {ARGV("releases", "list"), "'releases list' needs APP"},
         {ARGV("releases", "list", "a", "b"), "unexpected argument 'b': 'releases list' takes APP"},
         {ARGV("releases", "show", "a"), "'releases show' needs APP VERSION"},
@@ -887,7 +893,8 @@ static void
 test_a_pasted_key_is_not_taken_for_an_id_nor_shown(void **state)
 {
     upd_cli_args_t a;
-    assert_int_equal(parse(&a, ARGV("keys", "revoke", "upd_0123456789abcdef_c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0")), UPD_EINVAL);
+    assert_int_equal(parse(&a, ARGV("keys", "revoke", "upd_0123456789abcdef_c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0")),
+                     UPD_EINVAL);
     assert_non_null(strstr(a.err, "that is a key, not a key's id"));
     assert_null(strstr(a.err, "c2VjcmV0"));
     upd_cli_args_dispose(&a);
@@ -1123,22 +1130,23 @@ expect_printed(char **argv, const char *answer, const char *want_out, const char
 static void
 test_audit_prints_an_aligned_table_and_the_next_page(void **state)
 {
-    expect_printed(ARGV("audit"),
-                   "{\"records\":[{\"seq\":12,\"time\":\"2026-12-02T06:35:33.123Z\",\"action\":\"release.publish\","
-                   "\"actor\":{\"host\":false,\"key\":\"0123456789abcdef\",\"member\":\"alice\"},\"outcome\":\"ok\",\"error\":null,"
-                   "\"target\":{\"app\":\"acme\",\"channel\":\"latest\",\"version\":\"1.2.0\",\"key\":null,\"member\":null}},"
-                   "{\"seq\":9,\"time\":\"2026-12-01T00:00:00.000Z\",\"action\":\"member.update\",\"actor\":{\"host\":true,"
-                   "\"key\":\"\",\"member\":\"\"},\"outcome\":\"ok\",\"error\":null,\"target\":{\"member\":\"bob\"}},"
-                   "{\"seq\":8,\"time\":\"2026-12-01T00:00:00.000Z\",\"action\":\"key.create\",\"actor\":{\"host\":false,"
-                   "\"key\":\"fedcba9876543210\",\"member\":\"\"},\"outcome\":\"denied\",\"error\":\"forbidden\","
-                   "\"target\":{\"key\":null}}],\"next_before\":8}",
-                   "SEQ  TIME                      ACTOR                         ACTION           TARGET             OUTCOME\n"
-                   "12   2026-12-02T06:35:33.123Z  alice (key 0123456789abcdef)  release.publish  acme/latest 1.2.0  ok\n"
-                   "9    2026-12-01T00:00:00.000Z  host                          member.update    member bob         ok\n"
-                   "8    2026-12-01T00:00:00.000Z  key fedcba9876543210          key.create       -                  denied (forbidden)\n"
-                   "\n"
-                   "older records: the same command with --before 8\n",
-                   "");
+    expect_printed(
+        ARGV("audit"),
+        "{\"records\":[{\"seq\":12,\"time\":\"2026-12-02T06:35:33.123Z\",\"action\":\"release.publish\","
+        "\"actor\":{\"host\":false,\"key\":\"0123456789abcdef\",\"member\":\"alice\"},\"outcome\":\"ok\",\"error\":null,"
+        "\"target\":{\"app\":\"acme\",\"channel\":\"latest\",\"version\":\"1.2.0\",\"key\":null,\"member\":null}},"
+        "{\"seq\":9,\"time\":\"2026-12-01T00:00:00.000Z\",\"action\":\"member.update\",\"actor\":{\"host\":true,"
+        "\"key\":\"\",\"member\":\"\"},\"outcome\":\"ok\",\"error\":null,\"target\":{\"member\":\"bob\"}},"
+        "{\"seq\":8,\"time\":\"2026-12-01T00:00:00.000Z\",\"action\":\"key.create\",\"actor\":{\"host\":false,"
+        "\"key\":\"fedcba9876543210\",\"member\":\"\"},\"outcome\":\"denied\",\"error\":\"forbidden\","
+        "\"target\":{\"key\":null}}],\"next_before\":8}",
+        "SEQ  TIME                      ACTOR                         ACTION           TARGET             OUTCOME\n"
+        "12   2026-12-02T06:35:33.123Z  alice (key 0123456789abcdef)  release.publish  acme/latest 1.2.0  ok\n"
+        "9    2026-12-01T00:00:00.000Z  host                          member.update    member bob         ok\n"
+        "8    2026-12-01T00:00:00.000Z  key fedcba9876543210          key.create       -                  denied (forbidden)\n"
+        "\n"
+        "older records: the same command with --before 8\n",
+        "");
     expect_printed(ARGV("audit", "--limit", "5"), "{\"records\":[],\"next_before\":null}", "no audit records match\n", "");
 }
 
@@ -1168,28 +1176,31 @@ test_members_print_roles_account_wide_first(void **state)
 static void
 test_keys_create_prints_the_key_alone_on_stdout(void **state)
 {
-    expect_printed(ARGV("keys", "create", "--name", "ci", "--app", "acme", "--role", "build"),
-                   "{\"key\":\"upd_0123456789abcdef_c2VjcmV0\",\"id\":\"0123456789abcdef\",\"name\":\"ci\",\"member\":null,"
-                   "\"app\":\"acme\",\"role\":\"build\",\"created\":1767225600,\"expires\":null,\"revoked\":null,\"last_used\":null}",
-                   "upd_0123456789abcdef_c2VjcmV0\n",
-                   "created key 0123456789abcdef \"ci\" for no member (a service key) (scope: build on acme; expires: never):\n"
-                   "This key will not be shown again: store it now.\n");
-    expect_printed(ARGV("keys", "list"),
-                   "{\"keys\":[{\"id\":\"0123456789abcdef\",\"name\":\"laptop\",\"member\":\"alice\",\"app\":\"*\",\"role\":\"admin\","
-                   "\"created\":1767225600,\"expires\":1774915200,\"revoked\":null,\"last_used\":null}]}",
-                   "ID                NAME    MEMBER  APP  ROLE   CREATED               EXPIRES               LAST USED  REVOKED\n"
-                   "0123456789abcdef  laptop  alice   *    admin  2026-01-01T00:00:00Z  2026-03-31T00:00:00Z  -          -\n",
-                   "");
+    expect_printed(
+        ARGV("keys", "create", "--name", "ci", "--app", "acme", "--role", "build"),
+        "{\"key\":\"upd_0123456789abcdef_c2VjcmV0\",\"id\":\"0123456789abcdef\",\"name\":\"ci\",\"member\":null,"
+        "\"app\":\"acme\",\"role\":\"build\",\"created\":1767225600,\"expires\":null,\"revoked\":null,\"last_used\":null}",
+        "upd_0123456789abcdef_c2VjcmV0\n",
+        "created key 0123456789abcdef \"ci\" for no member (a service key) (scope: build on acme; expires: never):\n"
+        "This key will not be shown again: store it now.\n");
+    expect_printed(
+        ARGV("keys", "list"),
+        "{\"keys\":[{\"id\":\"0123456789abcdef\",\"name\":\"laptop\",\"member\":\"alice\",\"app\":\"*\",\"role\":\"admin\","
+        "\"created\":1767225600,\"expires\":1774915200,\"revoked\":null,\"last_used\":null}]}",
+        "ID                NAME    MEMBER  APP  ROLE   CREATED               EXPIRES               LAST USED  REVOKED\n"
+        "0123456789abcdef  laptop  alice   *    admin  2026-01-01T00:00:00Z  2026-03-31T00:00:00Z  -          -\n",
+        "");
 }
 
 static void
 test_server_text_cannot_reach_the_terminal_as_escapes(void **state)
 {
-    expect_printed(ARGV("members", "list"),
-                   "{\"members\":[{\"id\":\"eve\",\"name\":\"\\u001b]0;owned\\u0007\",\"email\":null,\"roles\":{},\"created\":null}]}",
-                   "ID   NAME        EMAIL  ROLES  CREATED\n"
-                   "eve  ?]0;owned?  -      none   -\n",
-                   "");
+    expect_printed(
+        ARGV("members", "list"),
+        "{\"members\":[{\"id\":\"eve\",\"name\":\"\\u001b]0;owned\\u0007\",\"email\":null,\"roles\":{},\"created\":null}]}",
+        "ID   NAME        EMAIL  ROLES  CREATED\n"
+        "eve  ?]0;owned?  -      none   -\n",
+        "");
 }
 
 static void
@@ -1203,35 +1214,40 @@ test_drafts_and_releases_print(void **state)
                    "\n"
                    "publish it with: updraft releases publish acme 1.3.0 --channel CHANNEL\n",
                    "");
-    expect_printed(ARGV("releases", "list", "acme"),
-                   "{\"releases\":[{\"app\":\"acme\",\"version\":\"1.2.0\",\"channel\":\"latest\",\"pub_date\":\"2026-01-01T00:00:00.000Z\","
-                   "\"files\":[{},{}]},{\"version\":\"1.1.0\",\"channel\":\"latest\",\"pulled\":true,\"pub_date\":\"2025-12-01T00:00:00.000Z\","
-                   "\"files\":[{}]}],\"drafts\":[{\"version\":\"1.3.0\",\"draft\":true,\"channel\":null,\"created\":1767225600,\"files\":[{}]}]}",
-                   "VERSION  CHANNEL  STATE      DATE                      FILES\n"
-                   "1.2.0    latest   published  2026-01-01T00:00:00.000Z  2\n"
-                   "1.1.0    latest   pulled     2025-12-01T00:00:00.000Z  1\n"
-                   "1.3.0    -        draft      2026-01-01T00:00:00Z      1\n",
-                   "");
+    expect_printed(
+        ARGV("releases", "list", "acme"),
+        "{\"releases\":[{\"app\":\"acme\",\"version\":\"1.2.0\",\"channel\":\"latest\",\"pub_date\":\"2026-01-01T00:00:00.000Z\","
+        "\"files\":[{},{}]},{\"version\":\"1.1.0\",\"channel\":\"latest\",\"pulled\":true,\"pub_date\":\"2025-12-01T00:00:00."
+        "000Z\","
+        "\"files\":[{}]}],\"drafts\":[{\"version\":\"1.3.0\",\"draft\":true,\"channel\":null,\"created\":1767225600,\"files\":[{}]}"
+        "]}",
+        "VERSION  CHANNEL  STATE      DATE                      FILES\n"
+        "1.2.0    latest   published  2026-01-01T00:00:00.000Z  2\n"
+        "1.1.0    latest   pulled     2025-12-01T00:00:00.000Z  1\n"
+        "1.3.0    -        draft      2026-01-01T00:00:00Z      1\n",
+        "");
 }
 
 static void
 test_login_prints_who_signed_in_and_where_it_is_saved(void **state)
 {
-    expect_printed(ARGV("login"),
-                   "{\"key\":{\"id\":\"0123456789abcdef\",\"name\":\"laptop\",\"member\":\"alice\",\"app\":\"*\",\"role\":\"release\","
-                   "\"created\":1767225600,\"expires\":null,\"revoked\":null,\"last_used\":null},\"member\":{\"id\":\"alice\","
-                   "\"name\":\"Alice\",\"email\":null,\"roles\":{\"acme\":\"admin\",\"*\":\"release\"},\"created\":1767225600}}",
-                   "signed in to https://control.test:8080 as alice, with key 0123456789abcdef \"laptop\" (scope: release on *)\n"
-                   "  roles:     *=release, acme=admin\n"
-                   "credentials saved to " SAVED_PATH "\n",
-                   "");
-    expect_printed(ARGV("login"),
-                   "{\"key\":{\"id\":\"fedcba9876543210\",\"name\":\"bootstrap\",\"member\":null,\"app\":\"*\",\"role\":\"admin\","
-                   "\"created\":1767225600,\"expires\":1767312000,\"revoked\":null,\"last_used\":null},\"member\":null}",
-                   "signed in to https://control.test:8080 with key fedcba9876543210 \"bootstrap\", of no member (scope: admin on *)\n"
-                   "  expires:   2026-01-02T00:00:00Z\n"
-                   "credentials saved to " SAVED_PATH "\n",
-                   "");
+    expect_printed(
+        ARGV("login"),
+        "{\"key\":{\"id\":\"0123456789abcdef\",\"name\":\"laptop\",\"member\":\"alice\",\"app\":\"*\",\"role\":\"release\","
+        "\"created\":1767225600,\"expires\":null,\"revoked\":null,\"last_used\":null},\"member\":{\"id\":\"alice\","
+        "\"name\":\"Alice\",\"email\":null,\"roles\":{\"acme\":\"admin\",\"*\":\"release\"},\"created\":1767225600}}",
+        "signed in to https://control.test:8080 as alice, with key 0123456789abcdef \"laptop\" (scope: release on *)\n"
+        "  roles:     *=release, acme=admin\n"
+        "credentials saved to " SAVED_PATH "\n",
+        "");
+    expect_printed(
+        ARGV("login"),
+        "{\"key\":{\"id\":\"fedcba9876543210\",\"name\":\"bootstrap\",\"member\":null,\"app\":\"*\",\"role\":\"admin\","
+        "\"created\":1767225600,\"expires\":1767312000,\"revoked\":null,\"last_used\":null},\"member\":null}",
+        "signed in to https://control.test:8080 with key fedcba9876543210 \"bootstrap\", of no member (scope: admin on *)\n"
+        "  expires:   2026-01-02T00:00:00Z\n"
+        "credentials saved to " SAVED_PATH "\n",
+        "");
 }
 
 static void
