@@ -1,14 +1,19 @@
 #include "cli/commands.h"
 
 #include "cli/client.h"
+#include "cli/credentials.h"
 #include "base/err.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RELEASE_FILE_MAX (1024 * 1024) /* a release description is a few KiB; refuse to slurp something else */
@@ -229,6 +234,480 @@ print_propagation(FILE *out, const json_t *prop)
     }
 }
 
+/* ---- the records: tables and fields --------------------------------------------------------------------------- */
+
+/*
+ * Text from the server goes to a terminal: a control character in a member's name or an audit record's user agent
+ * must not become an escape sequence there. Copies s with every C0 control and DEL as '?'.
+ */
+static char *
+clean_dup(const char *s)
+{
+    char *d = strdup(s);
+    if (d == NULL)
+        abort();
+    for (char *p = d; *p != '\0'; ++p)
+        if ((unsigned char)*p < ' ' || *p == 0x7f)
+            *p = '?';
+    return d;
+}
+
+/* Columns of a terminal a UTF-8 string takes, counting one per code point (good enough for names and ids). */
+static size_t
+text_width(const char *s)
+{
+    size_t n = 0;
+    for (; *s != '\0'; ++s)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+typedef struct st_table_t {
+    size_t ncols, nrows, cap;
+    char **cells; /* row-major, row 0 the header; owned */
+} table_t;
+
+static void
+table_init(table_t *t, size_t ncols)
+{
+    *t = (table_t){.ncols = ncols};
+}
+
+/* Adds a row of t->ncols cells; NULL shows as "-". */
+static void
+table_add(table_t *t, const char *const *cells)
+{
+    if (t->nrows == t->cap) {
+        t->cap = t->cap != 0 ? t->cap * 2 : 16;
+        if ((t->cells = realloc(t->cells, t->cap * t->ncols * sizeof(*t->cells))) == NULL)
+            abort();
+    }
+    for (size_t c = 0; c != t->ncols; ++c)
+        t->cells[t->nrows * t->ncols + c] = clean_dup(cells[c] != NULL && cells[c][0] != '\0' ? cells[c] : "-");
+    ++t->nrows;
+}
+
+/* Aligned columns two spaces apart, the last one not padded. */
+static void
+table_print(FILE *out, const table_t *t, const char *indent)
+{
+    size_t *width = calloc(t->ncols, sizeof(*width));
+    if (width == NULL)
+        abort();
+    for (size_t r = 0; r != t->nrows; ++r)
+        for (size_t c = 0; c != t->ncols; ++c)
+            if (text_width(t->cells[r * t->ncols + c]) > width[c])
+                width[c] = text_width(t->cells[r * t->ncols + c]);
+    for (size_t r = 0; r != t->nrows; ++r) {
+        fputs(indent, out);
+        for (size_t c = 0; c != t->ncols; ++c) {
+            const char *cell = t->cells[r * t->ncols + c];
+            fputs(cell, out);
+            if (c + 1 != t->ncols)
+                fprintf(out, "%*s", (int)(width[c] - text_width(cell) + 2), "");
+        }
+        fputc('\n', out);
+    }
+    free(width);
+}
+
+static void
+table_dispose(table_t *t)
+{
+    for (size_t i = 0; i != t->nrows * t->ncols; ++i)
+        free(t->cells[i]);
+    free(t->cells);
+    *t = (table_t){0};
+}
+
+/* "label:  value" with the value cleaned; NULL or "" shows as "-". */
+static void
+field(FILE *out, const char *label, const char *value)
+{
+    char *v = clean_dup(value != NULL && value[0] != '\0' ? value : "-");
+    fprintf(out, "  %-10s %s\n", label, v);
+    free(v);
+}
+
+/* A time of a record: Unix seconds as RFC 3339 UTC, a string as given; NULL for null or absent. */
+typedef struct st_timebuf_t {
+    char s[32];
+} timebuf_t;
+
+static const char *
+fmt_time(const json_t *v, timebuf_t *buf)
+{
+    if (json_is_string(v))
+        return json_string_value(v);
+    if (!json_is_integer(v))
+        return NULL;
+    time_t t = (time_t)json_integer_value(v);
+    struct tm tm;
+    if (gmtime_r(&t, &tm) == NULL || strftime(buf->s, sizeof(buf->s), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(buf->s, sizeof(buf->s), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    return buf->s;
+}
+
+/* A number member as text, NULL when absent. */
+typedef struct st_numbuf_t {
+    char s[32];
+} numbuf_t;
+
+static const char *
+fmt_int(const json_t *v, numbuf_t *buf)
+{
+    if (!json_is_integer(v))
+        return NULL;
+    snprintf(buf->s, sizeof(buf->s), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    return buf->s;
+}
+
+/* A member's roles, account-wide first: "*=build, acme=release"; "none" for none. malloc'ed. */
+static char *
+fmt_roles(const json_t *roles)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *m = open_memstream(&text, &size);
+    if (m == NULL)
+        abort();
+    const char *scope;
+    json_t *role;
+    bool any = false;
+    if (json_is_string(json_object_get(roles, "*"))) {
+        fprintf(m, "*=%s", json_string_value(json_object_get(roles, "*")));
+        any = true;
+    }
+    json_object_foreach((json_t *)roles, scope, role)
+    {
+        if (strcmp(scope, "*") != 0 && json_is_string(role)) {
+            fprintf(m, "%s%s=%s", any ? ", " : "", scope, json_string_value(role));
+            any = true;
+        }
+    }
+    if (!any)
+        fputs("none", m);
+    fclose(m);
+    return text;
+}
+
+static void
+print_member(FILE *out, const char *verb, const json_t *m)
+{
+    timebuf_t tb;
+    char *roles = fmt_roles(json_object_get(m, "roles"));
+    char *id = clean_dup(str_or(m, "id", "?"));
+    fprintf(out, "%s%smember %s\n", verb != NULL ? verb : "", verb != NULL ? " " : "", id);
+    field(out, "name:", str_or(m, "name", NULL));
+    field(out, "email:", str_or(m, "email", NULL));
+    field(out, "roles:", roles);
+    field(out, "created:", fmt_time(json_object_get(m, "created"), &tb));
+    free(id);
+    free(roles);
+}
+
+static void
+print_key_table(FILE *out, const json_t *keys, bool with_member, const char *indent)
+{
+    static const char *const head[] = {"ID", "NAME", "MEMBER", "APP", "ROLE", "CREATED", "EXPIRES", "LAST USED", "REVOKED"};
+    table_t t;
+    size_t i;
+    json_t *k;
+    /* without the member column: the cells from index 2 on shift left by one */
+    const size_t ncols = with_member ? 9 : 8;
+    table_init(&t, ncols);
+    const char *row[9];
+    for (size_t c = 0, o = 0; c != 9; ++c)
+        if (with_member || c != 2)
+            row[o++] = head[c];
+    table_add(&t, row);
+    json_array_foreach(keys, i, k)
+    {
+        timebuf_t created, expires, used, revoked;
+        const char *cells[9] = {str_or(k, "id", "?"),
+                                str_or(k, "name", NULL),
+                                str_or(k, "member", "(service)"),
+                                str_or(k, "app", NULL),
+                                str_or(k, "role", NULL),
+                                fmt_time(json_object_get(k, "created"), &created),
+                                fmt_time(json_object_get(k, "expires"), &expires),
+                                fmt_time(json_object_get(k, "last_used"), &used),
+                                fmt_time(json_object_get(k, "revoked"), &revoked)};
+        if (!json_is_string(json_object_get(k, "expires")) && !json_is_integer(json_object_get(k, "expires")))
+            cells[6] = "never";
+        for (size_t c = 0, o = 0; c != 9; ++c)
+            if (with_member || c != 2)
+                row[o++] = cells[c];
+        table_add(&t, row);
+    }
+    table_print(out, &t, indent);
+    table_dispose(&t);
+}
+
+/* Who made an audit record: "alice (key 0123456789abcdef)", "key 0123456789abcdef" (a service key), "host". */
+static void
+fmt_actor(const json_t *actor, char *buf, size_t size)
+{
+    if (json_is_string(actor)) {
+        snprintf(buf, size, "%s", json_string_value(actor));
+        return;
+    }
+    const char *member = str_or(actor, "member", ""), *key = str_or(actor, "key", "");
+    if (json_is_true(json_object_get(actor, "host")))
+        snprintf(buf, size, "host");
+    else if (member[0] != '\0' && key[0] != '\0')
+        snprintf(buf, size, "%s (key %s)", member, key);
+    else if (key[0] != '\0')
+        snprintf(buf, size, "key %s", key);
+    else
+        snprintf(buf, size, "nobody");
+}
+
+/* What an audit record is about: "acme/latest 1.2.0", "member bob", "key 0123456789abcdef", joined by ", ". */
+static void
+fmt_target(const json_t *target, char *buf, size_t size)
+{
+    const char *app = str_or(target, "app", ""), *channel = str_or(target, "channel", ""), *version = str_or(target, "version", ""),
+               *member = str_or(target, "member", ""), *key = str_or(target, "key", "");
+    size_t off = 0;
+    buf[0] = '\0';
+#define APPEND(...)                                                                                                                \
+    do {                                                                                                                           \
+        if (off < size)                                                                                                            \
+            off += (size_t)snprintf(buf + off, size - off, __VA_ARGS__);                                                           \
+    } while (0)
+    if (json_is_string(target))
+        APPEND("%s", json_string_value(target));
+    if (app[0] != '\0')
+        APPEND("%s%s%s%s%s", app, channel[0] != '\0' ? "/" : "", channel, version[0] != '\0' ? " " : "", version);
+    if (member[0] != '\0')
+        APPEND("%smember %s", off != 0 ? ", " : "", member);
+    if (key[0] != '\0')
+        APPEND("%skey %s", off != 0 ? ", " : "", key);
+#undef APPEND
+}
+
+static bool
+print_audit(FILE *out, const json_t *answer)
+{
+    const json_t *records = json_object_get(answer, "records"), *next = json_object_get(answer, "next_before");
+    if (!json_is_array(records))
+        return false;
+    if (json_array_size(records) == 0) {
+        fprintf(out, "no audit records match\n");
+    } else {
+        table_t t;
+        table_init(&t, 6);
+        table_add(&t, (const char *const[]){"SEQ", "TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME"});
+        size_t i;
+        json_t *r;
+        json_array_foreach(records, i, r)
+        {
+            numbuf_t seq;
+            timebuf_t tb;
+            char actor[256], target[512], outcome[128];
+            fmt_actor(json_object_get(r, "actor"), actor, sizeof(actor));
+            fmt_target(json_object_get(r, "target"), target, sizeof(target));
+            const char *o = str_or(r, "outcome", "?"), *err = str_or(r, "error", NULL);
+            if (err != NULL)
+                snprintf(outcome, sizeof(outcome), "%s (%s)", o, err);
+            else
+                snprintf(outcome, sizeof(outcome), "%s", o);
+            table_add(&t, (const char *const[]){fmt_int(json_object_get(r, "seq"), &seq), fmt_time(json_object_get(r, "time"), &tb),
+                                                actor, str_or(r, "action", NULL), target, outcome});
+        }
+        table_print(out, &t, "");
+        table_dispose(&t);
+    }
+    if (json_is_integer(next))
+        fprintf(out, "\nolder records: the same command with --before %" JSON_INTEGER_FORMAT "\n", json_integer_value(next));
+    return true;
+}
+
+static const char *
+release_state(const json_t *r, bool draft)
+{
+    if (draft || json_is_true(json_object_get(r, "draft")))
+        return "draft";
+    return json_is_true(json_object_get(r, "pulled")) ? "pulled" : "published";
+}
+
+static void
+release_rows(table_t *t, const json_t *list, bool drafts)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach(list, i, r)
+    {
+        timebuf_t tb;
+        numbuf_t nfiles;
+        json_t *count = json_integer((json_int_t)json_array_size(json_object_get(r, "files")));
+        const char *when = json_is_string(json_object_get(r, "pub_date")) ? json_string_value(json_object_get(r, "pub_date"))
+                                                                          : fmt_time(json_object_get(r, "created"), &tb);
+        table_add(t, (const char *const[]){str_or(r, "version", "?"), drafts ? NULL : str_or(r, "channel", NULL),
+                                           release_state(r, drafts), when, fmt_int(count, &nfiles)});
+        json_decref(count);
+    }
+}
+
+static bool
+print_release_list(FILE *out, const json_t *answer)
+{
+    const json_t *releases = json_object_get(answer, "releases"), *drafts = json_object_get(answer, "drafts");
+    if (!json_is_array(releases))
+        return false;
+    if (json_array_size(releases) + json_array_size(drafts) == 0) {
+        fprintf(out, "no releases and no drafts\n");
+        return true;
+    }
+    table_t t;
+    table_init(&t, 5);
+    table_add(&t, (const char *const[]){"VERSION", "CHANNEL", "STATE", "DATE", "FILES"});
+    release_rows(&t, releases, false);
+    release_rows(&t, drafts, true);
+    table_print(out, &t, "");
+    table_dispose(&t);
+    return true;
+}
+
+static bool
+print_release_show(FILE *out, const json_t *r)
+{
+    if (!json_is_object(r) || !json_is_string(json_object_get(r, "version")))
+        return false;
+    timebuf_t tb;
+    bool draft = json_is_true(json_object_get(r, "draft"));
+    char *app = clean_dup(str_or(r, "app", "?")), *version = clean_dup(str_or(r, "version", "?"));
+    fprintf(out, "%s %s\n", app, version);
+    field(out, "state:", release_state(r, draft));
+    field(out, "channel:", draft ? "none until published" : str_or(r, "channel", NULL));
+    field(out, "date:",
+          json_is_string(json_object_get(r, "pub_date")) ? str_or(r, "pub_date", NULL)
+                                                         : fmt_time(json_object_get(r, "created"), &tb));
+    if (json_is_true(json_object_get(r, "pulled"))) {
+        field(out, "pulled:", str_or(r, "pulled_at", NULL));
+        field(out, "reason:", str_or(r, "pull_reason", NULL));
+    }
+    field(out, "notes:", str_or(r, "notes", NULL));
+    fprintf(out, "files:\n");
+    print_files(out, json_object_get(r, "files"));
+    free(app);
+    free(version);
+    return true;
+}
+
+static bool
+print_backups(FILE *out, const json_t *answer)
+{
+    const json_t *backups = json_object_get(answer, "backups");
+    if (!json_is_array(backups))
+        return false;
+    if (json_array_size(backups) == 0) {
+        fprintf(out, "no backups\n");
+        return true;
+    }
+    table_t t;
+    table_init(&t, 6);
+    table_add(&t, (const char *const[]){"ID", "TIME", "SIZE", "SCHEMA", "AUDIT HEAD", "GOOD"});
+    size_t i;
+    json_t *b;
+    json_array_foreach(backups, i, b)
+    {
+        timebuf_t tb;
+        numbuf_t size, schema, seq;
+        const json_t *good = json_object_get(b, "good");
+        table_add(&t,
+                  (const char *const[]){str_or(b, "id", "?"), fmt_time(json_object_get(b, "time"), &tb),
+                                        fmt_int(json_object_get(b, "size"), &size), fmt_int(json_object_get(b, "schema"), &schema),
+                                        fmt_int(json_object_get(json_object_get(b, "audit_head"), "seq"), &seq),
+                                        json_is_boolean(good) ? (json_is_true(good) ? "yes" : "NO") : NULL});
+    }
+    table_print(out, &t, "");
+    table_dispose(&t);
+    return true;
+}
+
+/* "release on *", "build on acme": what a key may do at most */
+static void
+fmt_scope(const json_t *key, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s on %s", str_or(key, "role", "?"), str_or(key, "app", "?"));
+}
+
+static bool
+print_login(FILE *out, const upd_cli_args_t *a, const json_t *answer)
+{
+    const json_t *key = json_object_get(answer, "key"), *member = json_object_get(answer, "member");
+    if (!json_is_object(key))
+        return false;
+    char scope[160], line[512];
+    fmt_scope(key, scope, sizeof(scope));
+    if (json_is_object(member))
+        snprintf(line, sizeof(line), "signed in to %s as %s, with key %s \"%s\" (scope: %s)", a->server, str_or(member, "id", "?"),
+                 str_or(key, "id", "?"), str_or(key, "name", ""), scope);
+    else
+        snprintf(line, sizeof(line), "signed in to %s with key %s \"%s\", of no member (scope: %s)", a->server,
+                 str_or(key, "id", "?"), str_or(key, "name", ""), scope);
+    char *text = clean_dup(line);
+    fprintf(out, "%s\n", text);
+    free(text);
+    if (json_is_object(member)) {
+        char *roles = fmt_roles(json_object_get(member, "roles"));
+        field(out, "roles:", roles);
+        free(roles);
+    }
+    timebuf_t tb;
+    if (json_is_integer(json_object_get(key, "expires")) || json_is_string(json_object_get(key, "expires")))
+        field(out, "expires:", fmt_time(json_object_get(key, "expires"), &tb));
+    fprintf(out, "credentials saved to %s\n", a->credentials_path);
+    return true;
+}
+
+/* The secret on stdout alone, so that KEY=$(updraft keys create ...) holds just it; the rest for people, on stderr. */
+static bool
+print_key_created(const json_t *answer)
+{
+    const char *secret = json_string_value(json_object_get(answer, "key"));
+    if (secret == NULL)
+        return false;
+    char scope[160], line[512];
+    fmt_scope(answer, scope, sizeof(scope));
+    timebuf_t tb;
+    const char *expires = fmt_time(json_object_get(answer, "expires"), &tb);
+    snprintf(line, sizeof(line), "created key %s \"%s\" for %s%s (scope: %s; expires: %s)", str_or(answer, "id", "?"),
+             str_or(answer, "name", ""), json_is_string(json_object_get(answer, "member")) ? "member " : "",
+             str_or(answer, "member", "no member (a service key)"), scope, expires != NULL ? expires : "never");
+    char *text = clean_dup(line);
+    fprintf(stderr, "%s:\n", text);
+    free(text);
+    fflush(stderr);
+    char *clean = clean_dup(secret);
+    printf("%s\n", clean);
+    explicit_bzero(clean, strlen(clean));
+    free(clean);
+    fflush(stdout);
+    fprintf(stderr, "This key will not be shown again: store it now.\n");
+    return true;
+}
+
+/* A draft as registered: offered to nobody, so no channel to show; how to publish it instead. */
+static bool
+print_draft(const json_t *body, const json_t *answer)
+{
+    const json_t *release = json_object_get(answer, "release");
+    if (!json_is_object(release))
+        return false;
+    const json_t *files = json_object_get(release, "files");
+    if (!json_is_array(files))
+        files = json_object_get(body, "files");
+    const char *app = str_or(release, "app", "?"), *version = str_or(release, "version", str_or(body, "version", "?"));
+    printf("registered draft %s %s (offered to nobody until published), files:\n", app, version);
+    print_files(stdout, files);
+    print_backends(stdout, json_object_get(answer, "backends"));
+    printf("\npublish it with: updraft releases publish %s %s --channel CHANNEL\n", app, version);
+    return true;
+}
+
 /* Readable output; returns false when the answer does not have the shape the command expects. */
 static bool
 print_answer(const upd_cli_args_t *a, const json_t *body, const json_t *answer)
@@ -242,13 +721,17 @@ print_answer(const upd_cli_args_t *a, const json_t *body, const json_t *answer)
         return true;
     case UPD_CLI_PRINT_RELEASE: {
         const json_t *release = json_object_get(answer, "release"), *channel = json_object_get(answer, "channel");
+        /* a --file without "channel" registers a draft */
+        if (json_is_object(release) && json_is_true(json_object_get(release, "draft")))
+            return print_draft(body, answer);
         if (!json_is_object(release) || !json_is_object(channel))
             return false;
         /* the files as registered; what we sent when the answer leaves them out */
         const json_t *files = json_object_get(release, "files");
         if (!json_is_array(files))
             files = json_object_get(body, "files");
-        printf("registered %s %s on channel %s, files:\n", str_or(channel, "app", "?"),
+        bool publish = strcmp(a->command, "releases publish") == 0;
+        printf("%s %s %s on channel %s, files:\n", publish ? "published" : "registered", str_or(channel, "app", "?"),
                str_or(release, "version", str_or(body, "version", "?")), str_or(channel, "channel", str_or(body, "channel", "?")));
         print_files(stdout, files);
         print_backends(stdout, json_object_get(answer, "backends"));
@@ -271,8 +754,245 @@ print_answer(const upd_cli_args_t *a, const json_t *body, const json_t *answer)
         upd_cli_print_channel(stdout, answer);
         print_propagation(stdout, json_object_get(answer, "propagation"));
         return true;
+    case UPD_CLI_PRINT_DRAFT:
+        return print_draft(body, answer);
+    case UPD_CLI_PRINT_RELEASE_LIST:
+        return print_release_list(stdout, answer);
+    case UPD_CLI_PRINT_RELEASE_SHOW:
+        return print_release_show(stdout, answer);
+    case UPD_CLI_PRINT_MEMBER:
+        if (!json_is_object(answer))
+            return false;
+        print_member(stdout, strcmp(a->command, "members create") == 0 ? "created" : "updated", answer);
+        return true;
+    case UPD_CLI_PRINT_MEMBER_SHOW:
+        if (!json_is_object(answer))
+            return false;
+        print_member(stdout, NULL, answer);
+        if (json_array_size(json_object_get(answer, "keys")) == 0) {
+            printf("  %-10s none\n", "keys:");
+        } else {
+            printf("  keys:\n");
+            print_key_table(stdout, json_object_get(answer, "keys"), false, "    ");
+        }
+        return true;
+    case UPD_CLI_PRINT_MEMBER_LIST: {
+        const json_t *members = json_object_get(answer, "members");
+        if (!json_is_array(members))
+            return false;
+        if (json_array_size(members) == 0) {
+            printf("no members\n");
+            return true;
+        }
+        table_t t;
+        table_init(&t, 5);
+        table_add(&t, (const char *const[]){"ID", "NAME", "EMAIL", "ROLES", "CREATED"});
+        size_t i;
+        json_t *m;
+        json_array_foreach(members, i, m)
+        {
+            timebuf_t tb;
+            char *roles = fmt_roles(json_object_get(m, "roles"));
+            table_add(&t, (const char *const[]){str_or(m, "id", "?"), str_or(m, "name", NULL), str_or(m, "email", NULL), roles,
+                                                fmt_time(json_object_get(m, "created"), &tb)});
+            free(roles);
+        }
+        table_print(stdout, &t, "");
+        table_dispose(&t);
+        return true;
+    }
+    case UPD_CLI_PRINT_MEMBER_REMOVED: {
+        if (!json_is_object(answer))
+            return false;
+        numbuf_t n;
+        char *id = clean_dup(str_or(answer, "member", "?"));
+        const char *revoked = fmt_int(json_object_get(answer, "keys_revoked"), &n);
+        printf("removed member %s; %s of their keys revoked\n", id, revoked != NULL ? revoked : "?");
+        free(id);
+        return true;
+    }
+    case UPD_CLI_PRINT_KEY_CREATED:
+        return print_key_created(answer);
+    case UPD_CLI_PRINT_KEY_LIST:
+        if (!json_is_array(json_object_get(answer, "keys")))
+            return false;
+        if (json_array_size(json_object_get(answer, "keys")) == 0)
+            printf("no keys\n");
+        else
+            print_key_table(stdout, json_object_get(answer, "keys"), true, "");
+        return true;
+    case UPD_CLI_PRINT_KEY_REVOKED: {
+        if (!json_is_object(answer))
+            return false;
+        char line[256];
+        snprintf(line, sizeof(line), "revoked key %s \"%s\": it is refused from its next request on", str_or(answer, "id", "?"),
+                 str_or(answer, "name", ""));
+        char *text = clean_dup(line);
+        printf("%s\n", text);
+        free(text);
+        return true;
+    }
+    case UPD_CLI_PRINT_AUDIT:
+        return print_audit(stdout, answer);
+    case UPD_CLI_PRINT_BACKUP_LIST:
+        return print_backups(stdout, answer);
+    case UPD_CLI_PRINT_BACKUP_STARTED: {
+        if (!json_is_string(json_object_get(answer, "id")))
+            return false;
+        char *id = clean_dup(str_or(answer, "id", "?"));
+        printf("backup %s started; 'updraft backups list' shows it once it is written\n", id);
+        free(id);
+        return true;
+    }
+    case UPD_CLI_PRINT_LOGIN:
+        return print_login(stdout, a, answer);
     }
     return false;
+}
+
+/* ---- login and logout ----------------------------------------------------------------------------------------- */
+
+#define KEY_LINE_MAX 1024 /* a key is 81 characters; a longer line is not one */
+
+/* The terminal's settings while the key is typed without echo, for the signal handler to put back. */
+static struct termios tty_saved;
+static volatile sig_atomic_t tty_quiet;
+static const int tty_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+
+static void
+on_signal_restore_tty(int sig)
+{
+    /* tcsetattr, signal and raise are async-signal-safe: a Ctrl-C at the prompt must not leave the echo off */
+    if (tty_quiet)
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &tty_saved);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/*
+ * Reads one line from stdin as the API key: with a prompt on stderr and without echo when stdin is a terminal (as
+ * getpass() did), as it comes otherwise (a pipe, a file). Surrounding white space is dropped.
+ * @return 0, or UPD_EINVAL / UPD_EIO with the reason printed
+ */
+static int
+read_key(const char *server, char *buf, size_t size)
+{
+    struct sigaction restore = {.sa_handler = on_signal_restore_tty}, old[sizeof(tty_signals) / sizeof(tty_signals[0])];
+    bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &tty_saved) == 0;
+    size_t len = 0;
+    bool too_long = false;
+    int err = 0;
+
+    if (tty) {
+        struct termios quiet = tty_saved;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        quiet.c_lflag |= ECHONL; /* the Enter still moves to the next line */
+        sigemptyset(&restore.sa_mask);
+        for (size_t i = 0; i != sizeof(tty_signals) / sizeof(tty_signals[0]); ++i)
+            sigaction(tty_signals[i], &restore, &old[i]);
+        tty_quiet = 1;
+        /* the echo goes off before the prompt appears, so that nothing typed after the prompt is ever shown */
+        if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) != 0) {
+            fprintf(stderr, "updraft: cannot turn off the terminal's echo: %s\n", strerror(errno));
+            err = -1;
+        } else {
+            fprintf(stderr, "API key for %s: ", server);
+            fflush(stderr);
+        }
+    }
+    /* byte by byte: nothing after the line is consumed, and no stdio buffer keeps a copy of the key */
+    while (err == 0) {
+        char c;
+        ssize_t n = read(STDIN_FILENO, &c, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            err = errno;
+        if (n <= 0 || c == '\n')
+            break;
+        if (len + 1 < size)
+            buf[len++] = c;
+        else
+            too_long = true;
+    }
+    buf[len] = '\0';
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &tty_saved);
+        tty_quiet = 0;
+        for (size_t i = 0; i != sizeof(tty_signals) / sizeof(tty_signals[0]); ++i)
+            sigaction(tty_signals[i], &old[i], NULL);
+    }
+    if (err < 0)
+        return UPD_EIO;
+    if (err > 0) {
+        fprintf(stderr, "updraft: cannot read the API key from stdin: %s\n", strerror(err));
+        return UPD_EIO;
+    }
+    if (too_long) {
+        fprintf(stderr, "updraft: the line read from stdin is longer than %d bytes: not an API key\n", KEY_LINE_MAX - 1);
+        return UPD_EINVAL;
+    }
+    while (len != 0 && (buf[len - 1] == '\r' || buf[len - 1] == ' ' || buf[len - 1] == '\t'))
+        buf[--len] = '\0';
+    size_t lead = strspn(buf, " \t");
+    memmove(buf, buf + lead, len - lead + 1);
+    if (buf[0] == '\0') {
+        fprintf(stderr, "updraft: no API key: pass --api-key, set UPDRAFT_API_KEY or give it on stdin\n");
+        return UPD_EINVAL;
+    }
+    return 0;
+}
+
+/* The id of a key "upd_<16 hex>_<secret>", or "" when it has not that shape. */
+static void
+key_id_of(const char *key, char id[17])
+{
+    id[0] = '\0';
+    if (strncmp(key, "upd_", 4) != 0 || strlen(key) < 21 || key[20] != '_' || strspn(key + 4, "0123456789abcdef") < 16)
+        return;
+    memcpy(id, key + 4, 16);
+    id[16] = '\0';
+}
+
+static int
+run_logout(const upd_cli_args_t *a)
+{
+    upd_cli_credentials_t saved;
+    upd_reason_t why;
+    char id[17] = "";
+    if (upd_cli_credentials_load(a->credentials_path, &saved, &why) == 0 && saved.api_key != NULL)
+        key_id_of(saved.api_key, id);
+    upd_cli_credentials_dispose(&saved);
+
+    int r = upd_cli_credentials_remove(a->credentials_path, &why);
+    if (r == UPD_ENOTFOUND) {
+        printf("not signed in: there is no %s\n", a->credentials_path);
+    } else if (r != 0) {
+        fprintf(stderr, "updraft: %s\n", why.message);
+        return UPD_CLI_EXIT_USAGE;
+    } else {
+        printf("signed out: removed %s\n", a->credentials_path);
+        /* removing the file forgets the key here; it still works wherever else it is kept */
+        if (id[0] != '\0')
+            printf("the key itself stays valid until revoked: updraft keys revoke %s\n", id);
+    }
+    return fflush(stdout) == 0 ? UPD_CLI_EXIT_OK : UPD_CLI_EXIT_USAGE;
+}
+
+/* After the server accepted the key: saves it. @return an exit status */
+static int
+save_login(const upd_cli_args_t *a, const char *key, const json_t *answer)
+{
+    upd_reason_t why;
+    if (!json_is_object(json_object_get(answer, "key"))) {
+        fprintf(stderr, "updraft: the server accepted the key, but its answer is not a sign-in answer: nothing was saved\n");
+        return UPD_CLI_EXIT_REFUSED;
+    }
+    if (upd_cli_credentials_save(a->credentials_path, a->server, key, &why) != 0) {
+        fprintf(stderr, "updraft: the key is good, but cannot be saved: %s\n", why.message);
+        return UPD_CLI_EXIT_USAGE;
+    }
+    return UPD_CLI_EXIT_OK;
 }
 
 /* ---- running -------------------------------------------------------------------------------------------------- */
@@ -350,7 +1070,23 @@ upd_cli_run(upd_cli_args_t *a)
     json_t *file_body = NULL;
     char *body = NULL;
     size_t body_len = 0;
+    char stdin_key[KEY_LINE_MAX];
+    const char *api_key = a->api_key;
     int status = UPD_CLI_EXIT_USAGE;
+
+    stdin_key[0] = '\0';
+    if (a->kind == UPD_CLI_LOGOUT)
+        return run_logout(a);
+    if (a->key_from_stdin) {
+        if (read_key(a->server, stdin_key, sizeof(stdin_key)) != 0)
+            goto Exit;
+        upd_cli_args_t check = {0};
+        if (upd_cli_api_key_check(&check, stdin_key) != 0) {
+            fprintf(stderr, "updraft: %s\n", check.err);
+            goto Exit;
+        }
+        api_key = stdin_key;
+    }
 
     if (a->body_file != NULL) {
         if (read_release_file(a->body_file, &body, &body_len, &file_body) != 0)
@@ -366,18 +1102,29 @@ upd_cli_run(upd_cli_args_t *a)
     }
 
     status = UPD_CLI_EXIT_CONNECT;
-    if ((client = upd_client_create(a->server, a->api_key, a->timeout_s)) == NULL)
+    if ((client = upd_client_create(a->server, api_key, a->timeout_s)) == NULL)
         goto Exit;
     if (upd_client_call(client, a->method, a->path, body, body_len, &res) != 0)
         goto Exit;
 
     if (res.status < 200 || res.status > 299) {
         upd_client_print_error(&res);
+        if (res.status == 401 && a->withheld_for != NULL)
+            fprintf(stderr,
+                    "updraft: the saved key was not sent: it was saved for %s, not for %s (pass --api-key, or run "
+                    "'updraft login --server %s')\n",
+                    a->withheld_for, a->server, a->server);
+        if (a->kind == UPD_CLI_LOGIN)
+            fprintf(stderr, "updraft: not signed in; nothing was saved\n");
         status = UPD_CLI_EXIT_REFUSED;
         goto Exit;
     }
+    if (a->kind == UPD_CLI_LOGIN && (status = save_login(a, api_key, res.json)) != UPD_CLI_EXIT_OK)
+        goto Exit;
     status = UPD_CLI_EXIT_OK;
     if (a->json) {
+        if (a->print == UPD_CLI_PRINT_KEY_CREATED)
+            fprintf(stderr, "updraft: the key in this answer will not be shown again: store it now\n");
         fwrite(res.raw, 1, res.raw_len, stdout);
         if (res.raw_len != 0 && res.raw[res.raw_len - 1] != '\n')
             fputc('\n', stdout);
@@ -394,9 +1141,13 @@ upd_cli_run(upd_cli_args_t *a)
     }
 
 Exit:
+    /* the answer to keys create holds a new key: leave no copy of it, nor of the key read, in freed memory */
+    if (res.raw != NULL)
+        explicit_bzero(res.raw, res.raw_len);
     upd_client_response_dispose(&res);
     upd_client_destroy(client);
     json_decref(file_body);
     free(body);
+    explicit_bzero(stdin_key, sizeof(stdin_key));
     return status;
 }

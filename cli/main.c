@@ -1,9 +1,12 @@
 /*
  * updraft: the command-line client of the control API. Parsing lives in args.c (pure, unit-tested), the HTTP exchange
- * in client.c, running and printing in commands.c; this file only wires them to the process.
+ * in client.c, running and printing in commands.c, the credentials file of 'updraft login' in credentials.c; this file
+ * only wires them to the process.
  */
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/credentials.h"
+#include "base/err.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
@@ -12,8 +15,23 @@
 int
 main(int argc, char **argv)
 {
-    upd_cli_env_t env = {
-        .server = getenv("UPDRAFT_SERVER"), .api_key = getenv("UPDRAFT_API_KEY"), .timeout = getenv("UPDRAFT_TIMEOUT")};
+    /* The credentials file is read before parsing, so that parsing stays pure; it is only used where it is needed. */
+    upd_cli_credentials_t saved_file = {NULL};
+    upd_reason_t why;
+    upd_cli_saved_t saved = {.path = upd_cli_credentials_path(getenv("XDG_CONFIG_HOME"), getenv("HOME"))};
+    if (saved.path != NULL) {
+        int r = upd_cli_credentials_load(saved.path, &saved_file, &why);
+        if (r == 0) {
+            saved.server = saved_file.server;
+            saved.api_key = saved_file.api_key;
+        } else if (r != UPD_ENOTFOUND) {
+            saved.error = why.message;
+        }
+    }
+    upd_cli_env_t env = {.server = getenv("UPDRAFT_SERVER"),
+                         .api_key = getenv("UPDRAFT_API_KEY"),
+                         .timeout = getenv("UPDRAFT_TIMEOUT"),
+                         .saved = &saved};
     upd_cli_args_t args;
     int status;
 
@@ -23,8 +41,8 @@ main(int argc, char **argv)
             fprintf(stderr, "Run 'updraft %s --help' for its usage.\n", args.help_topic);
         else
             fprintf(stderr, "Run 'updraft --help' for usage.\n");
-        upd_cli_args_dispose(&args);
-        return UPD_CLI_EXIT_USAGE;
+        status = UPD_CLI_EXIT_USAGE;
+        goto Exit;
     }
 
     switch (args.action) {
@@ -46,6 +64,10 @@ main(int argc, char **argv)
         curl_global_cleanup();
         break;
     }
+
+Exit:
     upd_cli_args_dispose(&args);
+    upd_cli_credentials_dispose(&saved_file);
+    free((char *)saved.path);
     return status;
 }
