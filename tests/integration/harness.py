@@ -44,6 +44,13 @@ BUILD_DIR = os.environ.get("UPDRAFT_BUILD_DIR") or "/work/main/build"
 READY_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 
+# The CLI reads saved credentials from $XDG_CONFIG_HOME (or ~/.config): a test must never pick up the
+# credentials of the person or machine running it, so every process the tests start gets a
+# configuration home of its own, empty unless a test writes into it.
+_CONFIG_HOME = tempfile.mkdtemp(prefix="updraft-test-config-")
+os.environ["XDG_CONFIG_HOME"] = _CONFIG_HOME
+atexit.register(shutil.rmtree, _CONFIG_HOME, True)
+
 _LISTENING = re.compile(r"listening on (https?)://(\[[^\]]+\]|[^\s:/]+):(\d+)")
 
 # ---------------------------------------------------------------------------------------------
