@@ -30,6 +30,8 @@ typedef struct st_upd_control_t {
     upd_propagate_t *propagate;
     /* the state-changing API calls run here (control/jobs.h) */
     upd_workers_t *workers;
+    /* the API keys' last uses, noted on the loop and written by a thread of their own (control/keys.h); NULL: none */
+    struct st_upd_key_uses_t *key_uses;
 } upd_control_t;
 
 #endif

@@ -83,6 +83,9 @@ typedef struct st_upd_conf_t {
     uint64_t workers_threads, workers_queue;
     uint64_t upload_min_rate_kib;    /* object_store.upload_min_rate_kib: slower uploads fail */
     uint64_t upload_timeout_base_ms; /* object_store.upload_timeout_base_ms: added to size / rate */
+    /* updraft-control: API keys' last use (control/keys.h) */
+    uint64_t keys_last_used_interval_ms; /* keys.last_used_interval_ms: one write per key at most this often */
+    uint64_t keys_last_used_max;         /* keys.last_used_max: keys whose use is held in memory */
 } upd_conf_t;
 
 typedef enum { UPD_CONF_STRING, UPD_CONF_UINT, UPD_CONF_BOOL, UPD_CONF_STRLIST } upd_conf_type_t;
