@@ -1,7 +1,6 @@
 /* API keys: "upd_<id>_<secret>". The id finds the record; the secret is checked against its stored
  * SHA-256 with a constant-time comparison, so neither timing nor a stolen database reveals a key. */
 #include "control/keys.h"
-#include <errno.h>
 #include <inttypes.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -212,9 +211,9 @@ upd_keys_create(upd_store_txn_t *txn, const upd_key_spec_t *spec, int64_t now, c
         return UPD_ETOOBIG;
     }
 
-    json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "id", id_hex, "name", spec->name, "app",
-                            spec->app != NULL ? spec->app : "*", "role", upd_role_name(spec->role), "sha256", digest_hex, "created",
-                            (json_int_t)now);
+    json_t *rec =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "id", id_hex, "name", spec->name, "app", spec->app != NULL ? spec->app : "*",
+                  "role", upd_role_name(spec->role), "sha256", digest_hex, "created", (json_int_t)now);
     if (rec == NULL)
         return UPD_ENOMEM;
     if (spec->member != NULL)
@@ -238,7 +237,8 @@ upd_keys_authorize(upd_store_txn_t *txn, const char *key, size_t len, const char
     memset(out, 0, sizeof(*out));
     out->refusal = "unauthorized";
     /* upd_ + 16 hex + _ + 43 base64url */
-    if (len != UPD_KEY_LEN || memcmp(key, "upd_", 4) != 0 || key[4 + UPD_KEY_ID_HEX] != '_' || !upd_keys_is_id(key + 4, UPD_KEY_ID_HEX))
+    if (len != UPD_KEY_LEN || memcmp(key, "upd_", 4) != 0 || key[4 + UPD_KEY_ID_HEX] != '_' ||
+        !upd_keys_is_id(key + 4, UPD_KEY_ID_HEX))
         return UPD_EAUTH;
     memcpy(out->key_id, key + 4, UPD_KEY_ID_HEX);
     out->key_id[UPD_KEY_ID_HEX] = '\0';
@@ -696,7 +696,8 @@ upd_keys_call_create(upd_control_t *c, upd_audit_ctx_t *audit, const upd_princip
             if (!null && ((member = string_field(v, UPD_ID_MAX)) == NULL || !upd_id_is_app(member, strlen(member))))
                 return fail(reason, UPD_EINVAL, "invalid", "member: expected a member id ([a-z0-9][a-z0-9-]{0,62}) or null");
         } else if (strcmp(k, "app") == 0) {
-            if (!null && ((app = string_field(v, UPD_ID_MAX)) == NULL || (strcmp(app, "*") != 0 && !upd_id_is_app(app, strlen(app)))))
+            if (!null &&
+                ((app = string_field(v, UPD_ID_MAX)) == NULL || (strcmp(app, "*") != 0 && !upd_id_is_app(app, strlen(app)))))
                 return fail(reason, UPD_EINVAL, "invalid", "app: expected \"*\" or an app id ([a-z0-9][a-z0-9-]{0,62})");
         } else if (strcmp(k, "role") == 0) {
             if (!null && (!json_is_string(v) || (role = upd_role_parse(json_string_value(v))) < 0))
@@ -710,8 +711,9 @@ upd_keys_call_create(upd_control_t *c, upd_audit_ctx_t *audit, const upd_princip
             else if (!null)
                 bad = 1;
             if (bad)
-                return fail(reason, UPD_EINVAL, "invalid",
-                            "expires: expected a duration (\"90d\", \"12h\", \"30m\", at most ten years) or Unix seconds after now");
+                return fail(
+                    reason, UPD_EINVAL, "invalid",
+                    "expires: expected a duration (\"90d\", \"12h\", \"30m\", at most ten years) or Unix seconds after now");
         } else {
             return upd_reason_set(reason, UPD_EINVAL, "invalid", "%s: unknown field (name, member, app, role, expires)", k);
         }
@@ -740,8 +742,8 @@ upd_keys_call_create(upd_control_t *c, upd_audit_ctx_t *audit, const upd_princip
         if (app == NULL)
             app = who->key_app;
         if (strcmp(who->key_app, "*") != 0 && strcmp(app, who->key_app) != 0)
-            return upd_reason_set(reason, UPD_EFORBIDDEN, "forbidden", "the key is scoped to app %s: it may create keys for that app only",
-                                  who->key_app);
+            return upd_reason_set(reason, UPD_EFORBIDDEN, "forbidden",
+                                  "the key is scoped to app %s: it may create keys for that app only", who->key_app);
         if (role < 0)
             role = (int)who->key_role;
         if (role > (int)who->key_role)
@@ -883,9 +885,9 @@ upd_keys_call_revoke(upd_control_t *c, upd_audit_ctx_t *audit, const upd_princip
     const char *owner = rec_member(rec);
     snprintf(audit->target_member, sizeof(audit->target_member), "%s", owner != NULL ? owner : "");
     if (who->role != UPD_ROLE_ADMIN && (who->member[0] == '\0' || owner == NULL || strcmp(owner, who->member) != 0)) {
-        err = upd_reason_set(reason, UPD_EFORBIDDEN, "forbidden",
-                             "revoking a key of another needs the admin role account-wide; the key has %s",
-                             upd_role_name(who->role));
+        err =
+            upd_reason_set(reason, UPD_EFORBIDDEN, "forbidden",
+                           "revoking a key of another needs the admin role account-wide; the key has %s", upd_role_name(who->role));
         goto Exit;
     }
     if ((err = upd_keys_revoke(txn, key_id, (int64_t)time(NULL), &listing)) != 0) {

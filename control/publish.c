@@ -639,7 +639,8 @@ upd_publish_draft(upd_control_t *c, upd_audit_ctx_t *audit, const char *app, con
         } else if (strcmp(k, "rollout") == 0) {
             json_t *p = json_object_get(v, "percent");
             if (!json_is_null(v) && (!json_is_object(v) || (p != NULL && percent_to_bp(p, &bp) != 0)))
-                return fail(reason, UPD_EINVAL, "invalid", "rollout.percent: expected a number from 0 to 100 with at most two decimals");
+                return fail(reason, UPD_EINVAL, "invalid",
+                            "rollout.percent: expected a number from 0 to 100 with at most two decimals");
         } else {
             return upd_reason_set(reason, UPD_EINVAL, "invalid", "%s: unknown field (channel, rollout)", k);
         }

@@ -55,8 +55,8 @@ static const upd_program_t control_program = {
                           "                       print a new API key (shown once); D: 90d, 12h, 30m or Unix seconds\n",
 };
 
-#define KEYS_CREATE_USAGE                                                                                                  \
-    "usage: updraft-control [--data DIR] keys create --role admin|release|build --name NAME [--member M] [--app APP]"          \
+#define KEYS_CREATE_USAGE                                                                                                          \
+    "usage: updraft-control [--data DIR] keys create --role admin|release|build --name NAME [--member M] [--app APP]"              \
     " [--expires 90d|12h|30m|UNIX_SECONDS]\n"
 
 /*
@@ -88,7 +88,8 @@ keys_create(upd_conf_t *conf, int argc, char **argv)
     }
     int role = role_s != NULL ? upd_role_parse(role_s) : -1;
     if (role < 0 || name == NULL || name[0] == '\0' || strlen(name) > UPD_KEY_NAME_MAX) {
-        fprintf(stderr, "updraft-control: keys create needs --role admin|release|build and --name NAME (1-64 bytes)\n" KEYS_CREATE_USAGE);
+        fprintf(stderr,
+                "updraft-control: keys create needs --role admin|release|build and --name NAME (1-64 bytes)\n" KEYS_CREATE_USAGE);
         return 2;
     }
     if (member != NULL && !upd_id_is_app(member, strlen(member))) {
@@ -101,8 +102,9 @@ keys_create(upd_conf_t *conf, int argc, char **argv)
     }
     int64_t now = (int64_t)time(NULL), expires = 0;
     if (expires_s != NULL && upd_keys_parse_expires(expires_s, now, &expires) != 0) {
-        fprintf(stderr, "updraft-control: keys create: --expires %s: expected 90d, 12h, 30m (at most ten years) or Unix seconds "
-                        "after now\n",
+        fprintf(stderr,
+                "updraft-control: keys create: --expires %s: expected 90d, 12h, 30m (at most ten years) or Unix seconds "
+                "after now\n",
                 expires_s);
         return 2;
     }

@@ -305,8 +305,9 @@ test_a_key_record_of_schema_4_is_an_account_wide_key_of_its_role_owned_by_nobody
     assert_int_equal(upd_store_write_begin(f->store, &txn), 0);
     assert_int_equal(upd_store_key_get(txn, id, &text, &len), 0);
     json_t *rec = json_loadb(text, len, 0, NULL);
-    json_t *old = json_pack("{s:O, s:s, s:O, s:O, s:I}", "id", json_object_get(rec, "id"), "name", "ops", "role",
-                            json_object_get(rec, "role"), "sha256", json_object_get(rec, "sha256"), "created", (json_int_t)1700000000);
+    json_t *old =
+        json_pack("{s:O, s:s, s:O, s:O, s:I}", "id", json_object_get(rec, "id"), "name", "ops", "role",
+                  json_object_get(rec, "role"), "sha256", json_object_get(rec, "sha256"), "created", (json_int_t)1700000000);
     char *old_text = json_dumps(old, JSON_COMPACT);
     assert_int_equal(upd_store_key_replace(txn, id, old_text), 0);
     assert_int_equal(upd_store_commit(txn), 0);
