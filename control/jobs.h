@@ -46,10 +46,11 @@ typedef int (*upd_call_fn)(upd_control_t *c, const upd_call_params_t *p, json_t 
 void upd_jobs_submit(upd_control_t *c, h2o_req_t *req, upd_call_fn fn, const upd_call_params_t *p, json_t *body, int success);
 
 /**
- * Answers a refusal found on the loop (401, 403, a malformed body of a state-changing call, a read refused to its key) once its audit record is
- * written on a worker: no refusal goes unrecorded. denied: the key's refusal (outcome "denied"), else "failed". audit is
- * copied (its detail taken). A full queue is answered 503 busy
- * at once, as upd_jobs_submit() does, and logged.
+ * Answers a refusal found on the loop (401, 403, a malformed body of a state-changing call, a read refused to its key)
+ * once its audit record is written on a worker: no refusal goes unrecorded. denied: the key's refusal (outcome
+ * "denied"), else "failed". audit is copied (its detail taken). A full queue is answered 503 busy at once, as
+ * upd_jobs_submit() does, and logged. A call run by upd_jobs_submit() that refuses with UPD_EFORBIDDEN is recorded
+ * "denied" too.
  */
 void upd_jobs_refuse(upd_control_t *c, h2o_req_t *req, upd_audit_ctx_t *audit, bool denied, int err, const upd_reason_t *reason);
 

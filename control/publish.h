@@ -43,7 +43,8 @@
  *         registered, as a release or as a draft); whatever upd_mirror_release() refuses with; UPD_EIO "entropy" (no
  *         random bytes for the rollout seed); UPD_ESTORE
  */
-int upd_publish_release(upd_control_t *c, upd_audit_ctx_t *audit, const char *app, json_t *body, json_t **out, upd_reason_t *reason);
+int upd_publish_release(upd_control_t *c, upd_audit_ctx_t *audit, const char *app, json_t *body, json_t **out,
+                        upd_reason_t *reason);
 
 /**
  * Publishes a draft (POST /v1/apps/APP/releases/VERSION/publish, body {"channel","rollout"?:{"percent"}}) exactly as the

@@ -421,8 +421,10 @@ upd_release_from_json(json_t *json, upd_release_t *out)
     json_t *v, *files;
 
     memset(out, 0, sizeof(*out));
+    /* a draft's channel is null */
+    json_t *channel = json_object_get(json, "channel");
     if (!json_is_object(json) || copy_string(json, "app", out->app, sizeof(out->app)) != 0 ||
-        (!json_is_null(json_object_get(json, "channel")) && copy_string(json, "channel", out->channel, sizeof(out->channel)) != 0) ||
+        (!json_is_null(channel) && copy_string(json, "channel", out->channel, sizeof(out->channel)) != 0) ||
         copy_string(json, "version", out->version, sizeof(out->version)) != 0 ||
         copy_string(json, "pub_date", out->pub_date, sizeof(out->pub_date)) != 0)
         goto Error;

@@ -473,8 +473,8 @@ test_a_draft_has_no_rollout_and_publishing_needs_a_channel(void **state)
     upd_reason_t r = {"", ""};
     json_t *out = NULL;
     app_create(f, "demo");
-    json_t *body = json_pack("{s:s, s:[o], s:{s:i}}", "version", "1.0.0", "files", stage(f, "demo", "1.0.0", "A.exe", "b"), "rollout",
-                             "percent", 10);
+    json_t *file = stage(f, "demo", "1.0.0", "A.exe", "b");
+    json_t *body = json_pack("{s:s, s:[o], s:{s:i}}", "version", "1.0.0", "files", file, "rollout", "percent", 10);
     int err = upd_publish_release(&f->c, &f->audit, "demo", body, &out, &r);
     json_decref(body);
     assert_answer(err, &r, 400, "invalid");
@@ -509,7 +509,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_every_committed_change_has_its_audit_record_and_a_refused_one_none, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_release_without_a_channel_is_a_draft_offered_to_nobody_until_published, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_a_draft_older_than_its_channels_newest_is_not_newer_and_stays_a_draft, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_draft_older_than_its_channels_newest_is_not_newer_and_stays_a_draft, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_a_draft_has_no_rollout_and_publishing_needs_a_channel, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
