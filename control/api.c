@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "base/err.h"
 #include "base/log.h"
 #include "control/api_error.h"
@@ -19,6 +20,7 @@
 #include "control/control.h"
 #include "control/jobs.h"
 #include "control/keys.h"
+#include "control/members.h"
 #include "control/publish.h"
 #include "domain/ids.h"
 #include "domain/version.h"
@@ -38,9 +40,11 @@ typedef enum {
 typedef struct {
     /* the methods the route takes, as a 405's Allow header lists them; NULL: any */
     const char *methods;
-    /* the path's segments, NULL-terminated: literals, or the parameters "{app}", "{channel}" and "{version}" */
+    /* the path's segments, NULL-terminated: literals, or the parameters "{app}", "{channel}", "{version}", "{member}" and
+     * "{key}" (a key's id) */
     const char *shape[SEGMENTS_MAX + 1];
-    /* the least role of the request's key; UPD_ROLE_NONE: no key asked for */
+    /* the least role of the request's key where the call applies (on {app}, else account-wide); UPD_ROLE_NONE: no key
+     * asked for; UPD_ROLE_ANY_KEY: any valid key, whatever its role and scope (serve checks what it must) */
     upd_role_t role;
     body_t body;
     /* the work, for a JSON answer: 0 with *out, answered with `success`, or a UPD_E* code and its reason */
@@ -62,10 +66,101 @@ serve_app_create(upd_control_t *c, const params_t *p, json_t *body, json_t **out
     return upd_publish_app_create(c, p->audit, body, out, reason);
 }
 
+/* Without "channel" a draft, which build on the app may register; with one, the release is offered at once: release. */
 static int
 serve_release(upd_control_t *c, const params_t *p, json_t *body, json_t **out, upd_reason_t *reason)
 {
+    json_t *channel = json_object_get(body, "channel");
+    if (channel != NULL && !json_is_null(channel) && p->role < UPD_ROLE_RELEASE) {
+        *out = NULL;
+        upd_log_info("%s: refused: key %s has %s on %s, a release on a channel needs release", p->audit->request_id,
+                     p->who != NULL ? p->who->key_id : "", upd_role_name(p->role), p->app);
+        return upd_reason_set(reason, UPD_EFORBIDDEN, "forbidden",
+                              "this needs the release role on app %s; the key has %s there (without \"channel\" the release is "
+                              "registered as a draft)",
+                              p->app, upd_role_name(p->role));
+    }
     return upd_publish_release(c, p->audit, p->app, body, out, reason);
+}
+
+static int
+serve_release_list(upd_control_t *c, const params_t *p, json_t *body, json_t **out, upd_reason_t *reason)
+{
+    (void)body;
+    return upd_publish_release_list(c, p->app, out, reason);
+}
+
+static int
+serve_release_show(upd_control_t *c, const params_t *p, json_t *body, json_t **out, upd_reason_t *reason)
+{
+    (void)body;
+    return upd_publish_release_show(c, p->app, p->version, out, reason);
+}
+
+static int
+serve_publish(upd_control_t *c, const params_t *p, json_t *body, json_t **out, upd_reason_t *reason)
+{
+    return upd_publish_draft(c, p->audit, p->app, p->version, body, out, reason);
+}
+
+static int
+serve_member_create(upd_control_t *c, const params_t *p, json_t *body, json_t **out, upd_reason_t *reason)
+{
+    return upd_members_call_create(c, p->audit, body, out, reason);
+}
+
+static int
+serve_member_list(upd_control_t *c, const params_t *p, json_t *body, json_t **out, upd_reason_t *reason)
+{
+    (void)p, (void)body;
+    return upd_members_call_list(c, out, reason);
+}
+
+static int
+serve_member_show(upd_control_t *c, const params_t *p, json_t *body, json_t **out, upd_reason_t *reason)
+{
+    (void)body;
+    return upd_members_call_show(c, p->who, p->id, out, reason);
+}
+
+static int
+serve_member_update(upd_control_t *c, const params_t *p, json_t *body, json_t **out, upd_reason_t *reason)
+{
+    return upd_members_call_update(c, p->audit, p->id, body, out, reason);
+}
+
+static int
+serve_member_remove(upd_control_t *c, const params_t *p, json_t *body, json_t **out, upd_reason_t *reason)
+{
+    (void)body;
+    return upd_members_call_remove(c, p->audit, p->id, out, reason);
+}
+
+static int
+serve_key_create(upd_control_t *c, const params_t *p, json_t *body, json_t **out, upd_reason_t *reason)
+{
+    return upd_keys_call_create(c, p->audit, p->who, body, out, reason);
+}
+
+static int
+serve_key_list(upd_control_t *c, const params_t *p, json_t *body, json_t **out, upd_reason_t *reason)
+{
+    (void)body;
+    return upd_keys_call_list(c, p->query, out, reason);
+}
+
+static int
+serve_key_revoke(upd_control_t *c, const params_t *p, json_t *body, json_t **out, upd_reason_t *reason)
+{
+    (void)body;
+    return upd_keys_call_revoke(c, p->audit, p->who, p->id, out, reason);
+}
+
+static int
+serve_login(upd_control_t *c, const params_t *p, json_t *body, json_t **out, upd_reason_t *reason)
+{
+    (void)body;
+    return upd_keys_call_login(c, p->audit, p->who, out, reason);
 }
 
 static int
@@ -92,7 +187,7 @@ static int
 serve_audit(upd_control_t *c, const params_t *p, json_t *body, json_t **out, upd_reason_t *reason)
 {
     (void)body;
-    return upd_audit_query(c->store, p->query, p->query_len, c->conf->audit_query_scan_max, out, reason);
+    return upd_audit_query(c->store, p->query, p->query != NULL ? strlen(p->query) : 0, c->conf->audit_query_scan_max, out, reason);
 }
 
 /* 200 while the state store opens a read transaction: what a load balancer's health check asks */
@@ -127,7 +222,7 @@ static const route_t routes[] = {
      *            serve, success status / answer                            label, on a worker, audit action */
     {"POST",      {"v1", "apps"},                                            UPD_ROLE_ADMIN,   BODY_JSON,
                   serve_app_create, 201, NULL,                               "apps", true, "app.create"},
-    {"POST",      {"v1", "apps", "{app}", "releases"},                       UPD_ROLE_RELEASE, BODY_JSON,
+    {"POST",      {"v1", "apps", "{app}", "releases"},                       UPD_ROLE_BUILD,   BODY_JSON,
                   serve_release, 201, NULL,                                  "releases", true, "release.create"},
     {"PUT",       {"v1", "apps", "{app}", "channels", "{channel}", "rollout"}, UPD_ROLE_RELEASE, BODY_JSON,
                   serve_rollout, 200, NULL,                                  "rollout", true, "rollout.set"},
@@ -137,7 +232,31 @@ static const route_t routes[] = {
                   NULL, 0, answer_health,                                    "health", false, NULL},
     {"POST",      {"v1", "apps", "{app}", "releases", "{version}", "pull"},  UPD_ROLE_RELEASE, BODY_OPTIONAL,
                   serve_pull, 200, NULL,                                     "pull", true, "release.pull"},
-    {"GET",       {"v1", "audit"},                                           UPD_ROLE_ADMIN,   BODY_NONE,
+    {"GET, HEAD", {"v1", "apps", "{app}", "releases"},                       UPD_ROLE_BUILD,   BODY_NONE,
+                  serve_release_list, 200, NULL,                             "releases", false, "release.list"},
+    {"GET, HEAD", {"v1", "apps", "{app}", "releases", "{version}"},          UPD_ROLE_BUILD,   BODY_NONE,
+                  serve_release_show, 200, NULL,                             "releases", false, "release.read"},
+    {"POST",      {"v1", "apps", "{app}", "releases", "{version}", "publish"}, UPD_ROLE_RELEASE, BODY_JSON,
+                  serve_publish, 201, NULL,                                  "publish", true, "release.publish"},
+    {"POST",      {"v1", "members"},                                         UPD_ROLE_ADMIN,   BODY_JSON,
+                  serve_member_create, 201, NULL,                            "members", true, "member.create"},
+    {"GET, HEAD", {"v1", "members"},                                         UPD_ROLE_ADMIN,   BODY_NONE,
+                  serve_member_list, 200, NULL,                              "members", false, "member.list"},
+    {"GET, HEAD", {"v1", "members", "{member}"},                             UPD_ROLE_ANY_KEY, BODY_NONE,
+                  serve_member_show, 200, NULL,                              "members", false, "member.read"},
+    {"PATCH",     {"v1", "members", "{member}"},                             UPD_ROLE_ADMIN,   BODY_JSON,
+                  serve_member_update, 200, NULL,                            "members", true, "member.update"},
+    {"DELETE",    {"v1", "members", "{member}"},                             UPD_ROLE_ADMIN,   BODY_NONE,
+                  serve_member_remove, 200, NULL,                            "members", true, "member.remove"},
+    {"POST",      {"v1", "keys"},                                            UPD_ROLE_ANY_KEY, BODY_JSON,
+                  serve_key_create, 201, NULL,                               "keys", true, "key.create"},
+    {"GET, HEAD", {"v1", "keys"},                                            UPD_ROLE_ADMIN,   BODY_NONE,
+                  serve_key_list, 200, NULL,                                 "keys", false, "key.list"},
+    {"DELETE",    {"v1", "keys", "{key}"},                                   UPD_ROLE_ANY_KEY, BODY_NONE,
+                  serve_key_revoke, 200, NULL,                               "keys", true, "key.revoke"},
+    {"POST",      {"v1", "login"},                                           UPD_ROLE_ANY_KEY, BODY_OPTIONAL,
+                  serve_login, 200, NULL,                                    "login", true, "auth.sign_in"},
+    {"GET, HEAD", {"v1", "audit"},                                           UPD_ROLE_ADMIN,   BODY_NONE,
                   serve_audit, 200, NULL,                                    "audit", false, "audit.read"},
     {NULL,        {"metrics"},                                               UPD_ROLE_NONE,    BODY_NONE,
                   NULL, 0, answer_metrics,                                   "other", false, NULL},
@@ -265,7 +384,8 @@ upd_control_route_of(const h2o_req_t *req)
 
 typedef struct {
     params_t p;
-    char app[UPD_ID_MAX + 1], channel[UPD_ID_MAX + 1], version[UPD_VERSION_MAX + 1];
+    char app[UPD_ID_MAX + 1], channel[UPD_ID_MAX + 1], version[UPD_VERSION_MAX + 1], id[UPD_ID_MAX + 1];
+    char query[UPD_CALL_QUERY_MAX + 1];
 } param_bufs_t;
 
 static void
@@ -275,11 +395,20 @@ copy_seg(const seg_t *s, char *dst)
     dst[s->len] = '\0';
 }
 
-/* Checks and copies the path's parameters, in path order. @return 0, or UPD_EINVAL with the reason */
+/* Checks and copies the path's parameters, in path order, and the query string. @return 0, or UPD_EINVAL with the reason */
 static int
-take_params(const route_t *r, const seg_t *segs, param_bufs_t *b, upd_reason_t *reason)
+take_params(const route_t *r, const seg_t *segs, const h2o_req_t *req, param_bufs_t *b, upd_reason_t *reason)
 {
     memset(&b->p, 0, sizeof(b->p));
+    const char *q = memchr(req->path.base, '?', req->path.len);
+    if (q != NULL) {
+        size_t len = req->path.len - (size_t)(q + 1 - req->path.base);
+        if (len > UPD_CALL_QUERY_MAX)
+            return upd_reason_set(reason, UPD_EINVAL, "invalid", "query string: longer than %d bytes", UPD_CALL_QUERY_MAX);
+        memcpy(b->query, q + 1, len);
+        b->query[len] = '\0';
+        b->p.query = b->query;
+    }
     for (int k = 0; r->shape[k] != NULL; ++k) {
         const seg_t *s = &segs[k];
         if (strcmp(r->shape[k], "{app}") == 0) {
@@ -298,6 +427,16 @@ take_params(const route_t *r, const seg_t *segs, param_bufs_t *b, upd_reason_t *
                 return upd_reason_set(reason, UPD_EINVAL, "invalid", "version: expected SemVer 2.0 (1.2.3, 1.3.0-beta.2)");
             copy_seg(s, b->version);
             b->p.version = b->version;
+        } else if (strcmp(r->shape[k], "{member}") == 0) {
+            if (!upd_id_is_app(s->p, s->len))
+                return upd_reason_set(reason, UPD_EINVAL, "invalid", "member id: expected [a-z0-9][a-z0-9-]{0,62}");
+            copy_seg(s, b->id);
+            b->p.id = b->id;
+        } else if (strcmp(r->shape[k], "{key}") == 0) {
+            if (!upd_keys_is_id(s->p, s->len))
+                return upd_reason_set(reason, UPD_EINVAL, "invalid", "key id: expected 16 lower-case hex digits");
+            copy_seg(s, b->id);
+            b->p.id = b->id;
         }
     }
     return 0;
@@ -324,11 +463,13 @@ send_error(h2o_req_t *req, int err, const upd_reason_t *reason)
     send_json(req, e.status, upd_api_error(e.code, "%s", e.message));
 }
 
-/* Checks the request's key where the call applies (app, or account-wide when NULL). @return 0 or UPD_EAUTH */
+/* Checks the request's key where the call applies (app, or account-wide when NULL). @return 0 or UPD_EAUTH (who->refusal
+ * says why), or the store's UPD_E* code */
 static int
 authenticate(upd_control_t *c, h2o_req_t *req, const char *app, upd_principal_t *who)
 {
     memset(who, 0, sizeof(*who));
+    who->refusal = "unauthorized";
     const h2o_iovec_t *auth = upd_http_header(req, H2O_STRLIT("authorization"));
     if (auth == NULL || auth->len < 7 || strncasecmp(auth->base, "Bearer ", 7) != 0)
         return UPD_EAUTH;
@@ -342,6 +483,8 @@ authenticate(upd_control_t *c, h2o_req_t *req, const char *app, upd_principal_t 
         return err;
     err = upd_keys_authorize(txn, key, len, app, who);
     upd_store_txn_end(txn);
+    if (err == 0)
+        upd_key_uses_note(c->key_uses, who->key_id, (int64_t)time(NULL)); /* no I/O: written off the loop */
     return err;
 }
 
@@ -442,17 +585,14 @@ upd_control_on_req(void *app, h2o_req_t *req)
     }
 
     param_bufs_t params;
-    int err = take_params(r, segs, &params, &reason);
+    int err = take_params(r, segs, req, &params, &reason);
     if (err != 0) {
         send_error(req, err, &reason);
         return 0;
     }
-    if (req->query_at != SIZE_MAX) {
-        params.p.query = req->path.base + req->query_at + 1;
-        params.p.query_len = req->path.len - req->query_at - 1;
-    }
     upd_audit_ctx_t audit;
     upd_principal_t who;
+    memset(&who, 0, sizeof(who));
     audit_begin(req, r, &params, &audit);
     params.p.audit = r->worker ? &audit : NULL;
     if (r->role != UPD_ROLE_NONE) {
@@ -460,22 +600,29 @@ upd_control_on_req(void *app, h2o_req_t *req)
         memcpy(audit.key, who.key_id, sizeof(audit.key));
         if (err != 0) {
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, H2O_STRLIT("Bearer"));
-            upd_log_info("%s: refused: missing or invalid API key", upd_http_request_id(req));
-            upd_reason_set(&reason, UPD_EAUTH, "unauthorized", "missing or invalid API key (Authorization: Bearer KEY)");
+            const char *why = err == UPD_EAUTH && who.refusal != NULL ? who.refusal : "unauthorized";
+            upd_log_info("%s: refused: %s API key %s", upd_http_request_id(req), why, who.key_id);
+            if (strcmp(why, "revoked") == 0)
+                upd_reason_set(&reason, UPD_EAUTH, why, "the API key %s was revoked", who.key_id);
+            else if (strcmp(why, "expired") == 0)
+                upd_reason_set(&reason, UPD_EAUTH, why, "the API key %s has expired", who.key_id);
+            else
+                upd_reason_set(&reason, UPD_EAUTH, why, "missing or invalid API key (Authorization: Bearer KEY)");
             upd_jobs_refuse(c, req, &audit, true, UPD_EAUTH, &reason);
             return 0;
         }
         snprintf(audit.member, sizeof(audit.member), "%s", who.member);
         params.p.who = &who;
         params.p.role = who.role;
-        if (who.role == UPD_ROLE_NONE && params.p.app != NULL) {
+        if (r->role == UPD_ROLE_ANY_KEY) {
+            /* any valid key: what the call may do is its own check */
+        } else if (who.role == UPD_ROLE_NONE && params.p.app != NULL) {
             /* another app's resources look like no app at all to a key without scope there */
             upd_log_info("%s: refused: key %s has no scope on app %s", upd_http_request_id(req), who.key_id, params.p.app);
             upd_reason_set(&reason, UPD_ENOTFOUND, "not_found", "unknown app");
             upd_jobs_refuse(c, req, &audit, true, UPD_ENOTFOUND, &reason);
             return 0;
-        }
-        if (who.role < r->role) {
+        } else if (who.role < r->role) {
             upd_log_info("%s: refused: key %s has %s, %s needs %s", upd_http_request_id(req), who.key_id, upd_role_name(who.role),
                          audit.action, upd_role_name(r->role));
             if (params.p.app != NULL)
@@ -508,7 +655,13 @@ upd_control_on_req(void *app, h2o_req_t *req)
     json_decref(body);
     if (err != 0) {
         json_decref(out);
-        send_error(req, err, &reason);
+        if (err == UPD_EFORBIDDEN) {
+            /* a read the key may not make (another member's record): a refusal of the key, recorded */
+            upd_log_info("%s: refused: key %s: %s", upd_http_request_id(req), who.key_id, reason.message);
+            upd_jobs_refuse(c, req, &audit, true, err, &reason);
+        } else {
+            send_error(req, err, &reason);
+        }
         return 0;
     }
     send_json(req, r->success, out);

@@ -33,6 +33,8 @@ typedef struct st_upd_control_t {
     upd_workers_t *workers;
     /* the audit trail's export to object storage, on threads of its own */
     upd_audit_export_t *audit_export;
+    /* the API keys' last uses, noted on the loop and written by a thread of their own (control/keys.h); NULL: none */
+    struct st_upd_key_uses_t *key_uses;
 } upd_control_t;
 
 #endif

@@ -16,8 +16,9 @@ typedef struct {
     upd_control_t *c;
     upd_call_fn fn; /* NULL: a refusal (err, reason) to record and answer */
     int success;
-    char app[UPD_ID_MAX + 1], channel[UPD_ID_MAX + 1], version[UPD_VERSION_MAX + 1];
-    bool has_app, has_channel, has_version;
+    char app[UPD_ID_MAX + 1], channel[UPD_ID_MAX + 1], version[UPD_VERSION_MAX + 1], id[UPD_ID_MAX + 1];
+    char query[UPD_CALL_QUERY_MAX + 1];
+    bool has_app, has_channel, has_version, has_id, has_query;
     upd_role_t role;
     upd_principal_t who;
     bool has_who;
@@ -35,9 +36,14 @@ run_call(void *arg, upd_job_answer_t *answer)
     call_t *call = arg;
     json_t *out = NULL;
     upd_reason_t reason = {"", ""};
-    upd_call_params_t p = {call->has_app ? call->app : NULL, call->has_channel ? call->channel : NULL,
-                           call->has_version ? call->version : NULL, call->role, call->has_who ? &call->who : NULL,
-                           &call->audit, NULL, 0};
+    upd_call_params_t p = {.app = call->has_app ? call->app : NULL,
+                           .channel = call->has_channel ? call->channel : NULL,
+                           .version = call->has_version ? call->version : NULL,
+                           .id = call->has_id ? call->id : NULL,
+                           .query = call->has_query ? call->query : NULL,
+                           .role = call->role,
+                           .who = call->has_who ? &call->who : NULL,
+                           .audit = &call->audit};
     int err;
     if (call->fn != NULL) {
         call->audit.status = call->success;
@@ -49,8 +55,10 @@ run_call(void *arg, upd_job_answer_t *answer)
     if (err != 0) {
         json_decref(out);
         upd_http_error_t e = upd_http_error_of(err, &reason);
-        /* a change that failed left nothing, its record included: the failure is recorded on its own */
-        upd_audit_record(call->c->store, &call->audit, call->fn == NULL && call->denied ? "denied" : "failed", e.status, e.code);
+        /* a change that failed left nothing, its record included: the failure is recorded on its own; a call that
+         * found the key may not do this (403) is the key's refusal, as the router's are */
+        bool denied = call->fn == NULL ? call->denied : err == UPD_EFORBIDDEN;
+        upd_audit_record(call->c->store, &call->audit, denied ? "denied" : "failed", e.status, e.code);
         answer->status = e.status;
         out = upd_api_error(e.code, "%s", e.message);
     } else {
@@ -136,6 +144,8 @@ upd_jobs_submit(upd_control_t *c, h2o_req_t *req, upd_call_fn fn, const upd_call
     call->has_app = copy(call->app, sizeof(call->app), p->app);
     call->has_channel = copy(call->channel, sizeof(call->channel), p->channel);
     call->has_version = copy(call->version, sizeof(call->version), p->version);
+    call->has_id = copy(call->id, sizeof(call->id), p->id);
+    call->has_query = copy(call->query, sizeof(call->query), p->query);
     call->role = p->role;
     if ((call->has_who = p->who != NULL))
         call->who = *p->who;

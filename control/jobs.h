@@ -20,13 +20,15 @@
  * the call applies (control/keys.h: on app, or account-wide), and its audit context, whose target and detail the work
  * fills and whose record the work appends to its write transaction (control/audit.h).
  */
+#define UPD_CALL_QUERY_MAX 512 /* a longer query string is refused (400) */
+
 typedef struct st_upd_call_params_t {
     const char *app, *channel, *version;
+    const char *id;    /* the path's {member} or {key}; NULL when it has none */
+    const char *query; /* the request's query string (after '?'), NULL when none */
     upd_role_t role;
     const upd_principal_t *who; /* NULL on routes without a key */
     upd_audit_ctx_t *audit;     /* NULL on routes that change nothing */
-    const char *query;          /* the request's query string without '?' (routes on the loop only; NULL for none) */
-    size_t query_len;
 } upd_call_params_t;
 
 /**
@@ -44,10 +46,11 @@ typedef int (*upd_call_fn)(upd_control_t *c, const upd_call_params_t *p, json_t 
 void upd_jobs_submit(upd_control_t *c, h2o_req_t *req, upd_call_fn fn, const upd_call_params_t *p, json_t *body, int success);
 
 /**
- * Answers a refusal found on the loop (401, 403, a malformed body of a state-changing call) once its audit record is
- * written on a worker: no refusal goes unrecorded. denied: the key's refusal (outcome "denied"), else "failed". audit is
- * copied (its detail taken). A full queue is answered 503 busy
- * at once, as upd_jobs_submit() does, and logged.
+ * Answers a refusal found on the loop (401, 403, a malformed body of a state-changing call, a read refused to its key)
+ * once its audit record is written on a worker: no refusal goes unrecorded. denied: the key's refusal (outcome
+ * "denied"), else "failed". audit is copied (its detail taken). A full queue is answered 503 busy at once, as
+ * upd_jobs_submit() does, and logged. A call run by upd_jobs_submit() that refuses with UPD_EFORBIDDEN is recorded
+ * "denied" too.
  */
 void upd_jobs_refuse(upd_control_t *c, h2o_req_t *req, upd_audit_ctx_t *audit, bool denied, int err, const upd_reason_t *reason);
 

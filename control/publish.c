@@ -329,6 +329,203 @@ check_newer(upd_store_txn_t *txn, const upd_release_t *rel, upd_channel_t *ch, u
     return 0;
 }
 
+/* A version is registered once: as a release or as a draft, never both. @return 0 or UPD_EEXIST "exists" */
+static int
+check_unregistered(upd_store_txn_t *txn, const char *app, const char *version, upd_reason_t *reason)
+{
+    upd_release_t existing = {0};
+    const char *json;
+    size_t len;
+    if (upd_store_release_get(txn, app, version, &existing) == 0) {
+        upd_release_dispose(&existing);
+        return upd_reason_set(reason, UPD_EEXIST, "exists", "version %s of %s is already registered", version, app);
+    }
+    if (upd_store_draft_get(txn, app, version, &json, &len) == 0)
+        return upd_reason_set(reason, UPD_EEXIST, "exists", "version %s of %s is already registered as a draft", version, app);
+    return 0;
+}
+
+/* A .nupkg name is one version's (Squirrel.Windows asks for it without a version): a draft is held to it too, so that
+ * publishing it later does not fail on it. @return 0 or UPD_ECONFLICT "conflict" */
+static int
+check_nupkgs(upd_store_txn_t *txn, const upd_release_t *rel, upd_reason_t *reason)
+{
+    for (size_t i = 0; i < rel->nfiles; ++i) {
+        const upd_file_t *f = &rel->files[i];
+        char version[UPD_VERSION_MAX + 1];
+        if ((f->kind == UPD_KIND_NUPKG_FULL || f->kind == UPD_KIND_NUPKG_DELTA) &&
+            upd_store_nupkg_version(txn, rel->app, f->name, strlen(f->name), version) == 0 && strcmp(version, rel->version) != 0)
+            return upd_reason_set(reason, UPD_ECONFLICT, "conflict", "%s is already a package of release %s", f->name, version);
+    }
+    return 0;
+}
+
+/* A release or a draft as the API shows it: every field, stored or not, and whether it is a draft. */
+static json_t *
+release_view(const upd_release_t *rel, bool draft)
+{
+    json_t *j = upd_release_to_json(rel);
+    if (j == NULL)
+        return NULL;
+    if (json_object_get(j, "notes") == NULL)
+        json_object_set_new(j, "notes", json_null());
+    if (json_object_get(j, "pulled") == NULL)
+        json_object_set_new(j, "pulled", json_false());
+    if (json_object_get(j, "pulled_at") == NULL)
+        json_object_set_new(j, "pulled_at", json_null());
+    if (json_object_get(j, "pull_reason") == NULL)
+        json_object_set_new(j, "pull_reason", json_null());
+    json_object_set_new(j, "draft", json_boolean(draft));
+    return j;
+}
+
+/*
+ * Offers a release on its channel, in txn (a write transaction, ended here either way): the release stored, the
+ * channel moved to it (stable at 100%, else a rollout with a fresh seed), its feeds rendered, the audit record appended,
+ * committed, then propagated. A draft being published is deleted in the same transaction. *out as the one-call form.
+ */
+static int
+offer(upd_control_t *c, upd_store_txn_t *txn, upd_audit_ctx_t *audit, upd_release_t *rel, uint32_t bp, bool from_draft,
+      json_t *backends, json_t **out, upd_reason_t *reason)
+{
+    const char *app = rel->app;
+    int err;
+    upd_channel_t ch;
+    if ((err = check_newer(txn, rel, &ch, reason)) != 0)
+        goto Exit;
+    if ((err = upd_store_release_put(txn, rel)) != 0) {
+        if (err == UPD_EEXIST)
+            upd_reason_set(reason, err, "exists", "version %s of %s is already registered", rel->version, app);
+        else if (err == UPD_ECONFLICT)
+            upd_reason_set(reason, err, "conflict", "a .nupkg of release %s has the name of another version's package",
+                           rel->version);
+        else
+            err = store_fail(reason, err);
+        goto Exit;
+    }
+    if (from_draft && (err = upd_store_draft_del(txn, app, rel->version)) != 0) {
+        err = store_fail(reason, err);
+        goto Exit;
+    }
+    /* a new release supersedes any rollout in progress; the countries of the old one are not carried over */
+    ch.rollout.countries = NULL;
+    ch.rollout.ncountries = 0;
+    ch.rollout.paused = false;
+    if (bp == UPD_ROLLOUT_BASIS_POINTS) {
+        strcpy(ch.stable, rel->version);
+        ch.rollout_version[0] = '\0';
+        ch.rollout.percent_bp = 0;
+        ch.rollout.seed = 0;
+    } else {
+        strcpy(ch.rollout_version, rel->version);
+        ch.rollout.percent_bp = bp;
+        /* a fresh seed per rollout, so the same clients are not always first */
+        if (RAND_bytes((unsigned char *)&ch.rollout.seed, sizeof(ch.rollout.seed)) != 1) {
+            err = fail(reason, UPD_EIO, "entropy", "no random bytes for the rollout seed");
+            goto Exit;
+        }
+    }
+    ++ch.generation;
+    if ((err = render_release(c, txn, rel, &ch)) != 0 || (err = upd_store_channel_put(txn, app, rel->channel, &ch)) != 0) {
+        err = store_fail(reason, err);
+        goto Exit;
+    }
+    json_t *chj;
+    upd_audit_detail(audit, "percent", json_real(bp / 100.0));
+    upd_audit_detail(audit, "files", json_integer((json_int_t)rel->nfiles));
+    snprintf(audit->version, sizeof(audit->version), "%s", rel->version);
+    err = commit_with_channel(txn, audit, app, rel->channel, &chj);
+    txn = NULL;
+    if (err != 0) {
+        err = store_fail(reason, err);
+        goto Exit;
+    }
+    upd_log_info("release %s %s %s on %s at %u.%02u%%", app, rel->version, from_draft ? "published" : "registered", rel->channel,
+                 bp / 100, bp % 100);
+    *out = json_pack("{s:o, s:o, s:o}", "release", release_view(rel, false), "channel", chj, "backends",
+                     backends != NULL ? json_incref(backends) : json_object());
+    const char *versions[] = {rel->version};
+    attach_propagation(c, *out, app, rel->channel, versions, 1);
+    err = 0;
+Exit:
+    if (txn != NULL)
+        upd_store_txn_end(txn);
+    return err;
+}
+
+/* A release without a channel: checked and mirrored as any, then kept in drafts, offered to nobody. */
+static int
+register_draft(upd_control_t *c, upd_audit_ctx_t *audit, upd_release_t *rel, json_t *body, json_t **out, upd_reason_t *reason)
+{
+    const char *app = rel->app;
+    upd_store_txn_t *txn = NULL;
+    json_t *backends = NULL, *rec = NULL;
+    char *text = NULL;
+    int err;
+    snprintf(audit->action, sizeof(audit->action), "release.draft");
+    audit->channel[0] = '\0';
+    json_t *rollout = json_object_get(body, "rollout");
+    if (rollout != NULL && !json_is_null(rollout))
+        return fail(reason, UPD_EINVAL, "invalid",
+                    "rollout: a draft has no rollout; give it when publishing (POST /v1/apps/APP/releases/VERSION/publish)");
+    /* refused before any file is hashed when it would be refused anyway; checked again in the write transaction */
+    if ((err = upd_store_read_begin(c->store, &txn)) != 0)
+        return store_fail(reason, err);
+    const char *app_json;
+    size_t app_len;
+    if (upd_store_app_get(txn, app, &app_json, &app_len) != 0)
+        err = fail(reason, UPD_ENOTFOUND, "not_found", "unknown app");
+    else if ((err = check_unregistered(txn, app, rel->version, reason)) == 0)
+        err = check_nupkgs(txn, rel, reason);
+    upd_store_txn_end(txn);
+    txn = NULL;
+    if (err != 0)
+        return err;
+    if ((err = upd_mirror_release(c, rel, &backends, reason)) != 0)
+        return err;
+
+    if ((err = upd_store_write_begin(c->store, &txn)) != 0) {
+        err = store_fail(reason, err);
+        goto Exit;
+    }
+    if ((err = check_unregistered(txn, app, rel->version, reason)) != 0 || (err = check_nupkgs(txn, rel, reason)) != 0)
+        goto Exit;
+    /* the draft's record: the release as it will be stored, and what its registration put on which backend */
+    if ((rec = upd_release_to_json(rel)) == NULL || json_object_set(rec, "backends", backends) != 0 ||
+        (text = json_dumps(rec, JSON_COMPACT)) == NULL) {
+        err = fail(reason, UPD_ENOMEM, "internal", "out of memory");
+        goto Exit;
+    }
+    if ((err = upd_store_draft_put(txn, app, rel->version, text)) != 0) {
+        if (err == UPD_EEXIST)
+            upd_reason_set(reason, err, "exists", "version %s of %s is already registered as a draft", rel->version, app);
+        else
+            err = store_fail(reason, err);
+        goto Exit;
+    }
+    snprintf(audit->app, sizeof(audit->app), "%s", app);
+    upd_audit_detail(audit, "files", json_integer((json_int_t)rel->nfiles));
+    if ((err = upd_audit_append(txn, audit)) != 0) {
+        err = store_fail(reason, err);
+        goto Exit;
+    }
+    err = upd_store_commit(txn);
+    txn = NULL;
+    if (err != 0) {
+        err = store_fail(reason, err);
+        goto Exit;
+    }
+    upd_log_info("release %s %s registered as a draft", app, rel->version);
+    *out = json_pack("{s:o, s:O}", "release", release_view(rel, true), "backends", backends);
+Exit:
+    if (txn != NULL)
+        upd_store_txn_end(txn);
+    free(text);
+    json_decref(rec);
+    json_decref(backends);
+    return err;
+}
+
 int
 upd_publish_release(upd_control_t *c, upd_audit_ctx_t *audit, const char *app, json_t *body, json_t **out, upd_reason_t *reason)
 {
@@ -344,6 +541,11 @@ upd_publish_release(upd_control_t *c, upd_audit_ctx_t *audit, const char *app, j
         return fail(reason, UPD_EINVAL, "invalid", errbuf);
     snprintf(audit->version, sizeof(audit->version), "%s", rel.version);
     snprintf(audit->channel, sizeof(audit->channel), "%s", rel.channel);
+    if (rel.channel[0] == '\0') {
+        err = register_draft(c, audit, &rel, body, out, reason);
+        upd_release_dispose(&rel);
+        return err;
+    }
     json_t *rollout = json_object_get(body, "rollout");
     if (rollout != NULL && !json_is_null(rollout)) {
         json_t *p = json_object_get(rollout, "percent");
@@ -370,14 +572,8 @@ upd_publish_release(upd_control_t *c, upd_audit_ctx_t *audit, const char *app, j
      * write transaction checks again: another registration may land in between.
      */
     upd_channel_t ch_before;
-    upd_release_t existing = {0};
-    if ((err = check_newer(txn, &rel, &ch_before, reason)) != 0)
+    if ((err = check_newer(txn, &rel, &ch_before, reason)) != 0 || (err = check_unregistered(txn, app, rel.version, reason)) != 0)
         goto Exit;
-    if (upd_store_release_get(txn, app, rel.version, &existing) == 0) {
-        upd_release_dispose(&existing);
-        err = upd_reason_set(reason, UPD_EEXIST, "exists", "version %s of %s is already registered", rel.version, app);
-        goto Exit;
-    }
     upd_store_txn_end(txn);
     txn = NULL;
     /* staged files hashed and checked, then put on (or checked against) every backend: before any state changes */
@@ -388,60 +584,210 @@ upd_publish_release(upd_control_t *c, upd_audit_ctx_t *audit, const char *app, j
         err = store_fail(reason, err);
         goto Exit;
     }
-    upd_channel_t ch;
-    if ((err = check_newer(txn, &rel, &ch, reason)) != 0)
+    if ((err = check_unregistered(txn, app, rel.version, reason)) != 0)
         goto Exit;
-    if ((err = upd_store_release_put(txn, &rel)) != 0) {
-        if (err == UPD_EEXIST)
-            upd_reason_set(reason, err, "exists", "version %s of %s is already registered", rel.version, app);
-        else if (err == UPD_ECONFLICT)
-            upd_reason_set(reason, err, "conflict", "a .nupkg of release %s has the name of another version's package",
-                           rel.version);
-        else
-            err = store_fail(reason, err);
-        goto Exit;
-    }
-    /* a new release supersedes any rollout in progress; the countries of the old one are not carried over */
-    ch.rollout.countries = NULL;
-    ch.rollout.ncountries = 0;
-    ch.rollout.paused = false;
-    if (bp == UPD_ROLLOUT_BASIS_POINTS) {
-        strcpy(ch.stable, rel.version);
-        ch.rollout_version[0] = '\0';
-        ch.rollout.percent_bp = 0;
-        ch.rollout.seed = 0;
-    } else {
-        strcpy(ch.rollout_version, rel.version);
-        ch.rollout.percent_bp = bp;
-        /* a fresh seed per rollout, so the same clients are not always first */
-        if (RAND_bytes((unsigned char *)&ch.rollout.seed, sizeof(ch.rollout.seed)) != 1) {
-            err = fail(reason, UPD_EIO, "entropy", "no random bytes for the rollout seed");
-            goto Exit;
-        }
-    }
-    ++ch.generation;
-    if ((err = render_release(c, txn, &rel, &ch)) != 0 || (err = upd_store_channel_put(txn, app, rel.channel, &ch)) != 0) {
-        err = store_fail(reason, err);
-        goto Exit;
-    }
-    json_t *chj;
-    upd_audit_detail(audit, "percent", json_real(bp / 100.0));
-    upd_audit_detail(audit, "files", json_integer((json_int_t)rel.nfiles));
-    err = commit_with_channel(txn, audit, app, rel.channel, &chj);
+    err = offer(c, txn, audit, &rel, bp, false, backends, out, reason);
     txn = NULL;
-    if (err != 0) {
-        err = store_fail(reason, err);
-        goto Exit;
-    }
-    upd_log_info("release %s %s registered on %s at %u.%02u%%", app, rel.version, rel.channel, bp / 100, bp % 100);
-    *out = json_pack("{s:o, s:o, s:O}", "release", upd_release_to_json(&rel), "channel", chj, "backends", backends);
-    const char *versions[] = {rel.version};
-    attach_propagation(c, *out, app, rel.channel, versions, 1);
-    err = 0;
 Exit:
     if (txn != NULL)
         upd_store_txn_end(txn);
     json_decref(backends);
+    upd_release_dispose(&rel);
+    return err;
+}
+
+/* ---- drafts ---- */
+
+/* Reads a draft's record: the release and the backends its registration reported. @return 0, UPD_ENOTFOUND, UPD_ESTORE
+ * (a record that does not read back) */
+static int
+draft_get(upd_store_txn_t *txn, const char *app, const char *version, upd_release_t *rel, json_t **backends)
+{
+    const char *text;
+    size_t len;
+    int err = upd_store_draft_get(txn, app, version, &text, &len);
+    if (err != 0)
+        return err;
+    json_t *rec = json_loadb(text, len, 0, NULL);
+    err = rec != NULL && upd_release_from_json(rec, rel) == 0 ? 0 : UPD_ESTORE;
+    if (err == 0 && backends != NULL) {
+        json_t *b = json_object_get(rec, "backends");
+        *backends = json_is_object(b) ? json_incref(b) : json_object();
+    }
+    json_decref(rec);
+    if (err != 0)
+        upd_log_error("store: the draft %s %s does not read back as a release", app, version);
+    return err;
+}
+
+int
+upd_publish_draft(upd_control_t *c, upd_audit_ctx_t *audit, const char *app, const char *version, json_t *body, json_t **out,
+                  upd_reason_t *reason)
+{
+    const char *k, *channel = NULL;
+    json_t *v;
+    uint32_t bp = UPD_ROLLOUT_BASIS_POINTS;
+    *out = NULL;
+    snprintf(audit->app, sizeof(audit->app), "%s", app);
+    snprintf(audit->version, sizeof(audit->version), "%s", version);
+    json_object_foreach(body, k, v)
+    {
+        if (strcmp(k, "channel") == 0) {
+            channel = json_string_value(v);
+            if (channel == NULL || json_string_length(v) != strlen(channel) || !upd_id_is_channel(channel, strlen(channel)))
+                return fail(reason, UPD_EINVAL, "invalid", "channel: expected [a-z0-9][a-z0-9-]{0,62}");
+        } else if (strcmp(k, "rollout") == 0) {
+            json_t *p = json_object_get(v, "percent");
+            if (!json_is_null(v) && (!json_is_object(v) || (p != NULL && percent_to_bp(p, &bp) != 0)))
+                return fail(reason, UPD_EINVAL, "invalid",
+                            "rollout.percent: expected a number from 0 to 100 with at most two decimals");
+        } else {
+            return upd_reason_set(reason, UPD_EINVAL, "invalid", "%s: unknown field (channel, rollout)", k);
+        }
+    }
+    if (channel == NULL)
+        return fail(reason, UPD_EINVAL, "invalid", "channel: required, the channel to publish the draft to");
+    snprintf(audit->channel, sizeof(audit->channel), "%s", channel);
+
+    upd_store_txn_t *txn;
+    upd_release_t rel = {0};
+    json_t *backends = NULL;
+    int err = upd_store_write_begin(c->store, &txn);
+    if (err != 0)
+        return store_fail(reason, err);
+    const char *app_json;
+    size_t app_len;
+    if (upd_store_app_get(txn, app, &app_json, &app_len) != 0) {
+        err = fail(reason, UPD_ENOTFOUND, "not_found", "unknown app");
+        goto Exit;
+    }
+    if ((err = draft_get(txn, app, version, &rel, &backends)) != 0) {
+        if (err == UPD_ENOTFOUND) {
+            upd_release_t existing = {0};
+            if (upd_store_release_get(txn, app, version, &existing) == 0)
+                err = upd_reason_set(reason, UPD_EEXIST, "exists", "version %s of %s is already published (on %s)", version, app,
+                                     existing.channel);
+            else
+                upd_reason_set(reason, err, "not_found", "%s has no draft %s", app, version);
+            upd_release_dispose(&existing);
+        } else {
+            err = store_fail(reason, err);
+        }
+        goto Exit;
+    }
+    snprintf(rel.channel, sizeof(rel.channel), "%s", channel);
+    /* its date is the day it is offered */
+    upd_release_format_time((int64_t)time(NULL), rel.pub_date);
+    err = offer(c, txn, audit, &rel, bp, true, backends, out, reason);
+    txn = NULL;
+Exit:
+    if (txn != NULL)
+        upd_store_txn_end(txn);
+    json_decref(backends);
+    upd_release_dispose(&rel);
+    return err;
+}
+
+/* ---- reading releases ---- */
+
+static int
+app_exists(upd_store_txn_t *txn, const char *app)
+{
+    const char *json;
+    size_t len;
+    return upd_store_app_get(txn, app, &json, &len);
+}
+
+static int
+collect_view(const upd_release_t *rel, void *arg)
+{
+    json_t *j = release_view(rel, false);
+    if (j != NULL)
+        json_array_append_new(arg, j);
+    return 0;
+}
+
+static int
+collect_draft(const char *version, const char *text, size_t len, void *arg)
+{
+    json_t *rec = json_loadb(text, len, 0, NULL);
+    upd_release_t rel;
+    if (rec != NULL && upd_release_from_json(rec, &rel) == 0) {
+        json_t *j = release_view(&rel, true);
+        if (j != NULL)
+            json_array_append_new(arg, j);
+        upd_release_dispose(&rel);
+    } else {
+        upd_log_error("store: the draft %s does not read back as a release: left out", version);
+    }
+    json_decref(rec);
+    return 0;
+}
+
+/* Sorts an array of releases newest first, by SemVer precedence. */
+static void
+sort_newest_first(json_t *a)
+{
+    size_t n = json_array_size(a);
+    json_t **items = calloc(n + 1, sizeof(*items));
+    if (items == NULL)
+        abort();
+    for (size_t i = 0; i < n; ++i)
+        items[i] = json_incref(json_array_get(a, i));
+    qsort(items, n, sizeof(*items), cmp_release_desc);
+    json_array_clear(a);
+    for (size_t i = 0; i < n; ++i)
+        json_array_append_new(a, items[i]);
+    free(items);
+}
+
+int
+upd_publish_release_list(upd_control_t *c, const char *app, json_t **out, upd_reason_t *reason)
+{
+    upd_store_txn_t *txn;
+    *out = NULL;
+    int err = upd_store_read_begin(c->store, &txn);
+    if (err != 0)
+        return store_fail(reason, err);
+    json_t *releases = json_array(), *drafts = json_array();
+    if (app_exists(txn, app) != 0)
+        err = fail(reason, UPD_ENOTFOUND, "not_found", "unknown app");
+    else if ((err = upd_store_release_list(txn, app, collect_view, releases)) != 0 ||
+             (err = upd_store_draft_list(txn, app, collect_draft, drafts)) != 0)
+        err = store_fail(reason, err);
+    upd_store_txn_end(txn);
+    if (err != 0) {
+        json_decref(releases);
+        json_decref(drafts);
+        return err;
+    }
+    sort_newest_first(releases);
+    sort_newest_first(drafts);
+    *out = json_pack("{s:o, s:o}", "releases", releases, "drafts", drafts);
+    return 0;
+}
+
+int
+upd_publish_release_show(upd_control_t *c, const char *app, const char *version, json_t **out, upd_reason_t *reason)
+{
+    upd_store_txn_t *txn;
+    upd_release_t rel = {0};
+    *out = NULL;
+    int err = upd_store_read_begin(c->store, &txn);
+    if (err != 0)
+        return store_fail(reason, err);
+    if (app_exists(txn, app) != 0) {
+        err = fail(reason, UPD_ENOTFOUND, "not_found", "unknown app");
+    } else if ((err = upd_store_release_get(txn, app, version, &rel)) == 0) {
+        *out = release_view(&rel, false);
+    } else if (err == UPD_ENOTFOUND && (err = draft_get(txn, app, version, &rel, NULL)) == 0) {
+        *out = release_view(&rel, true);
+    } else if (err == UPD_ENOTFOUND) {
+        upd_reason_set(reason, err, "not_found", "%s has no release or draft %s", app, version);
+    } else {
+        err = store_fail(reason, err);
+    }
+    upd_store_txn_end(txn);
     upd_release_dispose(&rel);
     return err;
 }

@@ -30,13 +30,48 @@
  * Registers a release (POST /v1/apps/APP/releases): body as upd_release_from_request() reads it, with an optional
  * "rollout":{"percent"} (100 when absent: the release becomes stable at once). Its files are checked and put on object
  * storage first (upd_mirror_release()), before any state changes.
- * @param[out] out  {"release","channel","backends","propagation"}
+ *
+ * Without "channel" (absent or null) the release is a draft: checked and mirrored alike, then stored in the drafts
+ * sub-database only, offered to nobody and left out of the app's published state, until upd_publish_draft(). Its
+ * record there is the release as upd_release_to_json() writes it ("channel" null) with "backends", what its
+ * registration reported. Its audit record's action is then "release.draft" (audit->action is set here). A draft has
+ * no rollout (UPD_EINVAL when the body gives one). Who may register which of the two is the caller's concern.
+ * @param[out] out  {"release","channel","backends","propagation"}; a draft: {"release","backends"}. "release" as
+ *                  upd_publish_release_show() shows it ("draft" true or false)
  * @return 0; UPD_EINVAL; UPD_ENOTFOUND "not_found" (unknown app); UPD_ECONFLICT "not_newer" (not newer than the
  *         channel's newest), "conflict" (a .nupkg has another version's package name); UPD_EEXIST "exists" (already
- *         registered); whatever upd_mirror_release() refuses with; UPD_EIO "entropy" (no random bytes for the rollout
- *         seed); UPD_ESTORE
+ *         registered, as a release or as a draft); whatever upd_mirror_release() refuses with; UPD_EIO "entropy" (no
+ *         random bytes for the rollout seed); UPD_ESTORE
  */
-int upd_publish_release(upd_control_t *c, upd_audit_ctx_t *audit, const char *app, json_t *body, json_t **out, upd_reason_t *reason);
+int upd_publish_release(upd_control_t *c, upd_audit_ctx_t *audit, const char *app, json_t *body, json_t **out,
+                        upd_reason_t *reason);
+
+/**
+ * Publishes a draft (POST /v1/apps/APP/releases/VERSION/publish, body {"channel","rollout"?:{"percent"}}) exactly as the
+ * one-call form of upd_publish_release() registers a release on a channel: the release stored (its pub_date the time of
+ * publishing), the channel moved, its feeds rendered, the audit record appended and the draft deleted, all in one write
+ * transaction, then propagated. Its files are not checked again: they were when the draft was registered.
+ * @param version   a valid SemVer (the caller checked it)
+ * @param[out] out  {"release","channel","backends" (the draft's registration's),"propagation"}
+ * @return 0; UPD_EINVAL (body); UPD_ENOTFOUND (app, or no such draft); UPD_ECONFLICT "not_newer", "conflict"; UPD_EEXIST
+ *         "exists" (the version is a published release already); UPD_EIO "entropy"; UPD_ESTORE
+ */
+int upd_publish_draft(upd_control_t *c, upd_audit_ctx_t *audit, const char *app, const char *version, json_t *body, json_t **out,
+                      upd_reason_t *reason);
+
+/**
+ * Lists an app's releases (GET /v1/apps/APP/releases): {"releases":[...],"drafts":[...]}, each newest first, each as
+ * upd_publish_release_show() shows one.
+ * @return 0; UPD_ENOTFOUND (no such app); UPD_ESTORE
+ */
+int upd_publish_release_list(upd_control_t *c, const char *app, json_t **out, upd_reason_t *reason);
+
+/**
+ * Reads one release or draft (GET /v1/apps/APP/releases/VERSION): its stored fields, every optional one present (notes,
+ * pulled, pulled_at, pull_reason: null or false when unset) and "draft" true or false ("channel" null for a draft).
+ * @return 0; UPD_ENOTFOUND (app, or neither a release nor a draft of that version); UPD_ESTORE
+ */
+int upd_publish_release_show(upd_control_t *c, const char *app, const char *version, json_t **out, upd_reason_t *reason);
 
 /**
  * Changes a channel's rollout (PUT /v1/apps/APP/channels/CHANNEL/rollout), body {"percent","paused","countries",

@@ -220,7 +220,7 @@ upd_release_from_request(const char *app, json_t *body, int64_t now, upd_release
     memcpy(out->version, s, len + 1);
 
     if ((v = json_object_get(body, "channel")) == NULL || json_is_null(v)) {
-        strcpy(out->channel, "latest");
+        out->channel[0] = '\0'; /* a draft: published to a channel later */
     } else if ((s = string_of(v, UPD_ID_MAX, &len)) != NULL && upd_id_is_channel(s, len)) {
         memcpy(out->channel, s, len + 1);
     } else {
@@ -372,7 +372,8 @@ upd_release_to_json(const upd_release_t *rel)
             goto Error;
         }
     }
-    root = json_pack("{s:s, s:s, s:s, s:s, s:o}", "app", rel->app, "channel", rel->channel, "version", rel->version, "pub_date",
+    root = json_pack("{s:s, s:o, s:s, s:s, s:o}", "app", rel->app, "channel",
+                     rel->channel[0] != '\0' ? json_string(rel->channel) : json_null(), "version", rel->version, "pub_date",
                      rel->pub_date, "files", files);
     files = NULL; /* "o" stole the reference, even when json_pack failed */
     if (root == NULL || (rel->notes != NULL && json_object_set_new(root, "notes", json_string(rel->notes)) != 0))
@@ -420,8 +421,10 @@ upd_release_from_json(json_t *json, upd_release_t *out)
     json_t *v, *files;
 
     memset(out, 0, sizeof(*out));
+    /* a draft's channel is null */
+    json_t *channel = json_object_get(json, "channel");
     if (!json_is_object(json) || copy_string(json, "app", out->app, sizeof(out->app)) != 0 ||
-        copy_string(json, "channel", out->channel, sizeof(out->channel)) != 0 ||
+        (!json_is_null(channel) && copy_string(json, "channel", out->channel, sizeof(out->channel)) != 0) ||
         copy_string(json, "version", out->version, sizeof(out->version)) != 0 ||
         copy_string(json, "pub_date", out->pub_date, sizeof(out->pub_date)) != 0)
         goto Error;

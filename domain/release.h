@@ -78,7 +78,7 @@ typedef struct st_upd_file_t {
 
 typedef struct st_upd_release_t {
     char app[UPD_ID_MAX + 1];
-    char channel[UPD_ID_MAX + 1];
+    char channel[UPD_ID_MAX + 1]; /* "" for a draft: registered, its files checked, not yet published to a channel */
     char version[UPD_VERSION_MAX + 1];
     char *notes;     /* NULL when none; owned */
     char pub_date[32]; /* RFC 3339 UTC, "2026-11-29T01:52:31Z" */
@@ -119,7 +119,7 @@ void upd_release_dispose(upd_release_t *rel);
 
 /**
  * Builds a release from the control API's JSON body (PROTOCOLS.md "POST /v1/apps/APP/releases"):
- * version, channel (default "latest"), notes, files[] {name, platform, arch, size, sha512,
+ * version, channel (absent or null: none, a draft), notes, files[] {name, platform, arch, size, sha512,
  * signature?, kind?}. Validates every field; sha1 and blockmap_size are left empty (-1) for the
  * caller to fill from storage; pub_date is set from `now`.
  * @param[out] err  a message naming the field that was wrong (static or in errbuf), on error
@@ -132,7 +132,8 @@ void upd_release_format_time(int64_t t, char out[32]);
 
 /**
  * Serialises a release (every field) for storage, and reads it back. "pulled", "pulled_at" and "pull_reason" are
- * written only for a pulled release (records written before pulling existed read back as not pulled).
+ * written only for a pulled release (records written before pulling existed read back as not pulled); a draft's
+ * "channel" is null.
  * @return a new reference; NULL on allocation failure
  */
 json_t *upd_release_to_json(const upd_release_t *rel);

@@ -1,11 +1,14 @@
-/* updraft-control: the control plane (API keys, apps, releases, rollouts). */
+/* updraft-control: the control plane (members, API keys, apps, releases, drafts, rollouts). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <openssl/crypto.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include "control/api.h"
+#include "control/audit.h"
 #include "control/audit_export.h"
 #include "control/control.h"
 #include "control/keys.h"
@@ -24,6 +27,9 @@ static const upd_conf_decl_t control_decls[] = {
     /* the threads that run state changes off the event loop (server/workers.h) */
     {"workers.threads", UPD_CONF_UINT, offsetof(upd_conf_t, workers_threads), 1, 64, "4", NULL},
     {"workers.queue", UPD_CONF_UINT, offsetof(upd_conf_t, workers_queue), 1, 100000, "64", NULL},
+    /* API keys' last use, noted in memory on the loop, written by a thread of its own (control/keys.h) */
+    {"keys.last_used_interval_ms", UPD_CONF_UINT, offsetof(upd_conf_t, keys_last_used_interval_ms), 1000, 86400000, "60000", NULL},
+    {"keys.last_used_max", UPD_CONF_UINT, offsetof(upd_conf_t, keys_last_used_max), 16, 10000000, "10000", NULL},
     {"integrity.block_size", UPD_CONF_UINT, offsetof(upd_conf_t, block_size), UPD_BLOCK_SIZE_MIN, UPD_BLOCK_SIZE_MAX, "1048576", NULL},
     {"public_url", UPD_CONF_STRING, offsetof(upd_conf_t, public_url), 0, 0, "http://127.0.0.1:8080", "--public-url"},
     /* release propagation (control/propagate.h) */
@@ -53,48 +59,117 @@ static const upd_program_t control_program = {
     control_decls,
     UPD_CONF_COMMON_USAGE "  --public-url URL     prefix of artifact URLs in update feeds: the origin or CDN host\n"
                           "\nsubcommands:\n"
-                          "  keys create --role admin|release|build --name NAME   print a new API key (shown once)\n"
-                          "  audit verify                                          check the audit chain and its exported copies\n",
+                          "  keys create --role admin|release|build --name NAME [--member M] [--app APP] [--expires D]\n"
+                          "                       print a new API key (shown once); D: 90d, 12h, 30m or Unix seconds\n"
+                          "  audit verify         check the audit chain and its exported copies\n",
 };
 
-/* updraft-control [flags] keys create --role ROLE --name NAME */
+#define KEYS_CREATE_USAGE                                                                                                          \
+    "usage: updraft-control [--data DIR] keys create --role admin|release|build --name NAME [--member M] [--app APP]"              \
+    " [--expires 90d|12h|30m|UNIX_SECONDS]\n"
+
+/*
+ * updraft-control [flags] keys create --role ROLE --name NAME [--member M] [--app APP] [--expires D]: the host's
+ * bootstrap. The key and its audit record (actor: the host) land in one write transaction.
+ */
 static int
 keys_create(upd_conf_t *conf, int argc, char **argv)
 {
-    const char *role_s = NULL, *name = NULL;
+    const char *role_s = NULL, *name = NULL, *member = NULL, *app = "*", *expires_s = NULL;
     for (int i = 0; i < argc; ++i) {
         if (strcmp(argv[i], "--role") == 0 && i + 1 < argc)
             role_s = argv[++i];
         else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
             name = argv[++i];
+        else if (strcmp(argv[i], "--member") == 0 && i + 1 < argc)
+            member = argv[++i];
+        else if (strcmp(argv[i], "--app") == 0 && i + 1 < argc)
+            app = argv[++i];
+        else if (strcmp(argv[i], "--expires") == 0 && i + 1 < argc)
+            expires_s = argv[++i];
         else if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
             free(conf->data_dir);
             conf->data_dir = strdup(argv[++i]);
         } else {
-            fprintf(stderr, "updraft-control: keys create: unexpected %s\nusage: updraft-control [--data DIR] keys create --role "
-                            "admin|release|build --name NAME\n",
-                    argv[i]);
+            fprintf(stderr, "updraft-control: keys create: unexpected %s\n" KEYS_CREATE_USAGE, argv[i]);
             return 2;
         }
     }
     int role = role_s != NULL ? upd_role_parse(role_s) : -1;
-    if (role < 0 || name == NULL || name[0] == '\0' || strlen(name) > 64) {
-        fprintf(stderr, "updraft-control: keys create needs --role admin|release|build and --name NAME (1-64 bytes)\n");
+    if (role < 0 || name == NULL || name[0] == '\0' || strlen(name) > UPD_KEY_NAME_MAX) {
+        fprintf(stderr,
+                "updraft-control: keys create needs --role admin|release|build and --name NAME (1-64 bytes)\n" KEYS_CREATE_USAGE);
+        return 2;
+    }
+    if (member != NULL && !upd_id_is_app(member, strlen(member))) {
+        fprintf(stderr, "updraft-control: keys create: --member %s: expected a member id ([a-z0-9][a-z0-9-]{0,62})\n", member);
+        return 2;
+    }
+    if (strcmp(app, "*") != 0 && !upd_id_is_app(app, strlen(app))) {
+        fprintf(stderr, "updraft-control: keys create: --app %s: expected \"*\" or an app id ([a-z0-9][a-z0-9-]{0,62})\n", app);
+        return 2;
+    }
+    int64_t now = (int64_t)time(NULL), expires = 0;
+    if (expires_s != NULL && upd_keys_parse_expires(expires_s, now, &expires) != 0) {
+        fprintf(stderr,
+                "updraft-control: keys create: --expires %s: expected 90d, 12h, 30m (at most ten years) or Unix seconds "
+                "after now\n",
+                expires_s);
         return 2;
     }
     upd_store_t *store = NULL;
     if (upd_program_open_store(conf, &store) != 0)
         return 1;
-    char key[128];
-    int r = upd_keys_create(store, (upd_role_t)role, name, key, sizeof(key));
-    upd_store_close(store);
-    if (r != 0) {
-        fprintf(stderr, "updraft-control: keys create: %s\n", upd_strerror(r));
-        return 1;
+    char key[UPD_KEY_LEN + 1];
+    const char *data;
+    size_t len;
+    json_t *listing = NULL;
+    upd_audit_ctx_t audit = {.host = true};
+    upd_store_txn_t *txn;
+    int r = upd_store_write_begin(store, &txn), ret = 1;
+    if (r != 0)
+        goto Exit;
+    if (member != NULL && upd_store_member_get(txn, member, &data, &len) != 0) {
+        fprintf(stderr, "updraft-control: keys create: --member %s: no such member\n", member);
+        upd_store_txn_end(txn);
+        goto Exit;
     }
+    if (strcmp(app, "*") != 0 && upd_store_app_get(txn, app, &data, &len) != 0) {
+        fprintf(stderr, "updraft-control: keys create: --app %s: no such app\n", app);
+        upd_store_txn_end(txn);
+        goto Exit;
+    }
+    upd_key_spec_t spec = {name, member, app, (upd_role_t)role, expires};
+    if ((r = upd_keys_create(txn, &spec, now, key, sizeof(key), &listing)) != 0) {
+        upd_store_txn_end(txn);
+        goto Exit;
+    }
+    snprintf(audit.action, sizeof(audit.action), "key.create");
+    snprintf(audit.target_key, sizeof(audit.target_key), "%s", json_string_value(json_object_get(listing, "id")));
+    snprintf(audit.target_member, sizeof(audit.target_member), "%s", member != NULL ? member : "");
+    if (strcmp(app, "*") != 0)
+        snprintf(audit.app, sizeof(audit.app), "%s", app);
+    upd_audit_detail(&audit, "scope", json_pack("{s:s, s:s}", "app", app, "role", role_s));
+    upd_audit_detail(&audit, "name", json_string(name));
+    upd_audit_detail(&audit, "expires", expires != 0 ? json_integer((json_int_t)expires) : json_null());
+    if ((r = upd_audit_append(txn, &audit)) != 0) {
+        upd_store_txn_end(txn);
+        goto Exit;
+    }
+    if ((r = upd_store_commit(txn)) != 0)
+        goto Exit;
     printf("%s\n", key);
-    fprintf(stderr, "updraft-control: created %s key \"%s\"; it is shown only this once\n", role_s, name);
-    return 0;
+    fprintf(stderr, "updraft-control: created %s key %s \"%s\" on %s%s%s; it is shown only this once\n", role_s, audit.target_key,
+            name, app, member != NULL ? " for " : "", member != NULL ? member : "");
+    ret = 0;
+Exit:
+    if (r != 0)
+        fprintf(stderr, "updraft-control: keys create: %s\n", upd_strerror(r));
+    OPENSSL_cleanse(key, sizeof(key));
+    json_decref(listing);
+    upd_audit_ctx_dispose(&audit);
+    upd_store_close(store);
+    return ret;
 }
 
 /*
@@ -186,6 +261,12 @@ render_workers(void *arg, FILE *fp)
     upd_workers_render_metrics(arg, fp);
 }
 
+static void
+render_key_uses(void *arg, FILE *fp)
+{
+    upd_key_uses_render_metrics(arg, fp);
+}
+
 /* Before the listeners open: the workers (their answers come back through this loop) and the retry thread. */
 static int
 on_loop_start(void *app, h2o_context_t *ctx)
@@ -197,7 +278,7 @@ on_loop_start(void *app, h2o_context_t *ctx)
      * failures go to the retry thread.
      */
     upd_propagate_republish(c->propagate, c->store);
-    if (upd_propagate_start(c->propagate) != 0 || upd_workers_start(c->workers, ctx) != 0 ||
+    if (upd_propagate_start(c->propagate) != 0 || upd_key_uses_start(c->key_uses) != 0 || upd_workers_start(c->workers, ctx) != 0 ||
         upd_audit_export_start(c->audit_export) != 0)
         return -1;
     return 0;
@@ -210,6 +291,7 @@ on_loop_stop(void *app)
     upd_control_t *c = app;
     upd_workers_stop(c->workers);
     upd_propagate_stop(c->propagate);
+    upd_key_uses_stop(c->key_uses); /* the last uses noted are written */
     upd_audit_export_stop(c->audit_export); /* after the workers: their last records are in the store, exported next start */
 }
 
@@ -298,6 +380,8 @@ main(int argc, char **argv)
                                                         control.storage_fd, &xopts)) == NULL)
         goto Exit;
     upd_metrics_add_renderer(control.metrics, render_audit, control.audit_export);
+    control.key_uses = upd_key_uses_create(control.store, conf.keys_last_used_interval_ms, (size_t)conf.keys_last_used_max);
+    upd_metrics_add_renderer(control.metrics, render_key_uses, control.key_uses);
     upd_http_opts_t opts = {
         .program = "updraft-control",
         .conf = &conf,
@@ -316,6 +400,7 @@ Exit:
     upd_workers_destroy(control.workers); /* stopped already, unless start-up failed half way */
     upd_audit_export_destroy(control.audit_export);
     upd_propagate_stop(control.propagate);
+    upd_key_uses_destroy(control.key_uses); /* before the store it writes to */
     if (control.store != NULL)
         upd_store_close(control.store);
     if (control.storage_fd >= 0)

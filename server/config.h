@@ -89,6 +89,9 @@ typedef struct st_upd_conf_t {
     uint64_t audit_export_check_ms;    /* audit.export_check_ms: how often the exporter looks for new records */
     uint64_t audit_export_retry_initial_ms, audit_export_retry_max_ms; /* a failed backend's backoff */
     uint64_t audit_query_scan_max;     /* audit.query_scan_max: records GET /v1/audit reads at most per request */
+    /* updraft-control: API keys' last use (control/keys.h) */
+    uint64_t keys_last_used_interval_ms; /* keys.last_used_interval_ms: one write per key at most this often */
+    uint64_t keys_last_used_max;         /* keys.last_used_max: keys whose use is held in memory */
 } upd_conf_t;
 
 typedef enum { UPD_CONF_STRING, UPD_CONF_UINT, UPD_CONF_BOOL, UPD_CONF_STRLIST } upd_conf_type_t;

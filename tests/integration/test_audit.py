@@ -322,10 +322,12 @@ class AuditTrailTest(harness.StackTest):
         self.wait_exported()
         data = self.copy_data("edited")
         with AuditLMDB(data) as db:
-            rec = db.get("audit", 3)
-            db.put("audit", 3, rec.replace(b'"source":"127.0.0.1"', b'"source":"127.0.0.9"'))
+            # the first record of a request (the host's own records have no source address)
+            seq = next(n for n in range(1, 100) if b'"source":"127.0.0.1"' in db.get("audit", n))
+            rec = db.get("audit", seq)
+            db.put("audit", seq, rec.replace(b'"source":"127.0.0.1"', b'"source":"127.0.0.9"'))
         err = self.verify(data, expect=1).stderr
-        self.assertIn("breaks at record 3:", err)
+        self.assertIn("breaks at record %d:" % seq, err)
         self.assertIn("differ", err)
 
     def test_16_verify_names_the_first_of_ten_deleted_records(self):
@@ -379,13 +381,16 @@ class LocalAuditTrailTest(harness.StackTest):
     def test_segments_land_in_the_storage_dir_and_verify_reads_them(self):
         d = os.path.join(self.env.storage, "_updraft", "audit")
         files = harness.poll(lambda: sorted(os.listdir(d)) if os.path.isdir(d) else [], lambda v: len(v) >= 1, 10)
-        self.assertEqual(files, ["00000000000000000001-00000000000000000001.jsonl"])
+        # the host's key creation, then the app's
+        self.assertEqual(files, ["00000000000000000001-00000000000000000002.jsonl"])
         with open(os.path.join(d, files[0]), "rb") as f:
-            self.assertEqual(json.loads(f.read())["action"], "app.create")
+            lines = f.read().splitlines()
+        self.assertEqual([json.loads(line)["action"] for line in lines], ["key.create", "app.create"])
+        self.assertTrue(json.loads(lines[0])["actor"]["host"])
         r = self.env.run("updraft-control", "--config", self.config, "--data", self.env.data, "--storage", self.env.storage,
                          "audit", "verify")
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("local: 1 segment to record 1, all match", r.stdout)
+        self.assertIn("local: 1 segment to record 2, all match", r.stdout)
 
 
 if __name__ == "__main__":

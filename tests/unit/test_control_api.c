@@ -23,7 +23,8 @@ label_of(const char *path)
 static void
 test_the_labels_keep_their_names_and_order_with_other_last(void **state)
 {
-    static const char *const want[] = {"apps", "releases", "rollout", "channel", "health", "pull", "audit", "other"};
+    static const char *const want[] = {"apps", "releases", "rollout", "channel", "health", "pull", "publish",
+                                       "members", "keys", "login", "audit", "other"};
     size_t n;
     const char *const *labels = upd_control_route_labels(&n);
     assert_int_equal(n, sizeof(want) / sizeof(want[0]));
@@ -44,6 +45,14 @@ test_every_route_counts_under_its_own_label(void **state)
     assert_string_equal(label_of("/v1/audit?limit=5"), "audit");
     assert_string_equal(label_of("/healthz"), "health");
     assert_string_equal(label_of("/healthz?probe=lb"), "health");
+    assert_string_equal(label_of("/v1/apps/demo/releases/1.2.3"), "releases");
+    assert_string_equal(label_of("/v1/apps/demo/releases/1.2.3/publish"), "publish");
+    assert_string_equal(label_of("/v1/members"), "members");
+    assert_string_equal(label_of("/v1/members/alice"), "members");
+    assert_string_equal(label_of("/v1/keys"), "keys");
+    assert_string_equal(label_of("/v1/keys?member=alice"), "keys");
+    assert_string_equal(label_of("/v1/keys/0123456789abcdef"), "keys");
+    assert_string_equal(label_of("/v1/login"), "login");
 }
 
 static void
@@ -65,7 +74,8 @@ test_unknown_paths_and_metrics_count_as_other(void **state)
     assert_string_equal(label_of("/v1/apps/demo"), "other");
     assert_string_equal(label_of("/v1/apps/demo/nonsense"), "other");
     assert_string_equal(label_of("/v1/apps/demo/channels/latest/nonsense"), "other");
-    assert_string_equal(label_of("/v1/apps/demo/releases/1.2.3"), "other");
+    assert_string_equal(label_of("/v1/apps/demo/releases/1.2.3/nonsense"), "other");
+    assert_string_equal(label_of("/v1/members/alice/keys"), "other");
     assert_string_equal(label_of("/v1/apps//releases"), "other");
     assert_string_equal(label_of("/v1/apps/demo/releases/"), "other");
     assert_string_equal(label_of("/v2/apps"), "other");

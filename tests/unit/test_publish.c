@@ -345,6 +345,152 @@ test_every_committed_change_has_its_audit_record_and_a_refused_one_none(void **s
     upd_audit_ctx_dispose(&f->audit);
 }
 
+/* ---- drafts ---- */
+
+static int
+draft(struct fixture *f, const char *app, const char *version, json_t *file, json_t **out, upd_reason_t *r)
+{
+    json_t *body = json_pack("{s:s, s:[o]}", "version", version, "files", file);
+    int err = upd_publish_release(&f->c, &f->audit, app, body, out, r);
+    json_decref(body);
+    return err;
+}
+
+static int
+publish(struct fixture *f, const char *app, const char *version, const char *body_text, json_t **out, upd_reason_t *r)
+{
+    json_t *body = parse(body_text);
+    int err = upd_publish_draft(&f->c, &f->audit, app, version, body, out, r);
+    json_decref(body);
+    return err;
+}
+
+static bool
+has_draft(struct fixture *f, const char *app, const char *version)
+{
+    upd_store_txn_t *txn;
+    const char *json;
+    size_t len;
+    assert_int_equal(upd_store_read_begin(f->c.store, &txn), 0);
+    bool found = upd_store_draft_get(txn, app, version, &json, &len) == 0;
+    upd_store_txn_end(txn);
+    return found;
+}
+
+static bool
+has_release(struct fixture *f, const char *app, const char *version)
+{
+    upd_store_txn_t *txn;
+    upd_release_t rel = {0};
+    assert_int_equal(upd_store_read_begin(f->c.store, &txn), 0);
+    bool found = upd_store_release_get(txn, app, version, &rel) == 0;
+    upd_store_txn_end(txn);
+    upd_release_dispose(&rel);
+    return found;
+}
+
+static void
+test_a_release_without_a_channel_is_a_draft_offered_to_nobody_until_published(void **state)
+{
+    struct fixture *f = *state;
+    upd_reason_t r = {"", ""};
+    json_t *out = NULL;
+    app_create(f, "demo");
+    assert_int_equal(draft(f, "demo", "1.0.0", stage(f, "demo", "1.0.0", "A.exe", "bytes"), &out, &r), 0);
+    json_t *rel = json_object_get(out, "release");
+    assert_true(json_is_true(json_object_get(rel, "draft")));
+    assert_true(json_is_null(json_object_get(rel, "channel")));
+    assert_non_null(json_object_get(out, "backends"));
+    assert_null(json_object_get(out, "channel"));
+    assert_string_equal(f->audit.action, "release.draft");
+    json_decref(out);
+    assert_true(has_draft(f, "demo", "1.0.0"));
+    assert_false(has_release(f, "demo", "1.0.0"));
+    upd_store_txn_t *txn;
+    upd_channel_t ch;
+    assert_int_equal(upd_store_read_begin(f->c.store, &txn), 0);
+    assert_int_equal(upd_store_channel_get(txn, "demo", "latest", &ch), UPD_ENOTFOUND);
+    upd_store_txn_end(txn);
+
+    /* the version is taken, as a draft or as a release */
+    int err = draft(f, "demo", "1.0.0", stage(f, "demo", "1.0.0", "A.exe", "bytes"), &out, &r);
+    assert_answer(err, &r, 409, "exists");
+    err = release(f, "demo", "1.0.0", stage(f, "demo", "1.0.0", "A.exe", "bytes"), &r);
+    assert_answer(err, &r, 409, "exists");
+
+    assert_int_equal(upd_publish_release_list(&f->c, "demo", &out, &r), 0);
+    assert_int_equal(json_array_size(json_object_get(out, "releases")), 0);
+    assert_int_equal(json_array_size(json_object_get(out, "drafts")), 1);
+    json_decref(out);
+
+    snprintf(f->audit.action, sizeof(f->audit.action), "release.publish");
+    assert_int_equal(publish(f, "demo", "1.0.0", "{\"channel\":\"latest\",\"rollout\":{\"percent\":25}}", &out, &r), 0);
+    assert_true(json_is_false(json_object_get(json_object_get(out, "release"), "draft")));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(out, "release"), "channel")), "latest");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(out, "channel"), "rollout"), "version")),
+                        "1.0.0");
+    json_decref(out);
+    assert_false(has_draft(f, "demo", "1.0.0"));
+    assert_true(has_release(f, "demo", "1.0.0"));
+    assert_int_equal(upd_publish_release_show(&f->c, "demo", "1.0.0", &out, &r), 0);
+    assert_true(json_is_false(json_object_get(out, "draft")));
+    json_decref(out);
+
+    err = publish(f, "demo", "1.0.0", "{\"channel\":\"latest\"}", &out, &r);
+    assert_answer(err, &r, 409, "exists");
+    err = publish(f, "demo", "9.9.9", "{\"channel\":\"latest\"}", &out, &r);
+    assert_answer(err, &r, 404, "not_found");
+    err = upd_publish_release_show(&f->c, "demo", "9.9.9", &out, &r);
+    assert_answer(err, &r, 404, "not_found");
+    upd_audit_ctx_dispose(&f->audit);
+}
+
+static void
+test_a_draft_older_than_its_channels_newest_is_not_newer_and_stays_a_draft(void **state)
+{
+    struct fixture *f = *state;
+    upd_reason_t r = {"", ""};
+    json_t *out = NULL;
+    app_create(f, "demo");
+    assert_int_equal(draft(f, "demo", "1.5.0", stage(f, "demo", "1.5.0", "A.exe", "older"), &out, &r), 0);
+    json_decref(out);
+    assert_int_equal(release(f, "demo", "2.0.0", stage(f, "demo", "2.0.0", "A.exe", "newer"), &r), 0);
+    int err = publish(f, "demo", "1.5.0", "{\"channel\":\"latest\"}", &out, &r);
+    assert_answer(err, &r, 409, "not_newer");
+    assert_true(has_draft(f, "demo", "1.5.0"));
+    assert_false(has_release(f, "demo", "1.5.0"));
+    /* another channel takes it */
+    assert_int_equal(publish(f, "demo", "1.5.0", "{\"channel\":\"lts\"}", &out, &r), 0);
+    json_decref(out);
+    assert_false(has_draft(f, "demo", "1.5.0"));
+    upd_audit_ctx_dispose(&f->audit);
+}
+
+static void
+test_a_draft_has_no_rollout_and_publishing_needs_a_channel(void **state)
+{
+    struct fixture *f = *state;
+    upd_reason_t r = {"", ""};
+    json_t *out = NULL;
+    app_create(f, "demo");
+    json_t *file = stage(f, "demo", "1.0.0", "A.exe", "b");
+    json_t *body = json_pack("{s:s, s:[o], s:{s:i}}", "version", "1.0.0", "files", file, "rollout", "percent", 10);
+    int err = upd_publish_release(&f->c, &f->audit, "demo", body, &out, &r);
+    json_decref(body);
+    assert_answer(err, &r, 400, "invalid");
+    assert_false(has_draft(f, "demo", "1.0.0"));
+    assert_int_equal(draft(f, "demo", "1.0.0", stage(f, "demo", "1.0.0", "A.exe", "b"), &out, &r), 0);
+    json_decref(out);
+    const char *bad[] = {"{}", "{\"channel\":\"Bad\"}", "{\"channel\":\"latest\",\"rollout\":{\"percent\":101}}",
+                         "{\"channel\":\"latest\",\"extra\":1}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); ++i) {
+        err = publish(f, "demo", "1.0.0", bad[i], &out, &r);
+        assert_answer(err, &r, 400, "invalid");
+    }
+    assert_true(has_draft(f, "demo", "1.0.0"));
+    upd_audit_ctx_dispose(&f->audit);
+}
+
 int
 main(void)
 {
@@ -361,6 +507,11 @@ main(void)
         cmocka_unit_test_setup_teardown(test_a_channel_is_shown_once_it_exists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_release_is_pulled_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_committed_change_has_its_audit_record_and_a_refused_one_none, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_release_without_a_channel_is_a_draft_offered_to_nobody_until_published, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_draft_older_than_its_channels_newest_is_not_newer_and_stays_a_draft, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_draft_has_no_rollout_and_publishing_needs_a_channel, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -75,7 +75,7 @@ test_from_request_accepts_the_protocols_example(void **state)
 }
 
 static void
-test_from_request_defaults_channel_to_latest_and_arch_to_x64(void **state)
+test_from_request_without_a_channel_is_a_draft_and_arch_defaults_to_x64(void **state)
 {
     json_t *body = example_body();
     json_object_del(body, "channel");
@@ -84,7 +84,7 @@ test_from_request_defaults_channel_to_latest_and_arch_to_x64(void **state)
     upd_release_t rel;
     char err[256];
     assert_int_equal(upd_release_from_request("acme", body, 0, &rel, err, sizeof(err)), 0);
-    assert_string_equal(rel.channel, "latest");
+    assert_string_equal(rel.channel, "");
     assert_int_equal(rel.files[0].arch, UPD_ARCH_X64);
     assert_null(rel.notes);
     assert_string_equal(rel.pub_date, "1970-01-01T00:00:00Z");
@@ -400,6 +400,13 @@ test_json_round_trip_keeps_every_field(void **state)
     free(rel.files[1].signature);
     rel.files[1].signature = NULL;
     round_trip(&rel);
+
+    /* a draft: no channel yet, stored as null */
+    rel.channel[0] = '\0';
+    json_t *draft = upd_release_to_json(&rel);
+    assert_true(json_is_null(json_object_get(draft, "channel")));
+    json_decref(draft);
+    round_trip(&rel);
     upd_release_dispose(&rel);
     json_decref(body);
 }
@@ -479,7 +486,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_from_request_accepts_the_protocols_example),
-        cmocka_unit_test(test_from_request_defaults_channel_to_latest_and_arch_to_x64),
+        cmocka_unit_test(test_from_request_without_a_channel_is_a_draft_and_arch_defaults_to_x64),
         cmocka_unit_test(test_from_request_accepts_client_aliases_explicit_kind_and_signature),
         cmocka_unit_test(test_from_request_refuses_malformed_release_fields_naming_them),
         cmocka_unit_test(test_from_request_refuses_malformed_file_fields_naming_them),
