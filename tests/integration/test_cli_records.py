@@ -189,7 +189,10 @@ class CliRecordsTest(harness.StackTest):
         r = self.cli("releases", "create", "acme", "--version", "2.0.0", "--draft", "--notes", "Big one", "--artifact", artifact)
         self.assertIn("registered draft acme 2.0.0 (offered to nobody until published)", r.stdout)
         self.assertIn("publish it with: updraft releases publish acme 2.0.0 --channel CHANNEL", r.stdout)
-        self.assertNotIn("2.0.0", [x["version"] for x in self.channel("acme")["releases"]])
+        # offered nowhere: the channel has no such release (or no release at all yet)
+        status, doc = self.env.api("GET", "/v1/apps/acme/channels/latest", key=self.admin)
+        self.assertIn(status, (200, 404), doc)
+        self.assertNotIn("2.0.0", [x["version"] for x in (doc.get("releases") or [])] if status == 200 else [])
 
         self.assertRegex(self.cli("releases", "list", "acme").stdout, r"(?m)^2\.0\.0\s+-\s+draft\s")
         shown = self.cli_json("releases", "show", "acme", "2.0.0")
@@ -202,7 +205,8 @@ class CliRecordsTest(harness.StackTest):
         self.assertFalse(self.cli_json("releases", "show", "acme", "2.0.0")["draft"])
         self.assertRegex(self.cli("releases", "list", "acme").stdout, r"(?m)^2\.0\.0\s+latest\s+published\s")
         r = self.cli("releases", "publish", "acme", "2.0.0", "--channel", "latest", expect=1)
-        self.assertIn("(HTTP 404)", r.stderr)
+        self.assertIn("exists", r.stderr)
+        self.assertIn("(HTTP 409)", r.stderr)
 
     def test_a_build_key_registers_drafts_but_cannot_publish(self):
         key, _ = self.new_key("--name", "beta-build", "--app", "beta-app", "--role", "build")
