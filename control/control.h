@@ -30,6 +30,8 @@ typedef struct st_upd_control_t {
     upd_propagate_t *propagate;
     /* the state-changing API calls run here (control/jobs.h) */
     upd_workers_t *workers;
+    /* backups of the environment to the object stores (control/backup.h); NULL when not set up */
+    struct st_upd_backup_t *backup;
 } upd_control_t;
 
 #endif
