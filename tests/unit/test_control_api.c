@@ -23,7 +23,7 @@ label_of(const char *path)
 static void
 test_the_labels_keep_their_names_and_order_with_other_last(void **state)
 {
-    static const char *const want[] = {"apps", "releases", "rollout", "channel", "health", "pull", "other"};
+    static const char *const want[] = {"apps", "releases", "rollout", "channel", "health", "pull", "backups", "other"};
     size_t n;
     const char *const *labels = upd_control_route_labels(&n);
     assert_int_equal(n, sizeof(want) / sizeof(want[0]));
@@ -43,6 +43,7 @@ test_every_route_counts_under_its_own_label(void **state)
     assert_string_equal(label_of("/v1/apps/demo/releases/1.2.3/pull"), "pull");
     assert_string_equal(label_of("/healthz"), "health");
     assert_string_equal(label_of("/healthz?probe=lb"), "health");
+    assert_string_equal(label_of("/v1/backups"), "backups");
 }
 
 static void
