@@ -155,10 +155,11 @@ answer_health(upd_control_t *c, h2o_req_t *req)
         return;
     }
     upd_store_txn_end(txn);
-    char text[1024] = "ok", warn[1000];
+    char warn[1000];
     if (c->backup != NULL && upd_backup_health(c->backup, (int64_t)time(NULL), warn, sizeof(warn)) > 0)
-        snprintf(text, sizeof(text), "ok\n%s", warn);
-    upd_http_send_text(req, 200, text);
+        upd_http_send_text(req, 200, "ok\n%s", warn);
+    else
+        upd_http_send_text(req, 200, "ok");
 }
 
 static void
