@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "control/api_error.h"
 #include "control/audit_query.h"
+#include "control/backup.h"
 #include "control/control.h"
 #include "control/jobs.h"
 #include "control/keys.h"
@@ -190,7 +191,64 @@ serve_audit(upd_control_t *c, const params_t *p, json_t *body, json_t **out, upd
     return upd_audit_query(c->store, p->query, p->query != NULL ? strlen(p->query) : 0, c->conf->audit_query_scan_max, out, reason);
 }
 
-/* 200 while the state store opens a read transaction: what a load balancer's health check asks */
+/* GET /v1/backups: what the object stores hold, from memory (control/backup.h) */
+static int
+serve_backups_list(upd_control_t *c, const params_t *p, json_t *body, json_t **out, upd_reason_t *reason)
+{
+    (void)p;
+    (void)body;
+    if (c->backup == NULL)
+        return upd_reason_set(reason, UPD_EUNAVAILABLE, "unavailable", "backups are not set up");
+    if ((*out = upd_backup_list_json(c->backup)) == NULL)
+        return upd_reason_set(reason, UPD_ENOMEM, "", "out of memory");
+    return 0;
+}
+
+typedef struct {
+    upd_control_t *c;
+    upd_audit_ctx_t *audit;
+} backup_commit_t;
+
+/* the backup.create record, in a write transaction of its own, committed before the copy is taken: the backup holds it */
+static int
+commit_backup_record(const char *id, void *arg)
+{
+    backup_commit_t *bc = arg;
+    upd_audit_detail(bc->audit, "backup", json_string(id));
+    upd_store_txn_t *txn;
+    int err = upd_store_write_begin(bc->c->store, &txn);
+    if (err != 0)
+        return err;
+    if ((err = upd_audit_append(txn, bc->audit)) != 0) {
+        upd_store_txn_end(txn);
+        return err;
+    }
+    return upd_store_commit(txn);
+}
+
+/* POST /v1/backups (on a worker): a backup starts now; 202 {"id"} */
+static int
+serve_backup_create(upd_control_t *c, const params_t *p, json_t *body, json_t **out, upd_reason_t *reason)
+{
+    (void)body;
+    if (c->backup == NULL)
+        return upd_reason_set(reason, UPD_EUNAVAILABLE, "unavailable", "backups are not set up");
+    backup_commit_t bc = {c, p->audit};
+    char id[UPD_BACKUP_ID_LEN + 1];
+    int err = upd_backup_request(c->backup, commit_backup_record, &bc, id);
+    if (err == UPD_EUNAVAILABLE)
+        return upd_reason_set(reason, err, "unavailable", "the backup thread is not running (the control plane is stopping)");
+    if (err != 0)
+        return upd_reason_set(reason, err, "", "the backup's audit record could not be written: %s", upd_strerror(err));
+    *out = json_pack("{s:s}", "id", id);
+    return 0;
+}
+
+/*
+ * 200 while the state store opens a read transaction: what a load balancer's health check asks. A backup problem is a
+ * warning line under the 200 ("ok\nwarning: backups: ..."), not a 503: the API works, and a 503 would take a healthy
+ * control plane out of its load balancer for what an operator has to fix (updraft_backup_age_seconds is the alert).
+ */
 static void
 answer_health(upd_control_t *c, h2o_req_t *req)
 {
@@ -200,7 +258,11 @@ answer_health(upd_control_t *c, h2o_req_t *req)
         return;
     }
     upd_store_txn_end(txn);
-    upd_http_send_text(req, 200, "ok");
+    char warn[1000];
+    if (c->backup != NULL && upd_backup_health(c->backup, (int64_t)time(NULL), warn, sizeof(warn)) > 0)
+        upd_http_send_text(req, 200, "ok\n%s", warn);
+    else
+        upd_http_send_text(req, 200, "ok");
 }
 
 static void
@@ -258,6 +320,10 @@ static const route_t routes[] = {
                   serve_login, 200, NULL,                                    "login", true, "auth.sign_in"},
     {"GET, HEAD", {"v1", "audit"},                                           UPD_ROLE_ADMIN,   BODY_NONE,
                   serve_audit, 200, NULL,                                    "audit", false, "audit.read"},
+    {"GET, HEAD", {"v1", "backups"},                                         UPD_ROLE_ADMIN,   BODY_NONE,
+                  serve_backups_list, 200, NULL,                             "backups", false, "backup.list"},
+    {"POST",      {"v1", "backups"},                                         UPD_ROLE_ADMIN,   BODY_NONE,
+                  serve_backup_create, 202, NULL,                            "backups", true, "backup.create"},
     {NULL,        {"metrics"},                                               UPD_ROLE_NONE,    BODY_NONE,
                   NULL, 0, answer_metrics,                                   "other", false, NULL},
 };

@@ -35,6 +35,8 @@ typedef struct st_upd_control_t {
     upd_audit_export_t *audit_export;
     /* the API keys' last uses, noted on the loop and written by a thread of their own (control/keys.h); NULL: none */
     struct st_upd_key_uses_t *key_uses;
+    /* backups of the environment to the object stores (control/backup.h); NULL when not set up */
+    struct st_upd_backup_t *backup;
 } upd_control_t;
 
 #endif

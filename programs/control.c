@@ -10,6 +10,7 @@
 #include "control/api.h"
 #include "control/audit.h"
 #include "control/audit_export.h"
+#include "control/backup.h"
 #include "control/control.h"
 #include "control/keys.h"
 #include "base/err.h"
@@ -51,6 +52,15 @@ static const upd_conf_decl_t control_decls[] = {
     {"audit.export_retry_initial_ms", UPD_CONF_UINT, offsetof(upd_conf_t, audit_export_retry_initial_ms), 10, 3600000, "1000", NULL},
     {"audit.export_retry_max_ms", UPD_CONF_UINT, offsetof(upd_conf_t, audit_export_retry_max_ms), 10, 86400000, "60000", NULL},
     {"audit.query_scan_max", UPD_CONF_UINT, offsetof(upd_conf_t, audit_query_scan_max), 1, 100000000, "100000", NULL},
+    /* backups of the environment to the object stores (control/backup.h) */
+    {"backup.enabled", UPD_CONF_BOOL, offsetof(upd_conf_t, backup_enabled), 0, 0, "true", NULL},
+    {"backup.interval_s", UPD_CONF_UINT, offsetof(upd_conf_t, backup_interval_s), 1, 31536000, "86400", NULL},
+    {"backup.at", UPD_CONF_STRING, offsetof(upd_conf_t, backup_at), 0, 0, "03:00", NULL},
+    {"backup.retention_days", UPD_CONF_UINT, offsetof(upd_conf_t, backup_retention_days), 1, 36500, "42", NULL},
+    {"backup.part_size_mib", UPD_CONF_UINT, offsetof(upd_conf_t, backup_part_size_mib), 5, 5120, "64", NULL},
+    {"backup.part_retries", UPD_CONF_UINT, offsetof(upd_conf_t, backup_part_retries), 0, 10, "2", NULL},
+    {"backup.refresh_s", UPD_CONF_UINT, offsetof(upd_conf_t, backup_refresh_s), 1, 86400, "600", NULL},
+    {"backup.temp_dir", UPD_CONF_STRING, offsetof(upd_conf_t, backup_temp_dir), 0, 0, "", NULL},
     UPD_CONF_END,
 };
 
@@ -61,7 +71,11 @@ static const upd_program_t control_program = {
                           "\nsubcommands:\n"
                           "  keys create --role admin|release|build --name NAME [--member M] [--app APP] [--expires D]\n"
                           "                       print a new API key (shown once); D: 90d, 12h, 30m or Unix seconds\n"
-                          "  audit verify         check the audit chain and its exported copies\n",
+                          "  audit verify         check the audit chain and its exported copies\n"
+                          "  backup now                       back the environment up to every object store now\n"
+                          "  backup list                      the backups in the object stores, and whether each is good\n"
+                          "  backup restore ID --data DIR [--force] [--from r2|s3|local]\n"
+                          "                                   restore a backup into DIR/lmdb (stop the programs first)\n",
 };
 
 #define KEYS_CREATE_USAGE                                                                                                          \
@@ -248,6 +262,144 @@ render_audit(void *arg, FILE *fp)
     upd_audit_export_render_metrics(arg, fp);
 }
 
+/* backup.* as control/backup.h takes them. @return 0, or -1 with the reason printed */
+static int
+backup_conf(const upd_conf_t *conf, upd_backup_conf_t *out)
+{
+    uint32_t at;
+    if (upd_backup_parse_at(conf->backup_at, &at) != 0) {
+        fprintf(stderr, "updraft-control: backup.at: expected HH:MM or HH:MM:SS (UTC), not \"%s\"\n", conf->backup_at);
+        return -1;
+    }
+    const char *temp = conf->backup_temp_dir[0] != '\0' ? conf->backup_temp_dir : conf->data_dir;
+    if (strlen(temp) > 900) {
+        fprintf(stderr, "updraft-control: backup.temp_dir: at most 900 bytes\n");
+        return -1;
+    }
+    *out = (upd_backup_conf_t){
+        .enabled = conf->backup_enabled,
+        .interval = conf->backup_interval_s,
+        .at = at,
+        .retention = conf->backup_retention_days * 86400,
+        .part_size = conf->backup_part_size_mib << 20,
+        .part_retries = (unsigned)conf->backup_part_retries,
+        .refresh = conf->backup_refresh_s,
+        .temp_dir = temp,
+        .map_size = (size_t)conf->lmdb_map_mib << 20,
+    };
+    return 0;
+}
+
+static int
+backup_usage(const char *why)
+{
+    fprintf(stderr, "updraft-control: backup: %s\nusage: updraft-control [--config FILE] [--data DIR] backup now | list | restore ID --data DIR "
+                    "[--force] [--from r2|s3|local]\n",
+            why);
+    return 2;
+}
+
+/* updraft-control [flags] backup now | list | restore ID --data DIR [--force] [--from STORE] */
+static int
+backup_command(upd_conf_t *conf, int argc, char **argv)
+{
+    if (argc < 1)
+        return backup_usage("expected now, list or restore");
+    const char *cmd = argv[0], *id = NULL, *target = NULL, *from = NULL;
+    bool force = false;
+    bool now = strcmp(cmd, "now") == 0, list = strcmp(cmd, "list") == 0, restore = strcmp(cmd, "restore") == 0;
+    if (!now && !list && !restore)
+        return backup_usage("expected now, list or restore");
+    for (int i = 1; i < argc; ++i) {
+        if (restore && strcmp(argv[i], "--data") == 0 && i + 1 < argc)
+            target = argv[++i];
+        else if (restore && strcmp(argv[i], "--from") == 0 && i + 1 < argc)
+            from = argv[++i];
+        else if (restore && strcmp(argv[i], "--force") == 0)
+            force = true;
+        else if (restore && id == NULL && argv[i][0] != '-')
+            id = argv[i];
+        else if (!restore && strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
+            free(conf->data_dir);
+            conf->data_dir = strdup(argv[++i]);
+        } else {
+            char why[160];
+            snprintf(why, sizeof(why), "%s: unexpected %.100s", cmd, argv[i]);
+            return backup_usage(why);
+        }
+    }
+    if (restore && (id == NULL || target == NULL))
+        return backup_usage("restore needs the backup's ID and --data DIR (the directory to restore into)");
+    upd_backup_conf_t bc;
+    upd_s3_backend_t backends[UPD_BACKENDS];
+    size_t nbackends = 0;
+    if (backup_conf(conf, &bc) != 0 || upd_program_object_store("updraft-control", conf, backends, &nbackends) != 0)
+        return 1;
+    upd_s3_timeouts_t timeouts = {
+        .connect_ms = (uint32_t)conf->backend_connect_timeout_ms,
+        .stall_ms = (uint32_t)conf->backend_stall_timeout_ms,
+        .body_base_ms = (uint32_t)conf->upload_timeout_base_ms,
+        .body_min_rate = conf->upload_min_rate_kib * 1024,
+    };
+    upd_store_t *store = NULL;
+    int storage_fd = -1, ret = 1;
+    upd_backup_t *b = NULL;
+    /* restore and list never open the environment: restore may be putting one where it would be */
+    if (now && upd_program_open_store(conf, &store) != 0)
+        goto Exit;
+    if ((storage_fd = upd_program_open_storage(conf)) < 0)
+        goto Exit;
+    if ((b = upd_backup_create(&bc, store, backends, nbackends, &timeouts, storage_fd)) == NULL)
+        goto Exit;
+    if (now) {
+        /* the host's backup is recorded as the API's is: in a transaction of its own, before the copy holds it */
+        upd_audit_ctx_t audit = {.host = true};
+        char bid[UPD_BACKUP_ID_LEN + 1];
+        upd_backup_id_format((int64_t)time(NULL), bid);
+        snprintf(audit.action, sizeof(audit.action), "backup.create");
+        snprintf(audit.request_id, sizeof(audit.request_id), "host");
+        upd_audit_detail(&audit, "backup", json_string(bid));
+        upd_store_txn_t *txn;
+        int r = upd_store_write_begin(store, &txn);
+        if (r == 0 && (r = upd_audit_append(txn, &audit)) == 0)
+            r = upd_store_commit(txn);
+        else if (r == 0)
+            upd_store_txn_end(txn);
+        upd_audit_ctx_dispose(&audit);
+        if (r != 0) {
+            fprintf(stderr, "updraft-control: backup now: the audit record could not be written: %s\n", upd_strerror(r));
+            goto Exit;
+        }
+        r = upd_backup_run_now(b, bid, stdout);
+        if (r == 0)
+            printf("backup %s: good in every store\n", bid);
+        else
+            fprintf(stderr, "updraft-control: backup %s: %s\n", bid,
+                    r == UPD_EIO ? "not good in every store (see above)" : upd_strerror(r));
+        ret = r == 0 ? 0 : 1;
+    } else if (list) {
+        int r = upd_backup_refresh(b);
+        upd_backup_print(b, stdout);
+        if (r != 0)
+            fprintf(stderr, "updraft-control: backup list: a store could not be listed (see the log)\n");
+        ret = r == 0 ? 0 : 1;
+    } else {
+        char why[1024];
+        int r = upd_backup_restore(b, id, target, force, from, stdout, why, sizeof(why));
+        if (r != 0)
+            fprintf(stderr, "updraft-control: backup restore %s: %s\n", id, why);
+        ret = r == 0 ? 0 : 1;
+    }
+Exit:
+    upd_backup_destroy(b);
+    if (store != NULL)
+        upd_store_close(store);
+    if (storage_fd >= 0)
+        close(storage_fd);
+    upd_s3_sync_thread_done();
+    return ret;
+}
+
 /* the propagation counters live with the propagator: appended to /metrics */
 static void
 render_propagation(void *arg, FILE *fp)
@@ -267,6 +419,12 @@ render_key_uses(void *arg, FILE *fp)
     upd_key_uses_render_metrics(arg, fp);
 }
 
+static void
+render_backup(void *arg, FILE *fp)
+{
+    upd_backup_render_metrics(arg, fp);
+}
+
 /* Before the listeners open: the workers (their answers come back through this loop) and the retry thread. */
 static int
 on_loop_start(void *app, h2o_context_t *ctx)
@@ -279,7 +437,7 @@ on_loop_start(void *app, h2o_context_t *ctx)
      */
     upd_propagate_republish(c->propagate, c->store);
     if (upd_propagate_start(c->propagate) != 0 || upd_key_uses_start(c->key_uses) != 0 || upd_workers_start(c->workers, ctx) != 0 ||
-        upd_audit_export_start(c->audit_export) != 0)
+        upd_audit_export_start(c->audit_export) != 0 || upd_backup_start(c->backup) != 0)
         return -1;
     return 0;
 }
@@ -290,6 +448,7 @@ on_loop_stop(void *app)
 {
     upd_control_t *c = app;
     upd_workers_stop(c->workers);
+    upd_backup_stop(c->backup); /* a backup in progress is cancelled: a later run reads back what it left */
     upd_propagate_stop(c->propagate);
     upd_key_uses_stop(c->key_uses); /* the last uses noted are written */
     upd_audit_export_stop(c->audit_export); /* after the workers: their last records are in the store, exported next start */
@@ -316,6 +475,8 @@ main(int argc, char **argv)
                             "verify\n");
             ret = 2;
         }
+        else if (strcmp(argv[rest], "backup") == 0)
+            ret = backup_command(&conf, argc - rest - 1, argv + rest + 1);
         else
             fprintf(stderr, "updraft-control: unknown command %s (see --help)\n", argv[rest]);
         upd_conf_dispose(control_decls, &conf);
@@ -349,6 +510,9 @@ main(int argc, char **argv)
         fprintf(stderr, "updraft-control: %s\n", perr);
         goto Exit;
     }
+    upd_backup_conf_t backup_settings;
+    if (backup_conf(&conf, &backup_settings) != 0)
+        goto Exit;
     if (check) {
         printf("updraft-control: configuration ok\n");
         ret = 0;
@@ -382,6 +546,10 @@ main(int argc, char **argv)
     upd_metrics_add_renderer(control.metrics, render_audit, control.audit_export);
     control.key_uses = upd_key_uses_create(control.store, conf.keys_last_used_interval_ms, (size_t)conf.keys_last_used_max);
     upd_metrics_add_renderer(control.metrics, render_key_uses, control.key_uses);
+    if ((control.backup = upd_backup_create(&backup_settings, control.store, control.backends, control.nbackends, &control.timeouts,
+                                            control.storage_fd)) == NULL)
+        goto Exit;
+    upd_metrics_add_renderer(control.metrics, render_backup, control.backup);
     upd_http_opts_t opts = {
         .program = "updraft-control",
         .conf = &conf,
@@ -399,6 +567,7 @@ main(int argc, char **argv)
 Exit:
     upd_workers_destroy(control.workers); /* stopped already, unless start-up failed half way */
     upd_audit_export_destroy(control.audit_export);
+    upd_backup_destroy(control.backup);
     upd_propagate_stop(control.propagate);
     upd_key_uses_destroy(control.key_uses); /* before the store it writes to */
     if (control.store != NULL)

@@ -92,6 +92,15 @@ typedef struct st_upd_conf_t {
     /* updraft-control: API keys' last use (control/keys.h) */
     uint64_t keys_last_used_interval_ms; /* keys.last_used_interval_ms: one write per key at most this often */
     uint64_t keys_last_used_max;         /* keys.last_used_max: keys whose use is held in memory */
+    /* updraft-control: backups of the LMDB environment (control/backup.h) */
+    bool backup_enabled;            /* backup.enabled: scheduled runs */
+    uint64_t backup_interval_s;     /* backup.interval_s */
+    char *backup_at;                /* backup.at: "HH:MM" UTC, the runs' offset */
+    uint64_t backup_retention_days; /* backup.retention_days */
+    uint64_t backup_part_size_mib;  /* backup.part_size_mib: multipart uploads beyond */
+    uint64_t backup_part_retries;   /* backup.part_retries */
+    uint64_t backup_refresh_s;      /* backup.refresh_s: how often the stores' backups are listed */
+    char *backup_temp_dir;          /* backup.temp_dir: "" means DATA_DIR */
 } upd_conf_t;
 
 typedef enum { UPD_CONF_STRING, UPD_CONF_UINT, UPD_CONF_BOOL, UPD_CONF_STRLIST } upd_conf_type_t;

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,10 +87,12 @@ typedef struct {
     int (*sink)(const void *data, size_t len, void *arg);
     void *sink_arg;
     bool sink_aborted;
-    /* PUT: where the body comes from (fd with pread, or memory) */
+    /* PUT: where the body comes from (fd with pread from base on, or memory) */
     int fd;
     const char *mem;
-    uint64_t size, offset;
+    uint64_t size, offset, base;
+    /* a signed query string ("uploads", "list-type=2&prefix=..."), NULL for none */
+    const char *query;
     int read_errno;
     /* the deadline that grows with the body (upd_s3_timeouts_t.body_min_rate) */
     const upd_s3_timeouts_t *t;
@@ -191,7 +194,7 @@ on_read(char *buf, size_t size, size_t n, void *arg)
     }
     ssize_t r;
     do
-        r = pread(x->fd, buf, want, (off_t)x->offset);
+        r = pread(x->fd, buf, want, (off_t)(x->base + x->offset));
     while (r < 0 && errno == EINTR);
     if (r <= 0) {
         /* a file that shrank under us must not be sent short: the signed hash would not match anyway */
@@ -212,6 +215,10 @@ on_seek(void *arg, curl_off_t offset, int origin)
     x->offset = (uint64_t)offset;
     return CURL_SEEKFUNC_OK;
 }
+
+static int request_build_query(const upd_s3_backend_t *b, const char *method, const char *key, const char *query,
+                               const char *payload_hash, const char *const *extra, size_t n_extra, int64_t now,
+                               upd_s3_request_t *out);
 
 /*
  * Runs one signed request. body: NULL for none (HEAD, GET), or the xfer's fd/mem of x->size bytes.
@@ -237,7 +244,9 @@ run(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *method, c
         extra[n_extra++] = ct_line;
     }
     upd_s3_request_t req;
-    int err = upd_s3_request_build(b, method, key, NULL, payload_hash, extra, n_extra, (int64_t)time(NULL), &req);
+    int err = x->query != NULL
+                  ? request_build_query(b, method, key, x->query, payload_hash, extra, n_extra, (int64_t)time(NULL), &req)
+                  : upd_s3_request_build(b, method, key, NULL, payload_hash, extra, n_extra, (int64_t)time(NULL), &req);
     if (err != 0) {
         snprintf(res->message, sizeof(res->message), "%s: cannot sign %s %s: %s", b->name, method, key, upd_strerror(err));
         return err;
@@ -283,6 +292,8 @@ run(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *method, c
     curl_easy_setopt(curl, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, x);
+    if (strcmp(method, "POST") == 0 || strcmp(method, "DELETE") == 0)
+        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method); /* a POST's body comes from the read callback as a PUT's */
     if (strcmp(method, "HEAD") == 0) {
         curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
     } else if (upload) {
@@ -396,242 +407,417 @@ upd_s3_get(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *ke
     return run(b, t, "GET", key, NULL, NULL, false, &x);
 }
 
-/* ---- listing (ListObjectsV2) ---- */
+/* ---- large objects, listings and deletes (storage/s3_sync.h; the control plane's backups) ---- */
 
-/*
- * Self-contained on purpose: the object key path of run() and upd_s3_request_build() has no query string, and a
- * listing is nothing but a query on the bucket. So the bucket's path is signed here with the query, and the answer (a
- * capped buffer) read with this thread's handle as run() does.
- */
+#define LIST_PAGE_MAX (8u << 20)  /* a ListObjectsV2 page of 1,000 keys is a few hundred KiB */
+#define SMALL_BODY_MAX (64u << 10) /* CreateMultipartUpload's and CompleteMultipartUpload's answers */
+#define HASH_CHUNK (1u << 20)
 
-typedef struct {
-    char *data;
-    size_t len;
-    bool too_big;
-} list_page_t;
-
-static size_t
-on_list_write(char *buf, size_t size, size_t n, void *arg)
-{
-    list_page_t *p = arg;
-    size_t len = size * n;
-    if (p->len + len > UPD_S3_LIST_PAGE_MAX) {
-        p->too_big = true;
-        return 0;
-    }
-    char *d = realloc(p->data, p->len + len + 1);
-    if (d == NULL) {
-        p->too_big = true;
-        return 0;
-    }
-    memcpy(d + p->len, buf, len);
-    p->data = d;
-    p->len += len;
-    p->data[p->len] = '\0';
-    return len;
-}
-
-/* The text of the first <tag>...</tag> in [p, end) into out (XML's five entities decoded). @return where it ends, NULL */
-static const char *
-xml_text(const char *p, const char *end, const char *tag, char *out, size_t cap)
-{
-    char open[64], close[64];
-    snprintf(open, sizeof(open), "<%s>", tag);
-    snprintf(close, sizeof(close), "</%s>", tag);
-    size_t ol = strlen(open), cl = strlen(close);
-    const char *s = NULL, *e = NULL;
-    for (const char *q = p; q + ol <= end; ++q)
-        if (memcmp(q, open, ol) == 0) {
-            s = q + ol;
-            break;
-        }
-    if (s == NULL)
-        return NULL;
-    for (const char *q = s; q + cl <= end; ++q)
-        if (memcmp(q, close, cl) == 0) {
-            e = q;
-            break;
-        }
-    if (e == NULL)
-        return NULL;
-    static const struct {
-        const char *ent;
-        char c;
-    } ents[] = {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
-    size_t n = 0;
-    for (const char *q = s; q < e && n + 1 < cap;) {
-        char c = *q++;
-        if (c == '&')
-            for (size_t i = 0; i < sizeof(ents) / sizeof(ents[0]); ++i) {
-                size_t el = strlen(ents[i].ent);
-                if ((size_t)(e - q + 1) >= el && memcmp(q - 1, ents[i].ent, el) == 0) {
-                    c = ents[i].c;
-                    q += el - 1;
-                    break;
-                }
-            }
-        out[n++] = c;
-    }
-    out[n] = '\0';
-    return e + cl;
-}
-
-/* one page: GET BUCKET?continuation-token=&list-type=2&prefix= */
+/* The signed request of upd_s3_request_build() with a query string (S3's sub-resources and listing parameters). */
 static int
-list_page(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *prefix, const char *token, list_page_t *page,
-          upd_s3_result_t *res)
+request_build_query(const upd_s3_backend_t *b, const char *method, const char *key, const char *query, const char *payload_hash,
+                    const char *const *extra, size_t n_extra, int64_t now, upd_s3_request_t *out)
 {
-    char host[UPD_S3_HOST_MAX + 1 + 64], path[512], query[4096], enc_prefix[1024], enc_token[2048], url[UPD_S3_URL_MAX];
-    if (upd_sigv4_uri_encode(prefix, strlen(prefix), false, enc_prefix, sizeof(enc_prefix), NULL) != 0 ||
-        upd_sigv4_uri_encode(token, strlen(token), false, enc_token, sizeof(enc_token), NULL) != 0)
+    memset(out, 0, sizeof(*out));
+    char host[UPD_S3_HOST_MAX + 1 + 64], path[1536], enc_key[1280];
+    if (upd_sigv4_uri_encode(key, strlen(key), true, enc_key, sizeof(enc_key), NULL) != 0)
         return UPD_ETOOBIG;
+    int pl;
+    /* the empty key is the bucket itself (a listing): "/BUCKET", not "/BUCKET/" */
     if (b->virtual_hosted) {
         snprintf(host, sizeof(host), "%s.%s", b->bucket, b->host);
-        snprintf(path, sizeof(path), "%s/", b->base_path);
+        pl = snprintf(path, sizeof(path), "%s/%s", b->base_path, enc_key);
     } else {
         snprintf(host, sizeof(host), "%s", b->host);
-        snprintf(path, sizeof(path), "%s/%s", b->base_path, b->bucket);
+        pl = snprintf(path, sizeof(path), "%s/%s%s%s", b->base_path, b->bucket, key[0] != '\0' ? "/" : "", enc_key);
     }
-    if ((size_t)snprintf(query, sizeof(query), "%s%s%slist-type=2&prefix=%s", token[0] != '\0' ? "continuation-token=" : "",
-                         enc_token, token[0] != '\0' ? "&" : "", enc_prefix) >= sizeof(query))
+    if ((size_t)pl >= sizeof(path))
         return UPD_ETOOBIG;
-    if ((size_t)snprintf(url, sizeof(url), "%s://%s%s?%s", b->tls ? "https" : "http", host, path, query) >= sizeof(url))
+    if ((size_t)snprintf(out->url, sizeof(out->url), "%s://%s%s?%s", b->tls ? "https" : "http", host, path, query) >= sizeof(out->url))
         return UPD_ETOOBIG;
-    upd_sigv4_header_t hdrs[1] = {{"host", host}};
+    upd_sigv4_header_t hdrs[1 + 4];
+    char names[4][64];
+    size_t nh = 0;
+    hdrs[nh++] = (upd_sigv4_header_t){"host", host};
+    if (n_extra > 4)
+        return UPD_ETOOBIG;
+    for (size_t i = 0; i < n_extra; ++i) {
+        const char *colon = strchr(extra[i], ':');
+        if (colon == NULL || (size_t)(colon - extra[i]) >= sizeof(names[i]))
+            return UPD_EINVAL;
+        memcpy(names[i], extra[i], (size_t)(colon - extra[i]));
+        names[i][colon - extra[i]] = '\0';
+        const char *v = colon + 1;
+        while (*v == ' ')
+            ++v;
+        hdrs[nh++] = (upd_sigv4_header_t){names[i], v};
+    }
     upd_sigv4_creds_t creds = {.access_key = b->access_key, .secret_key = b->secret_key};
-    upd_sigv4_request_t sreq = {
-        .method = "GET",
+    upd_sigv4_request_t req = {
+        .method = method,
         .path = path,
         .query = query,
         .headers = hdrs,
-        .num_headers = 1,
-        .payload_hash = UPD_SIGV4_EMPTY_SHA256,
+        .num_headers = nh,
+        .payload_hash = payload_hash != NULL ? payload_hash : UPD_SIGV4_EMPTY_SHA256,
         .region = b->region,
         .service = "s3",
-        .timestamp = time(NULL),
+        .timestamp = (time_t)now,
         .flags = UPD_SIGV4_FLAGS_S3,
     };
     upd_sigv4_result_t *sig = malloc(sizeof(*sig));
     if (sig == NULL)
         return UPD_ENOMEM;
-    int err = upd_sigv4_sign_headers(&creds, &sreq, sig);
-    struct curl_slist *headers = NULL;
-    for (size_t i = 0; err == 0 && i < sig->num_headers; ++i) {
-        char line[UPD_SIGV4_AUTH_MAX + 64];
-        snprintf(line, sizeof(line), "%s: %s", sig->headers[i].name, sig->headers[i].value);
-        struct curl_slist *h = curl_slist_append(headers, line);
-        if (h == NULL)
-            err = UPD_ENOMEM;
+    int err = upd_sigv4_sign_headers(&creds, &req, sig);
+    if (err != 0) {
+        free(sig);
+        return err;
+    }
+    /* the same headers upd_s3_request_build() sends: the signed ones but Host, the signer's, no Expect, no Accept */
+    struct curl_slist *l = NULL;
+    bool ok = true;
+    char line[UPD_SIGV4_AUTH_MAX + 64];
+    for (size_t i = 0; ok && i < nh + sig->num_headers + 2; ++i) {
+        if (i == 0)
+            continue;
+        if (i < nh)
+            snprintf(line, sizeof(line), "%s: %s", hdrs[i].name, hdrs[i].value);
+        else if (i < nh + sig->num_headers)
+            snprintf(line, sizeof(line), "%s: %s", sig->headers[i - nh].name, sig->headers[i - nh].value);
         else
-            headers = h;
+            snprintf(line, sizeof(line), "%s:", i == nh + sig->num_headers ? "Expect" : "Accept");
+        struct curl_slist *n = curl_slist_append(l, line);
+        if (n == NULL)
+            ok = false;
+        else
+            l = n;
     }
     free(sig);
-    CURL *curl = err == 0 ? thread_easy() : NULL;
-    if (curl == NULL) {
-        curl_slist_free_all(headers);
-        snprintf(res->message, sizeof(res->message), "%s: cannot sign the listing: %s", b->name,
-                 upd_strerror(err != 0 ? err : UPD_ENOMEM));
-        return err != 0 ? err : UPD_ENOMEM;
+    out->headers = l;
+    if (!ok) {
+        upd_s3_request_dispose(out);
+        return UPD_ENOMEM;
     }
-    char curl_err[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_err);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_PROXY, "");
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)(t->connect_ms != 0 ? t->connect_ms : 2000));
-    if (t->total_ms != 0)
-        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)t->total_ms);
-    if (t->stall_ms != 0) {
-        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, (long)((t->stall_ms + 999) / 1000));
+    return 0;
+}
+
+/* A 2xx body read into memory, up to cap bytes (then the transfer is aborted). */
+typedef struct {
+    char *data;
+    size_t len, cap;
+    bool too_big;
+} body_t;
+
+static int
+to_body(const void *data, size_t len, void *arg)
+{
+    body_t *bd = arg;
+    if (len > bd->cap - bd->len) {
+        bd->too_big = true;
+        return 1;
     }
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_list_write);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, page);
-    CURLcode rc = curl_easy_perform(curl);
-    long status = status_of(curl), connects = 0;
-    curl_easy_getinfo(curl, CURLINFO_NUM_CONNECTS, &connects);
-    __atomic_add_fetch(&requests_total, 1, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&connections_total, (uint64_t)(connects > 0 ? connects : 0), __ATOMIC_RELAXED);
-    curl_easy_reset(curl);
-    curl_slist_free_all(headers);
-    if (rc != CURLE_OK) {
-        snprintf(res->message, sizeof(res->message), "%s: listing %.100s: %.120s", b->name, prefix,
-                 page->too_big ? "the answer is too large" : curl_err[0] ? curl_err : curl_easy_strerror(rc));
-        return page->too_big ? UPD_ETOOBIG : UPD_EIO;
+    char *n = realloc(bd->data, bd->len + len + 1);
+    if (n == NULL)
+        return 1;
+    bd->data = n;
+    memcpy(bd->data + bd->len, data, len);
+    bd->len += len;
+    bd->data[bd->len] = '\0';
+    return 0;
+}
+
+/* The text of the first <name>...</name> in [p, end), XML's five entities and numeric ASCII references decoded. @return
+ * a pointer past the closing tag, NULL when there is none or it does not fit in cap */
+static const char *
+xml_text(const char *p, const char *end, const char *name, char *out, size_t cap)
+{
+    char open[64], close[64];
+    snprintf(open, sizeof(open), "<%s>", name);
+    snprintf(close, sizeof(close), "</%s>", name);
+    const char *s = memmem(p, (size_t)(end - p), open, strlen(open));
+    if (s == NULL)
+        return NULL;
+    s += strlen(open);
+    const char *e = memmem(s, (size_t)(end - s), close, strlen(close));
+    if (e == NULL)
+        return NULL;
+    size_t n = 0;
+    for (const char *c = s; c < e; ++c) {
+        char ch = *c;
+        if (ch == '&') {
+            static const struct {
+                const char *ent;
+                char ch;
+            } ents[] = {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
+            size_t k = 0, left = (size_t)(e - c);
+            for (; k < sizeof(ents) / sizeof(ents[0]); ++k)
+                if (left >= strlen(ents[k].ent) && memcmp(c, ents[k].ent, strlen(ents[k].ent)) == 0)
+                    break;
+            if (k < sizeof(ents) / sizeof(ents[0])) {
+                ch = ents[k].ch;
+                c += strlen(ents[k].ent) - 1;
+            } else if (left > 3 && c[1] == '#') {
+                char *stop;
+                bool hex = c[2] == 'x';
+                long v = strtol(c + 2 + hex, &stop, hex ? 16 : 10);
+                if (stop >= e || *stop != ';' || v <= 0 || v > 0x7f)
+                    return NULL; /* our keys are ASCII: anything else is no key of ours */
+                ch = (char)v;
+                c = stop;
+            } else {
+                return NULL;
+            }
+        }
+        if (n + 1 >= cap)
+            return NULL;
+        out[n++] = ch;
     }
-    res->status = (int)status;
-    if (status < 200 || status > 299) {
-        upd_s3_error_code(page->data != NULL ? page->data : "", page->len, res->code, sizeof(res->code));
-        snprintf(res->message, sizeof(res->message), "%s: listing %.100s: %d%s%s", b->name, prefix, res->status,
-                 res->code[0] ? " " : "", res->code);
+    out[n] = '\0';
+    return e + strlen(close);
+}
+
+/* SHA-256 of len bytes of fd from off, hex. @return 0, or an errno */
+static int
+hash_range(int fd, uint64_t off, uint64_t len, char hex[65])
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned char *buf = malloc(HASH_CHUNK), md[32];
+    int ret = ENOMEM;
+    if (ctx == NULL || buf == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+        goto Exit;
+    while (len > 0) {
+        size_t want = len < HASH_CHUNK ? (size_t)len : HASH_CHUNK;
+        ssize_t r = pread(fd, buf, want, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            ret = r < 0 ? errno : EIO;
+            goto Exit;
+        }
+        EVP_DigestUpdate(ctx, buf, (size_t)r);
+        off += (uint64_t)r;
+        len -= (uint64_t)r;
+    }
+    unsigned int mdlen = 0;
+    EVP_DigestFinal_ex(ctx, md, &mdlen);
+    for (unsigned i = 0; i < 32; ++i)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    ret = 0;
+Exit:
+    EVP_MD_CTX_free(ctx);
+    free(buf);
+    return ret;
+}
+
+static bool
+ok_status(const upd_s3_result_t *res)
+{
+    return res->status >= 200 && res->status <= 299;
+}
+
+/* res's message prefixed with what was being done (the step and part), kept within the buffer */
+static void
+explain(upd_s3_result_t *res, const char *fmt, const char *key, unsigned part)
+{
+    char what[160], msg[sizeof(res->message)];
+    snprintf(what, sizeof(what), fmt, key, part);
+    snprintf(msg, sizeof(msg), "%.100s: %.150s", what, res->message);
+    memcpy(res->message, msg, sizeof(msg));
+}
+
+static void
+abort_upload(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *key, const char *query)
+{
+    upd_s3_result_t res;
+    xfer_t x = {.res = &res, .fd = -1, .query = query};
+    run(b, t, "DELETE", key, NULL, NULL, false, &x); /* best effort: a store that keeps the parts expires them itself */
+}
+
+int
+upd_s3_put_large(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *key, int fd, uint64_t size, uint64_t part_size,
+                 const char *content_type, unsigned retries, upd_s3_progress_cb progress, void *arg, upd_s3_result_t *res)
+{
+    char hex[65];
+    int e;
+    if (part_size < UPD_S3_PART_MIN)
+        part_size = UPD_S3_PART_MIN;
+    if (size <= part_size) {
+        if ((e = hash_range(fd, 0, size, hex)) != 0) {
+            memset(res, 0, sizeof(*res));
+            snprintf(res->message, sizeof(res->message), "%s: reading %s: %s", b->name, key, strerror(e));
+            return UPD_EIO;
+        }
+        int err = 0;
+        for (unsigned attempt = 0; attempt <= retries; ++attempt) {
+            xfer_t x = {.res = res, .fd = fd, .size = size};
+            err = run(b, t, "PUT", key, hex, content_type, true, &x);
+            if (err == 0 && (ok_status(res) || res->status < 500))
+                break;
+        }
+        if (err == 0 && !ok_status(res))
+            err = UPD_EIO;
+        if (err == 0 && progress != NULL && progress(size, size, arg) != 0) {
+            snprintf(res->message, sizeof(res->message), "%s: %s: cancelled", b->name, key);
+            return UPD_EIO;
+        }
+        return err;
+    }
+    while ((size + part_size - 1) / part_size > UPD_S3_PARTS_MAX)
+        part_size *= 2;
+    unsigned nparts = (unsigned)((size + part_size - 1) / part_size);
+
+    /* CreateMultipartUpload: the upload id from <UploadId> */
+    body_t bd = {.cap = SMALL_BODY_MAX};
+    char upload_id[512], query[640], *complete = NULL;
+    static const char empty[1];
+    xfer_t x = {.res = res, .fd = -1, .mem = empty, .size = 0, .sink = to_body, .sink_arg = &bd, .query = "uploads"};
+    char ct[128];
+    snprintf(ct, sizeof(ct), "%s", content_type != NULL ? content_type : "application/octet-stream");
+    int err = run(b, t, "POST", key, NULL, ct, true, &x);
+    if (err != 0 || !ok_status(res) || bd.data == NULL ||
+        xml_text(bd.data, bd.data + bd.len, "UploadId", upload_id, sizeof(upload_id)) == NULL) {
+        if (err == 0 && ok_status(res))
+            snprintf(res->message, sizeof(res->message), "%s: %d without an UploadId", b->name, res->status);
+        explain(res, "CreateMultipartUpload %.100s%.0u", key, 0);
+        free(bd.data);
+        return err != 0 ? err : UPD_EIO;
+    }
+    free(bd.data);
+    char enc_id[1600];
+    if (upd_sigv4_uri_encode(upload_id, strlen(upload_id), false, enc_id, sizeof(enc_id), NULL) != 0 ||
+        (size_t)snprintf(query, sizeof(query), "uploadId=%s", enc_id) >= sizeof(query)) {
+        snprintf(res->message, sizeof(res->message), "%s: CreateMultipartUpload %.100s: the upload id is too long", b->name, key);
         return UPD_EIO;
     }
-    snprintf(res->message, sizeof(res->message), "%s: %d", b->name, res->status);
+
+    /* the parts, each with its ETag for the completion document */
+    size_t cap = 128 + (size_t)nparts * (64 + sizeof(res->etag)), len = 0;
+    if ((complete = malloc(cap)) == NULL)
+        return UPD_ENOMEM;
+    len += (size_t)snprintf(complete + len, cap - len, "<CompleteMultipartUpload>");
+    for (unsigned part = 1; part <= nparts; ++part) {
+        uint64_t off = (uint64_t)(part - 1) * part_size, plen = size - off < part_size ? size - off : part_size;
+        if ((e = hash_range(fd, off, plen, hex)) != 0) {
+            snprintf(res->message, sizeof(res->message), "%s: reading %.100s: %s", b->name, key, strerror(e));
+            err = UPD_EIO;
+            goto Abort;
+        }
+        char pq[sizeof(query) + 32];
+        snprintf(pq, sizeof(pq), "partNumber=%u&%s", part, query);
+        for (unsigned attempt = 0; attempt <= retries; ++attempt) {
+            xfer_t px = {.res = res, .fd = fd, .size = plen, .base = off, .query = pq};
+            err = run(b, t, "PUT", key, hex, NULL, true, &px);
+            if (err == 0 && (ok_status(res) || res->status < 500))
+                break;
+        }
+        if (err == 0 && (!ok_status(res) || res->etag[0] == '\0')) {
+            if (ok_status(res))
+                snprintf(res->message, sizeof(res->message), "%s: %d without an ETag", b->name, res->status);
+            err = UPD_EIO;
+        }
+        if (err != 0) {
+            explain(res, "UploadPart %.100s part %u", key, part);
+            goto Abort;
+        }
+        /* an ETag is a quoted token of hex digits (and '-'): nothing XML would need escaped */
+        if (strpbrk(res->etag, "<>&") != NULL) {
+            snprintf(res->message, sizeof(res->message), "%s: UploadPart %.100s part %u: a malformed ETag", b->name, key, part);
+            err = UPD_EIO;
+            goto Abort;
+        }
+        len += (size_t)snprintf(complete + len, cap - len, "<Part><PartNumber>%u</PartNumber><ETag>%s</ETag></Part>", part, res->etag);
+        if (progress != NULL && progress(off + plen, size, arg) != 0) {
+            snprintf(res->message, sizeof(res->message), "%s: %.100s: cancelled", b->name, key);
+            err = UPD_EIO;
+            goto Abort;
+        }
+    }
+    len += (size_t)snprintf(complete + len, cap - len, "</CompleteMultipartUpload>");
+
+    /* CompleteMultipartUpload may answer 200 and still fail: the error is then the body's */
+    {
+        body_t cb = {.cap = SMALL_BODY_MAX};
+        char hash[65];
+        upd_sigv4_sha256_hex(complete, len, hash);
+        xfer_t cx = {.res = res, .fd = -1, .mem = complete, .size = len, .sink = to_body, .sink_arg = &cb, .query = query};
+        err = run(b, t, "POST", key, hash, "application/xml", true, &cx);
+        if (err == 0 && ok_status(res) && (cb.data == NULL || strstr(cb.data, "<Error>") != NULL ||
+                                            strstr(cb.data, "CompleteMultipartUploadResult") == NULL)) {
+            if (cb.data != NULL)
+                upd_s3_error_code(cb.data, cb.len, res->code, sizeof(res->code));
+            snprintf(res->message, sizeof(res->message), "%s: %d %s", b->name, res->status, res->code[0] ? res->code : "without a result");
+            err = UPD_EIO;
+        } else if (err == 0 && !ok_status(res)) {
+            err = UPD_EIO;
+        }
+        free(cb.data);
+        if (err != 0) {
+            explain(res, "CompleteMultipartUpload %.100s%.0u", key, 0);
+            goto Abort;
+        }
+    }
+    free(complete);
     return 0;
+
+Abort:
+    free(complete);
+    abort_upload(b, t, key, query);
+    return err;
 }
 
 int
 upd_s3_list(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *prefix,
             int (*cb)(const char *key, uint64_t size, void *arg), void *arg, upd_s3_result_t *res)
 {
-    char token[1024] = "";
-    memset(res, 0, sizeof(*res));
-    pthread_once(&global_once, global_init);
-    if (global_rc != CURLE_OK) {
-        snprintf(res->message, sizeof(res->message), "%s: libcurl cannot be initialised", b->name);
-        return UPD_EIO;
-    }
+    char token[1024] = "", enc_prefix[1280], enc_token[3200], query[4800], key[1100], num[32];
+    if (upd_sigv4_uri_encode(prefix, strlen(prefix), false, enc_prefix, sizeof(enc_prefix), NULL) != 0)
+        return UPD_ETOOBIG;
     for (;;) {
-        list_page_t page = {NULL, 0, false};
-        int err = list_page(b, t, prefix, token, &page, res);
-        if (err != 0) {
-            free(page.data);
-            return err;
+        if (token[0] != '\0') {
+            if (upd_sigv4_uri_encode(token, strlen(token), false, enc_token, sizeof(enc_token), NULL) != 0)
+                return UPD_ETOOBIG;
+            snprintf(query, sizeof(query), "continuation-token=%s&list-type=2&prefix=%s", enc_token, enc_prefix);
+        } else {
+            snprintf(query, sizeof(query), "list-type=2&prefix=%s", enc_prefix);
         }
-        const char *p = page.data != NULL ? page.data : "", *end = p + page.len;
-        char truncated[8] = "";
-        /* the answer's own fields, outside the <Contents> elements, come before them in S3's and R2's answers */
-        const char *first = end;
-        for (const char *q = p; q + 10 <= end; ++q)
-            if (memcmp(q, "<Contents>", 10) == 0) {
-                first = q;
-                break;
-            }
-        xml_text(p, first, "IsTruncated", truncated, sizeof(truncated));
-        char next[sizeof(token)] = "";
-        if (strcmp(truncated, "true") == 0 && xml_text(p, end, "NextContinuationToken", next, sizeof(next)) == NULL) {
-            free(page.data);
-            snprintf(res->message, sizeof(res->message), "%s: listing %.100s: a truncated page without a continuation token",
-                     b->name, prefix);
+        body_t bd = {.cap = LIST_PAGE_MAX};
+        /* the bucket itself is listed: the empty key */
+        xfer_t x = {.res = res, .fd = -1, .sink = to_body, .sink_arg = &bd, .query = query};
+        int err = run(b, t, "GET", "", NULL, NULL, false, &x);
+        if (err != 0 || !ok_status(res)) {
+            if (bd.too_big)
+                snprintf(res->message, sizeof(res->message), "%s: a listing page over %u bytes", b->name, LIST_PAGE_MAX);
+            free(bd.data);
+            return bd.too_big ? UPD_ETOOBIG : UPD_EIO;
+        }
+        const char *p = bd.data != NULL ? bd.data : "", *end = p + bd.len;
+        if (memmem(p, bd.len, "<ListBucketResult", 17) == NULL) {
+            snprintf(res->message, sizeof(res->message), "%s: %d: not a listing", b->name, res->status);
+            free(bd.data);
             return UPD_EIO;
         }
-        for (const char *q = first; q < end;) {
-            const char *cend = NULL;
-            for (const char *r = q; r + 11 <= end; ++r)
-                if (memcmp(r, "</Contents>", 11) == 0) {
-                    cend = r + 11;
-                    break;
-                }
-            if (cend == NULL)
+        int stop = 0;
+        for (const char *c; stop == 0 && (c = memmem(p, (size_t)(end - p), "<Contents>", 10)) != NULL;) {
+            const char *ce = memmem(c, (size_t)(end - c), "</Contents>", 11);
+            if (ce == NULL)
                 break;
-            char key[1024], size[32] = "0";
-            if (xml_text(q, cend, "Key", key, sizeof(key)) != NULL) {
-                xml_text(q, cend, "Size", size, sizeof(size));
-                int r = cb(key, strtoull(size, NULL, 10), arg);
-                if (r != 0) {
-                    free(page.data);
-                    return r;
-                }
-            }
-            q = cend;
+            if (xml_text(c, ce, "Key", key, sizeof(key)) != NULL && xml_text(c, ce, "Size", num, sizeof(num)) != NULL)
+                stop = cb(key, strtoull(num, NULL, 10), arg);
+            p = ce + 11;
         }
-        free(page.data);
-        if (strcmp(truncated, "true") != 0)
-            return 0;
-        memcpy(token, next, sizeof(token));
+        char truncated[8] = "";
+        const char *all = bd.data != NULL ? bd.data : "";
+        xml_text(all, all + bd.len, "IsTruncated", truncated, sizeof(truncated));
+        bool more = strcmp(truncated, "true") == 0 && xml_text(all, all + bd.len, "NextContinuationToken", token, sizeof(token)) != NULL;
+        free(bd.data);
+        if (stop != 0 || !more)
+            return stop < 0 ? stop : 0;
     }
+}
+
+int
+upd_s3_delete(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *key, upd_s3_result_t *res)
+{
+    xfer_t x = {.res = res, .fd = -1};
+    return run(b, t, "DELETE", key, NULL, NULL, false, &x);
 }

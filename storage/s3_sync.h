@@ -73,18 +73,46 @@ void upd_s3_sync_thread_done(void);
  */
 void upd_s3_sync_counts(uint64_t *requests, uint64_t *connections);
 
-/* ---- listing (ListObjectsV2) ---- */
+/* ---- large objects, listings and deletes (the control plane's backups, control/backup.h) ---- */
 
-#define UPD_S3_LIST_PAGE_MAX (4u << 20) /* a page of 1000 keys is a few hundred KiB: a larger answer is refused */
+#define UPD_S3_PART_MIN (5u << 20) /* S3's smallest part but the last */
+#define UPD_S3_PARTS_MAX 10000     /* S3's most parts in one upload */
 
 /**
- * Lists the keys under prefix (ListObjectsV2, every page: continuation tokens followed), in S3's byte order. cb gets
- * each key (NUL-terminated, XML entities decoded; valid during the call) and its size; a non-zero return stops the
- * listing and is returned.
- * @return 0 when every page came (res says the last answer), cb's return, UPD_EIO when an answer did not come or was not
- *         a 2xx listing (res->status, res->message), UPD_ETOOBIG (a page over UPD_S3_LIST_PAGE_MAX), UPD_ENOMEM
+ * Told by upd_s3_put_large() that done of total bytes are stored (after each part, or once after a single PUT).
+ * @return 0 to go on, non-zero to stop: the upload is then aborted and fails (UPD_EIO, message "cancelled")
+ */
+typedef int (*upd_s3_progress_cb)(uint64_t done, uint64_t total, void *arg);
+
+/**
+ * Stores size bytes of fd (from offset 0) as key. Up to part_size bytes go in one PUT signed with their SHA-256 (as
+ * upd_s3_put_fd()); a larger object as a multipart upload: CreateMultipartUpload, UploadPart of part_size bytes each (the
+ * last shorter), each part signed with its own SHA-256 (so the store checks every part it receives) and tried 1 + retries
+ * times when it gets no answer or a 5xx, then CompleteMultipartUpload (whose 200 may still carry an error document: that
+ * is a failure). An upload that fails after it began is aborted (AbortMultipartUpload, best effort: a store that refuses
+ * keeps the parts until its lifecycle rules expire them). Each request has the deadline of its own body
+ * (upd_s3_timeouts_t.body_min_rate).
+ * @param part_size  at least UPD_S3_PART_MIN (raised to it); doubled until the object fits in UPD_S3_PARTS_MAX parts
+ * @param progress   NULL for none
+ * @return 0 when the object is stored (res holds the last answer), UPD_EIO when it is not (res->message names the step
+ *         and the part, with the status and S3's error code or the transport error), UPD_ENOMEM
+ */
+int upd_s3_put_large(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *key, int fd, uint64_t size, uint64_t part_size,
+                     const char *content_type, unsigned retries, upd_s3_progress_cb progress, void *arg, upd_s3_result_t *res);
+
+/**
+ * ListObjectsV2 of every object whose key starts with prefix, page after page (continuation tokens), in key order:
+ * cb(key, size, arg) for each, key NUL-terminated and valid during the call (keys with characters outside ASCII, or over
+ * 1,099 bytes, are skipped). cb returns 0 to go on, a positive value to stop the listing (0 is then returned), or a
+ * negative UPD_E* code that stops it and is returned.
+ * @return 0 when the listing was read to its end or cb stopped it; cb's negative code; UPD_EIO when a page failed (res:
+ *         a non-2xx status and S3's code, no answer, or an answer that is not a listing); UPD_ETOOBIG (a page over 8 MiB,
+ *         a prefix over 1 KiB)
  */
 int upd_s3_list(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *prefix,
                 int (*cb)(const char *key, uint64_t size, void *arg), void *arg, upd_s3_result_t *res);
+
+/** DELETE of an object. @return as upd_s3_head(); S3 answers 204 whether the object existed or not */
+int upd_s3_delete(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *key, upd_s3_result_t *res);
 
 #endif

@@ -24,7 +24,7 @@ static void
 test_the_labels_keep_their_names_and_order_with_other_last(void **state)
 {
     static const char *const want[] = {"apps", "releases", "rollout", "channel", "health", "pull", "publish",
-                                       "members", "keys", "login", "audit", "other"};
+                                       "members", "keys", "login", "audit", "backups", "other"};
     size_t n;
     const char *const *labels = upd_control_route_labels(&n);
     assert_int_equal(n, sizeof(want) / sizeof(want[0]));
@@ -53,6 +53,7 @@ test_every_route_counts_under_its_own_label(void **state)
     assert_string_equal(label_of("/v1/keys?member=alice"), "keys");
     assert_string_equal(label_of("/v1/keys/0123456789abcdef"), "keys");
     assert_string_equal(label_of("/v1/login"), "login");
+    assert_string_equal(label_of("/v1/backups"), "backups");
 }
 
 static void
