@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include "base/log.h"
 
 /* A message cut at a cap (here or in an upd_reason_t) may end inside a UTF-8 sequence, which jansson refuses: the
  * partial character goes. */
@@ -33,4 +34,13 @@ upd_api_error(const char *code, const char *fmt, ...)
     if (body == NULL) /* bytes that are not UTF-8 inside the message: the code alone still tells what happened */
         body = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", "(message not valid UTF-8)");
     return body;
+}
+
+int
+upd_api_store_fail(upd_reason_t *reason, int err)
+{
+    if (err == UPD_ENOTFOUND)
+        return upd_reason_set(reason, UPD_ENOTFOUND, "not_found", "%s", upd_strerror(err));
+    upd_log_error("store: %s", upd_strerror(err));
+    return upd_reason_set(reason, UPD_ESTORE, "store_unavailable", "%s", upd_strerror(err));
 }

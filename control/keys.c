@@ -1,5 +1,6 @@
 /* API keys: "upd_<id>_<secret>". The id finds the record; the secret is checked against its stored
  * SHA-256 with a constant-time comparison, so neither timing nor a stolen database reveals a key. */
+#include "control/api_error.h"
 #include "control/keys.h"
 #include <inttypes.h>
 #include <openssl/crypto.h>
@@ -652,15 +653,6 @@ fail(upd_reason_t *reason, int err, const char *code, const char *msg)
     return upd_reason_set(reason, err, code, "%s", msg);
 }
 
-static int
-store_fail(upd_reason_t *reason, int err)
-{
-    if (err == UPD_ENOTFOUND)
-        return fail(reason, UPD_ENOTFOUND, "not_found", upd_strerror(err));
-    upd_log_error("store: %s", upd_strerror(err));
-    return fail(reason, UPD_ESTORE, "store_unavailable", upd_strerror(err));
-}
-
 /* A JSON string of 1..max bytes without NUL, or NULL. */
 static const char *
 string_field(json_t *v, size_t max)
@@ -754,7 +746,7 @@ upd_keys_call_create(upd_control_t *c, upd_audit_ctx_t *audit, const upd_princip
     upd_store_txn_t *txn;
     int err = upd_store_write_begin(c->store, &txn);
     if (err != 0)
-        return store_fail(reason, err);
+        return upd_api_store_fail(reason, err);
     const char *data;
     size_t len;
     if (member != NULL && upd_store_member_get(txn, member, &data, &len) != 0) {
@@ -769,7 +761,7 @@ upd_keys_call_create(upd_control_t *c, upd_audit_ctx_t *audit, const upd_princip
     char key[UPD_KEY_LEN + 1];
     json_t *listing;
     if ((err = upd_keys_create(txn, &spec, now, key, sizeof(key), &listing)) != 0) {
-        err = err == UPD_EIO ? fail(reason, UPD_EIO, "entropy", "no random bytes for the key") : store_fail(reason, err);
+        err = err == UPD_EIO ? fail(reason, UPD_EIO, "entropy", "no random bytes for the key") : upd_api_store_fail(reason, err);
         goto Exit;
     }
     snprintf(audit->target_key, sizeof(audit->target_key), "%s", json_string_value(json_object_get(listing, "id")));
@@ -786,7 +778,7 @@ upd_keys_call_create(upd_control_t *c, upd_audit_ctx_t *audit, const upd_princip
     if (err != 0) {
         OPENSSL_cleanse(key, sizeof(key));
         json_decref(listing);
-        err = store_fail(reason, err);
+        err = upd_api_store_fail(reason, err);
         goto Exit;
     }
     upd_log_info("key %s created (%s on %s%s%s)", audit->target_key, upd_role_name((upd_role_t)role), app,
@@ -857,12 +849,12 @@ upd_keys_call_list(upd_control_t *c, const char *query, json_t **out, upd_reason
     upd_store_txn_t *txn;
     int err = upd_store_read_begin(c->store, &txn);
     if (err != 0)
-        return store_fail(reason, err);
+        return upd_api_store_fail(reason, err);
     json_t *keys;
     err = list_keys(txn, c->key_uses, member[0] != '\0' ? member : NULL, &keys);
     upd_store_txn_end(txn);
     if (err != 0)
-        return store_fail(reason, err);
+        return upd_api_store_fail(reason, err);
     *out = json_pack("{s:o}", "keys", keys);
     return 0;
 }
@@ -877,9 +869,9 @@ upd_keys_call_revoke(upd_control_t *c, upd_audit_ctx_t *audit, const upd_princip
     upd_store_txn_t *txn;
     int err = upd_store_write_begin(c->store, &txn);
     if (err != 0)
-        return store_fail(reason, err);
+        return upd_api_store_fail(reason, err);
     if ((err = key_get(txn, key_id, &rec)) != 0) {
-        err = err == UPD_ENOTFOUND ? upd_reason_set(reason, err, "not_found", "no key %s", key_id) : store_fail(reason, err);
+        err = err == UPD_ENOTFOUND ? upd_reason_set(reason, err, "not_found", "no key %s", key_id) : upd_api_store_fail(reason, err);
         goto Exit;
     }
     const char *owner = rec_member(rec);
@@ -894,7 +886,7 @@ upd_keys_call_revoke(upd_control_t *c, upd_audit_ctx_t *audit, const upd_princip
         if (err == UPD_ECONFLICT)
             upd_reason_set(reason, err, "revoked", "key %s was already revoked", key_id);
         else
-            err = store_fail(reason, err);
+            err = upd_api_store_fail(reason, err);
         goto Exit;
     }
     const char *app = rec_app(rec);
@@ -902,13 +894,13 @@ upd_keys_call_revoke(upd_control_t *c, upd_audit_ctx_t *audit, const upd_princip
         snprintf(audit->app, sizeof(audit->app), "%s", app);
     audit_scope(audit, app, json_string_value(json_object_get(rec, "role")));
     if ((err = upd_audit_append(txn, audit)) != 0) {
-        err = store_fail(reason, err);
+        err = upd_api_store_fail(reason, err);
         goto Exit;
     }
     err = upd_store_commit(txn);
     txn = NULL;
     if (err != 0) {
-        err = store_fail(reason, err);
+        err = upd_api_store_fail(reason, err);
         goto Exit;
     }
     upd_log_info("key %s revoked", key_id);
@@ -932,7 +924,7 @@ upd_keys_call_login(upd_control_t *c, upd_audit_ctx_t *audit, const upd_principa
     upd_store_txn_t *txn;
     int err = upd_store_write_begin(c->store, &txn);
     if (err != 0)
-        return store_fail(reason, err);
+        return upd_api_store_fail(reason, err);
     if ((err = key_get(txn, who->key_id, &rec)) != 0 ||
         (who->member[0] != '\0' && (err = upd_members_get(txn, who->member, &member)) != 0)) {
         /* checked on the loop a moment ago: gone meanwhile */
@@ -941,13 +933,13 @@ upd_keys_call_login(upd_control_t *c, upd_audit_ctx_t *audit, const upd_principa
     }
     audit_scope(audit, who->key_app, upd_role_name(who->key_role));
     if ((err = upd_audit_append(txn, audit)) != 0) {
-        err = store_fail(reason, err);
+        err = upd_api_store_fail(reason, err);
         goto Exit;
     }
     err = upd_store_commit(txn);
     txn = NULL;
     if (err != 0) {
-        err = store_fail(reason, err);
+        err = upd_api_store_fail(reason, err);
         goto Exit;
     }
     *out = json_pack("{s:o, s:o}", "key", listing_of(rec, upd_key_uses_last(c->key_uses, who->key_id)), "member",

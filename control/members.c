@@ -1,4 +1,5 @@
 /* Members and their roles (control/members.h): records in the members sub-database, changed on workers. */
+#include "control/api_error.h"
 #include "control/members.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,15 +53,6 @@ static int
 fail(upd_reason_t *reason, int err, const char *code, const char *msg)
 {
     return upd_reason_set(reason, err, code, "%s", msg);
-}
-
-static int
-store_fail(upd_reason_t *reason, int err)
-{
-    if (err == UPD_ENOTFOUND)
-        return fail(reason, UPD_ENOTFOUND, "not_found", upd_strerror(err));
-    upd_log_error("store: %s", upd_strerror(err));
-    return fail(reason, UPD_ESTORE, "store_unavailable", upd_strerror(err));
 }
 
 /* name and email: a string (trimmed of nothing, stored as given) or null */
@@ -119,10 +111,10 @@ commit(upd_store_txn_t *txn, upd_audit_ctx_t *audit, upd_reason_t *reason)
     int err = upd_audit_append(txn, audit);
     if (err != 0) {
         upd_store_txn_end(txn);
-        return store_fail(reason, err);
+        return upd_api_store_fail(reason, err);
     }
     if ((err = upd_store_commit(txn)) != 0)
-        return store_fail(reason, err);
+        return upd_api_store_fail(reason, err);
     return 0;
 }
 
@@ -134,7 +126,7 @@ put(upd_store_txn_t *txn, const char *id, const json_t *rec, bool create, upd_re
     free(text);
     if (err == UPD_EEXIST)
         return upd_reason_set(reason, err, "exists", "member %s exists", id);
-    return err != 0 ? store_fail(reason, err) : 0;
+    return err != 0 ? upd_api_store_fail(reason, err) : 0;
 }
 
 /* ---- the API's calls ---- */
@@ -168,7 +160,7 @@ upd_members_call_create(upd_control_t *c, upd_audit_ctx_t *audit, json_t *body, 
 
     upd_store_txn_t *txn;
     if ((err = upd_store_write_begin(c->store, &txn)) != 0)
-        return store_fail(reason, err);
+        return upd_api_store_fail(reason, err);
     json_t *rec = NULL;
     if (roles != NULL && (err = check_roles(txn, roles, false, reason)) != 0)
         goto Exit;
@@ -210,13 +202,13 @@ upd_members_call_list(upd_control_t *c, json_t **out, upd_reason_t *reason)
     *out = NULL;
     int err = upd_store_read_begin(c->store, &txn);
     if (err != 0)
-        return store_fail(reason, err);
+        return upd_api_store_fail(reason, err);
     json_t *members = json_array();
     err = upd_store_member_list(txn, collect_member, members);
     upd_store_txn_end(txn);
     if (err != 0) {
         json_decref(members);
-        return store_fail(reason, err);
+        return upd_api_store_fail(reason, err);
     }
     *out = json_pack("{s:o}", "members", members);
     return 0;
@@ -251,13 +243,13 @@ upd_members_call_show(upd_control_t *c, const upd_principal_t *who, const char *
     upd_store_txn_t *txn;
     int err = upd_store_read_begin(c->store, &txn);
     if (err != 0)
-        return store_fail(reason, err);
+        return upd_api_store_fail(reason, err);
     json_t *rec;
     if ((err = upd_members_get(txn, member, &rec)) != 0) {
         upd_store_txn_end(txn);
         if (err == UPD_ENOTFOUND)
             return upd_reason_set(reason, err, "not_found", "no member %s", member);
-        return store_fail(reason, err);
+        return upd_api_store_fail(reason, err);
     }
     keys_ctx_t kc = {member, c->key_uses, json_array()};
     err = upd_store_key_list(txn, collect_key, &kc);
@@ -265,7 +257,7 @@ upd_members_call_show(upd_control_t *c, const upd_principal_t *who, const char *
     if (err != 0) {
         json_decref(kc.keys);
         json_decref(rec);
-        return store_fail(reason, err);
+        return upd_api_store_fail(reason, err);
     }
     json_object_set_new(rec, "keys", kc.keys);
     *out = rec;
@@ -298,10 +290,10 @@ upd_members_call_update(upd_control_t *c, upd_audit_ctx_t *audit, const char *me
 
     upd_store_txn_t *txn;
     if ((err = upd_store_write_begin(c->store, &txn)) != 0)
-        return store_fail(reason, err);
+        return upd_api_store_fail(reason, err);
     json_t *rec = NULL;
     if ((err = upd_members_get(txn, member, &rec)) != 0) {
-        err = err == UPD_ENOTFOUND ? upd_reason_set(reason, err, "not_found", "no member %s", member) : store_fail(reason, err);
+        err = err == UPD_ENOTFOUND ? upd_reason_set(reason, err, "not_found", "no member %s", member) : upd_api_store_fail(reason, err);
         goto Exit;
     }
     if (roles != NULL && (err = check_roles(txn, roles, true, reason)) != 0)
@@ -361,17 +353,17 @@ upd_members_call_remove(upd_control_t *c, upd_audit_ctx_t *audit, const char *me
     upd_store_txn_t *txn;
     int err = upd_store_write_begin(c->store, &txn);
     if (err != 0)
-        return store_fail(reason, err);
+        return upd_api_store_fail(reason, err);
     size_t revoked = 0;
     if ((err = upd_store_member_del(txn, member)) != 0) {
-        err = err == UPD_ENOTFOUND ? upd_reason_set(reason, err, "not_found", "no member %s", member) : store_fail(reason, err);
+        err = err == UPD_ENOTFOUND ? upd_reason_set(reason, err, "not_found", "no member %s", member) : upd_api_store_fail(reason, err);
         upd_store_txn_end(txn);
         return err;
     }
     /* their keys go with them, in the same transaction: none outlives its owner for a moment */
     if ((err = upd_keys_revoke_member(txn, member, (int64_t)time(NULL), &revoked)) != 0) {
         upd_store_txn_end(txn);
-        return store_fail(reason, err);
+        return upd_api_store_fail(reason, err);
     }
     upd_audit_detail(audit, "keys_revoked", json_integer((json_int_t)revoked));
     if ((err = commit(txn, audit, reason)) != 0)

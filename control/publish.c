@@ -3,6 +3,7 @@
  * its rendered feed bodies and download links, and the channel record (with a new generation) land
  * together or not at all. Feed bodies are rendered here, once, so the origin serialises nothing.
  */
+#include "control/api_error.h"
 #include "control/publish.h"
 #include <inttypes.h>
 #include <math.h>
@@ -25,17 +26,6 @@ static int
 fail(upd_reason_t *reason, int err, const char *code, const char *msg)
 {
     return upd_reason_set(reason, err, code, "%s", msg);
-}
-
-/* What the API tells of a store failure: a missing record is not_found; anything else is the store being unavailable,
- * logged here once. */
-static int
-store_fail(upd_reason_t *reason, int err)
-{
-    if (err == UPD_ENOTFOUND)
-        return fail(reason, UPD_ENOTFOUND, "not_found", upd_strerror(err));
-    upd_log_error("store: %s", upd_strerror(err));
-    return fail(reason, UPD_ESTORE, "store_unavailable", upd_strerror(err));
 }
 
 /* A JSON number with at most two decimals, 0..100 → basis points. */
@@ -230,7 +220,7 @@ upd_publish_channel_show(upd_control_t *c, const char *app, const char *channel,
     *out = NULL;
     int err = upd_store_read_begin(c->store, &txn);
     if (err != 0)
-        return store_fail(reason, err);
+        return upd_api_store_fail(reason, err);
     *out = channel_json(txn, app, channel);
     upd_store_txn_end(txn);
     if (*out == NULL)
@@ -269,7 +259,7 @@ upd_publish_app_create(upd_control_t *c, upd_audit_ctx_t *audit, json_t *body, j
     }
     if (err != 0) {
         json_decref(rec);
-        return store_fail(reason, err);
+        return upd_api_store_fail(reason, err);
     }
     upd_log_info("app %s created", id);
     *out = rec;
@@ -400,11 +390,11 @@ offer(upd_control_t *c, upd_store_txn_t *txn, upd_audit_ctx_t *audit, upd_releas
             upd_reason_set(reason, err, "conflict", "a .nupkg of release %s has the name of another version's package",
                            rel->version);
         else
-            err = store_fail(reason, err);
+            err = upd_api_store_fail(reason, err);
         goto Exit;
     }
     if (from_draft && (err = upd_store_draft_del(txn, app, rel->version)) != 0) {
-        err = store_fail(reason, err);
+        err = upd_api_store_fail(reason, err);
         goto Exit;
     }
     /* a new release supersedes any rollout in progress; the countries of the old one are not carried over */
@@ -427,7 +417,7 @@ offer(upd_control_t *c, upd_store_txn_t *txn, upd_audit_ctx_t *audit, upd_releas
     }
     ++ch.generation;
     if ((err = render_release(c, txn, rel, &ch)) != 0 || (err = upd_store_channel_put(txn, app, rel->channel, &ch)) != 0) {
-        err = store_fail(reason, err);
+        err = upd_api_store_fail(reason, err);
         goto Exit;
     }
     json_t *chj;
@@ -437,7 +427,7 @@ offer(upd_control_t *c, upd_store_txn_t *txn, upd_audit_ctx_t *audit, upd_releas
     err = commit_with_channel(txn, audit, app, rel->channel, &chj);
     txn = NULL;
     if (err != 0) {
-        err = store_fail(reason, err);
+        err = upd_api_store_fail(reason, err);
         goto Exit;
     }
     upd_log_info("release %s %s %s on %s at %u.%02u%%", app, rel->version, from_draft ? "published" : "registered", rel->channel,
@@ -470,7 +460,7 @@ register_draft(upd_control_t *c, upd_audit_ctx_t *audit, upd_release_t *rel, jso
                     "rollout: a draft has no rollout; give it when publishing (POST /v1/apps/APP/releases/VERSION/publish)");
     /* refused before any file is hashed when it would be refused anyway; checked again in the write transaction */
     if ((err = upd_store_read_begin(c->store, &txn)) != 0)
-        return store_fail(reason, err);
+        return upd_api_store_fail(reason, err);
     const char *app_json;
     size_t app_len;
     if (upd_store_app_get(txn, app, &app_json, &app_len) != 0)
@@ -485,7 +475,7 @@ register_draft(upd_control_t *c, upd_audit_ctx_t *audit, upd_release_t *rel, jso
         return err;
 
     if ((err = upd_store_write_begin(c->store, &txn)) != 0) {
-        err = store_fail(reason, err);
+        err = upd_api_store_fail(reason, err);
         goto Exit;
     }
     if ((err = check_unregistered(txn, app, rel->version, reason)) != 0 || (err = check_nupkgs(txn, rel, reason)) != 0)
@@ -500,19 +490,19 @@ register_draft(upd_control_t *c, upd_audit_ctx_t *audit, upd_release_t *rel, jso
         if (err == UPD_EEXIST)
             upd_reason_set(reason, err, "exists", "version %s of %s is already registered as a draft", rel->version, app);
         else
-            err = store_fail(reason, err);
+            err = upd_api_store_fail(reason, err);
         goto Exit;
     }
     snprintf(audit->app, sizeof(audit->app), "%s", app);
     upd_audit_detail(audit, "files", json_integer((json_int_t)rel->nfiles));
     if ((err = upd_audit_append(txn, audit)) != 0) {
-        err = store_fail(reason, err);
+        err = upd_api_store_fail(reason, err);
         goto Exit;
     }
     err = upd_store_commit(txn);
     txn = NULL;
     if (err != 0) {
-        err = store_fail(reason, err);
+        err = upd_api_store_fail(reason, err);
         goto Exit;
     }
     upd_log_info("release %s %s registered as a draft", app, rel->version);
@@ -557,7 +547,7 @@ upd_publish_release(upd_control_t *c, upd_audit_ctx_t *audit, const char *app, j
 
     /* the app must exist before any file is hashed */
     if ((err = upd_store_read_begin(c->store, &txn)) != 0) {
-        err = store_fail(reason, err);
+        err = upd_api_store_fail(reason, err);
         goto Exit;
     }
     const char *app_json;
@@ -581,7 +571,7 @@ upd_publish_release(upd_control_t *c, upd_audit_ctx_t *audit, const char *app, j
         goto Exit;
 
     if ((err = upd_store_write_begin(c->store, &txn)) != 0) {
-        err = store_fail(reason, err);
+        err = upd_api_store_fail(reason, err);
         goto Exit;
     }
     if ((err = check_unregistered(txn, app, rel.version, reason)) != 0)
@@ -654,7 +644,7 @@ upd_publish_draft(upd_control_t *c, upd_audit_ctx_t *audit, const char *app, con
     json_t *backends = NULL;
     int err = upd_store_write_begin(c->store, &txn);
     if (err != 0)
-        return store_fail(reason, err);
+        return upd_api_store_fail(reason, err);
     const char *app_json;
     size_t app_len;
     if (upd_store_app_get(txn, app, &app_json, &app_len) != 0) {
@@ -671,7 +661,7 @@ upd_publish_draft(upd_control_t *c, upd_audit_ctx_t *audit, const char *app, con
                 upd_reason_set(reason, err, "not_found", "%s has no draft %s", app, version);
             upd_release_dispose(&existing);
         } else {
-            err = store_fail(reason, err);
+            err = upd_api_store_fail(reason, err);
         }
         goto Exit;
     }
@@ -748,13 +738,13 @@ upd_publish_release_list(upd_control_t *c, const char *app, json_t **out, upd_re
     *out = NULL;
     int err = upd_store_read_begin(c->store, &txn);
     if (err != 0)
-        return store_fail(reason, err);
+        return upd_api_store_fail(reason, err);
     json_t *releases = json_array(), *drafts = json_array();
     if (app_exists(txn, app) != 0)
         err = fail(reason, UPD_ENOTFOUND, "not_found", "unknown app");
     else if ((err = upd_store_release_list(txn, app, collect_view, releases)) != 0 ||
              (err = upd_store_draft_list(txn, app, collect_draft, drafts)) != 0)
-        err = store_fail(reason, err);
+        err = upd_api_store_fail(reason, err);
     upd_store_txn_end(txn);
     if (err != 0) {
         json_decref(releases);
@@ -775,7 +765,7 @@ upd_publish_release_show(upd_control_t *c, const char *app, const char *version,
     *out = NULL;
     int err = upd_store_read_begin(c->store, &txn);
     if (err != 0)
-        return store_fail(reason, err);
+        return upd_api_store_fail(reason, err);
     if (app_exists(txn, app) != 0) {
         err = fail(reason, UPD_ENOTFOUND, "not_found", "unknown app");
     } else if ((err = upd_store_release_get(txn, app, version, &rel)) == 0) {
@@ -785,7 +775,7 @@ upd_publish_release_show(upd_control_t *c, const char *app, const char *version,
     } else if (err == UPD_ENOTFOUND) {
         upd_reason_set(reason, err, "not_found", "%s has no release or draft %s", app, version);
     } else {
-        err = store_fail(reason, err);
+        err = upd_api_store_fail(reason, err);
     }
     upd_store_txn_end(txn);
     upd_release_dispose(&rel);
@@ -868,7 +858,7 @@ upd_publish_rollout(upd_control_t *c, upd_audit_ctx_t *audit, const char *app, c
     int err = upd_store_write_begin(c->store, &txn);
     if (err != 0) {
         free(pins);
-        return store_fail(reason, err);
+        return upd_api_store_fail(reason, err);
     }
     upd_channel_t ch;
     if (upd_store_channel_get(txn, app, channel, &ch) != 0) {
@@ -903,7 +893,7 @@ upd_publish_rollout(upd_control_t *c, upd_audit_ctx_t *audit, const char *app, c
     }
     bool rerender = percent != NULL && bp != ch.rollout.percent_bp;
     if (has_rollout && (err = upd_store_release_get(txn, app, ch.rollout_version, &rel)) != 0) {
-        err = store_fail(reason, err);
+        err = upd_api_store_fail(reason, err);
         goto Exit;
     }
     if (percent != NULL) {
@@ -918,12 +908,12 @@ upd_publish_rollout(upd_control_t *c, upd_audit_ctx_t *audit, const char *app, c
         ch.rollout.percent_bp = bp == UPD_ROLLOUT_BASIS_POINTS ? 0 : bp;
     }
     if (pinned != NULL && (err = upd_store_pins_set(txn, app, channel, pins, npins)) != 0) {
-        err = store_fail(reason, err);
+        err = upd_api_store_fail(reason, err);
         goto Exit;
     }
     ++ch.generation;
     if ((rerender && (err = render_release(c, txn, &rel, &ch)) != 0) || (err = upd_store_channel_put(txn, app, channel, &ch)) != 0) {
-        err = store_fail(reason, err);
+        err = upd_api_store_fail(reason, err);
         goto Exit;
     }
     json_t *chj;
@@ -932,7 +922,7 @@ upd_publish_rollout(upd_control_t *c, upd_audit_ctx_t *audit, const char *app, c
     err = commit_with_channel(txn, audit, app, channel, &chj);
     txn = NULL;
     if (err != 0) {
-        err = store_fail(reason, err);
+        err = upd_api_store_fail(reason, err);
         goto Exit;
     }
     upd_log_info("rollout of %s/%s updated (generation %" PRIu64 ")", app, channel, ch.generation);
@@ -1017,7 +1007,7 @@ upd_publish_pull(upd_control_t *c, upd_audit_ctx_t *audit, const char *app, cons
     upd_release_t rel = {0};
     int err = upd_store_write_begin(c->store, &txn);
     if (err != 0)
-        return store_fail(reason, err);
+        return upd_api_store_fail(reason, err);
     const char *app_json;
     size_t app_len;
     if (upd_store_app_get(txn, app, &app_json, &app_len) != 0) {
@@ -1028,7 +1018,7 @@ upd_publish_pull(upd_control_t *c, upd_audit_ctx_t *audit, const char *app, cons
         if (err == UPD_ENOTFOUND)
             upd_reason_set(reason, err, "not_found", "%s has no release %s", app, version);
         else
-            err = store_fail(reason, err);
+            err = upd_api_store_fail(reason, err);
         goto Exit;
     }
     if (rel.pulled) {
@@ -1039,7 +1029,7 @@ upd_publish_pull(upd_control_t *c, upd_audit_ctx_t *audit, const char *app, cons
     upd_channel_t ch;
     if ((err = upd_store_channel_get(txn, app, rel.channel, &ch)) != 0) {
         /* a registered release always has its channel */
-        err = store_fail(reason, err == UPD_ENOTFOUND ? UPD_ESTORE : err);
+        err = upd_api_store_fail(reason, err == UPD_ENOTFOUND ? UPD_ESTORE : err);
         goto Exit;
     }
     /* the record's countries point into the map, which the rewrite below moves */
@@ -1055,7 +1045,7 @@ upd_publish_pull(upd_control_t *c, upd_audit_ctx_t *audit, const char *app, cons
     /* its feeds go (nothing may offer it again); its files stay: clients mid-download finish, and the .nupkg and
      * blockmaps stay where electron-updater and Squirrel.Windows look for them */
     if ((err = upd_store_release_replace(txn, &rel)) != 0 || (err = upd_store_feed_clear(txn, app, version)) != 0) {
-        err = store_fail(reason, err);
+        err = upd_api_store_fail(reason, err);
         goto Exit;
     }
     enum { WAS_ROLLOUT, WAS_STABLE, WAS_SUPERSEDED } was;
@@ -1073,7 +1063,7 @@ upd_publish_pull(upd_control_t *c, upd_audit_ctx_t *audit, const char *app, cons
         was = WAS_STABLE;
         fallback_ctx_t fc = {.channel = rel.channel, .below = version};
         if ((err = upd_store_release_list(txn, app, find_fallback, &fc)) != 0) {
-            err = store_fail(reason, err);
+            err = upd_api_store_fail(reason, err);
             goto Exit;
         }
         strcpy(ch.stable, fc.best);
@@ -1087,14 +1077,14 @@ upd_publish_pull(upd_control_t *c, upd_audit_ctx_t *audit, const char *app, cons
     if ((was != WAS_SUPERSEDED && (err = rerender(c, txn, app, ch.stable, &ch)) != 0) ||
         (was == WAS_STABLE && (err = rerender(c, txn, app, ch.rollout_version, &ch)) != 0) ||
         (err = upd_store_channel_put(txn, app, rel.channel, &ch)) != 0) {
-        err = store_fail(reason, err);
+        err = upd_api_store_fail(reason, err);
         goto Exit;
     }
     json_t *chj;
     err = commit_with_channel(txn, audit, app, rel.channel, &chj);
     txn = NULL;
     if (err != 0) {
-        err = store_fail(reason, err);
+        err = upd_api_store_fail(reason, err);
         goto Exit;
     }
     /* the reason as one log line: control characters become spaces */

@@ -94,20 +94,30 @@ int
 upd_s3_request_build(const upd_s3_backend_t *b, const char *method, const char *key, const char *range, const char *payload_hash,
                      const char *const *extra, size_t n_extra, int64_t now, upd_s3_request_t *out)
 {
+    return upd_s3_request_build_query(b, method, key, NULL, range, payload_hash, extra, n_extra, now, out);
+}
+
+int
+upd_s3_request_build_query(const upd_s3_backend_t *b, const char *method, const char *key, const char *query, const char *range,
+                           const char *payload_hash, const char *const *extra, size_t n_extra, int64_t now, upd_s3_request_t *out)
+{
     memset(out, 0, sizeof(*out));
     char host[UPD_S3_HOST_MAX + 1 + 64], path[1536], enc_key[1280];
     if (upd_sigv4_uri_encode(key, strlen(key), true, enc_key, sizeof(enc_key), NULL) != 0)
         return UPD_ETOOBIG;
+    int pl;
+    /* the empty key is the bucket itself (a listing): "/BUCKET", not "/BUCKET/" */
     if (b->virtual_hosted) {
         snprintf(host, sizeof(host), "%s.%s", b->bucket, b->host);
-        if ((size_t)snprintf(path, sizeof(path), "%s/%s", b->base_path, enc_key) >= sizeof(path))
-            return UPD_ETOOBIG;
+        pl = snprintf(path, sizeof(path), "%s/%s", b->base_path, enc_key);
     } else {
         snprintf(host, sizeof(host), "%s", b->host);
-        if ((size_t)snprintf(path, sizeof(path), "%s/%s/%s", b->base_path, b->bucket, enc_key) >= sizeof(path))
-            return UPD_ETOOBIG;
+        pl = snprintf(path, sizeof(path), "%s/%s%s%s", b->base_path, b->bucket, key[0] != '\0' ? "/" : "", enc_key);
     }
-    if ((size_t)snprintf(out->url, sizeof(out->url), "%s://%s%s", b->tls ? "https" : "http", host, path) >= sizeof(out->url))
+    if ((size_t)pl >= sizeof(path))
+        return UPD_ETOOBIG;
+    if ((size_t)snprintf(out->url, sizeof(out->url), "%s://%s%s%s%s", b->tls ? "https" : "http", host, path, query != NULL ? "?" : "",
+                         query != NULL ? query : "") >= sizeof(out->url))
         return UPD_ETOOBIG;
 
     /* host, range and the caller's headers are all signed; the signer adds x-amz-date, the payload hash and Authorization */
@@ -134,6 +144,7 @@ upd_s3_request_build(const upd_s3_backend_t *b, const char *method, const char *
     upd_sigv4_request_t req = {
         .method = method,
         .path = path,
+        .query = query,
         .headers = hdrs,
         .num_headers = nh,
         .payload_hash = payload_hash != NULL ? payload_hash : UPD_SIGV4_EMPTY_SHA256,

@@ -62,6 +62,15 @@ typedef struct st_upd_s3_request_t {
  */
 int upd_s3_request_build(const upd_s3_backend_t *b, const char *method, const char *key, const char *range,
                          const char *payload_hash, const char *const *extra, size_t n_extra, int64_t now, upd_s3_request_t *out);
+/**
+ * upd_s3_request_build() with a query string, signed along: S3's sub-resources and parameters ("uploads",
+ * "partNumber=2&uploadId=...", "list-type=2&prefix=..."), already encoded as SigV4 wants them (sorted, each name and value
+ * URI-encoded). The empty key is the bucket itself (a listing).
+ * @param query  NULL for none (then exactly upd_s3_request_build())
+ */
+int upd_s3_request_build_query(const upd_s3_backend_t *b, const char *method, const char *key, const char *query, const char *range,
+                               const char *payload_hash, const char *const *extra, size_t n_extra, int64_t now,
+                               upd_s3_request_t *out);
 void upd_s3_request_dispose(upd_s3_request_t *r);
 
 /**

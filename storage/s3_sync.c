@@ -216,10 +216,6 @@ on_seek(void *arg, curl_off_t offset, int origin)
     return CURL_SEEKFUNC_OK;
 }
 
-static int request_build_query(const upd_s3_backend_t *b, const char *method, const char *key, const char *query,
-                               const char *payload_hash, const char *const *extra, size_t n_extra, int64_t now,
-                               upd_s3_request_t *out);
-
 /*
  * Runs one signed request. body: NULL for none (HEAD, GET), or the xfer's fd/mem of x->size bytes.
  * @return 0 when an HTTP answer came, UPD_EIO when none did, UPD_EINVAL/UPD_ETOOBIG/UPD_ENOMEM from signing
@@ -244,9 +240,7 @@ run(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *method, c
         extra[n_extra++] = ct_line;
     }
     upd_s3_request_t req;
-    int err = x->query != NULL
-                  ? request_build_query(b, method, key, x->query, payload_hash, extra, n_extra, (int64_t)time(NULL), &req)
-                  : upd_s3_request_build(b, method, key, NULL, payload_hash, extra, n_extra, (int64_t)time(NULL), &req);
+    int err = upd_s3_request_build_query(b, method, key, x->query, NULL, payload_hash, extra, n_extra, (int64_t)time(NULL), &req);
     if (err != 0) {
         snprintf(res->message, sizeof(res->message), "%s: cannot sign %s %s: %s", b->name, method, key, upd_strerror(err));
         return err;
@@ -413,93 +407,6 @@ upd_s3_get(const upd_s3_backend_t *b, const upd_s3_timeouts_t *t, const char *ke
 #define SMALL_BODY_MAX (64u << 10) /* CreateMultipartUpload's and CompleteMultipartUpload's answers */
 #define HASH_CHUNK (1u << 20)
 
-/* The signed request of upd_s3_request_build() with a query string (S3's sub-resources and listing parameters). */
-static int
-request_build_query(const upd_s3_backend_t *b, const char *method, const char *key, const char *query, const char *payload_hash,
-                    const char *const *extra, size_t n_extra, int64_t now, upd_s3_request_t *out)
-{
-    memset(out, 0, sizeof(*out));
-    char host[UPD_S3_HOST_MAX + 1 + 64], path[1536], enc_key[1280];
-    if (upd_sigv4_uri_encode(key, strlen(key), true, enc_key, sizeof(enc_key), NULL) != 0)
-        return UPD_ETOOBIG;
-    int pl;
-    /* the empty key is the bucket itself (a listing): "/BUCKET", not "/BUCKET/" */
-    if (b->virtual_hosted) {
-        snprintf(host, sizeof(host), "%s.%s", b->bucket, b->host);
-        pl = snprintf(path, sizeof(path), "%s/%s", b->base_path, enc_key);
-    } else {
-        snprintf(host, sizeof(host), "%s", b->host);
-        pl = snprintf(path, sizeof(path), "%s/%s%s%s", b->base_path, b->bucket, key[0] != '\0' ? "/" : "", enc_key);
-    }
-    if ((size_t)pl >= sizeof(path))
-        return UPD_ETOOBIG;
-    if ((size_t)snprintf(out->url, sizeof(out->url), "%s://%s%s?%s", b->tls ? "https" : "http", host, path, query) >= sizeof(out->url))
-        return UPD_ETOOBIG;
-    upd_sigv4_header_t hdrs[1 + 4];
-    char names[4][64];
-    size_t nh = 0;
-    hdrs[nh++] = (upd_sigv4_header_t){"host", host};
-    if (n_extra > 4)
-        return UPD_ETOOBIG;
-    for (size_t i = 0; i < n_extra; ++i) {
-        const char *colon = strchr(extra[i], ':');
-        if (colon == NULL || (size_t)(colon - extra[i]) >= sizeof(names[i]))
-            return UPD_EINVAL;
-        memcpy(names[i], extra[i], (size_t)(colon - extra[i]));
-        names[i][colon - extra[i]] = '\0';
-        const char *v = colon + 1;
-        while (*v == ' ')
-            ++v;
-        hdrs[nh++] = (upd_sigv4_header_t){names[i], v};
-    }
-    upd_sigv4_creds_t creds = {.access_key = b->access_key, .secret_key = b->secret_key};
-    upd_sigv4_request_t req = {
-        .method = method,
-        .path = path,
-        .query = query,
-        .headers = hdrs,
-        .num_headers = nh,
-        .payload_hash = payload_hash != NULL ? payload_hash : UPD_SIGV4_EMPTY_SHA256,
-        .region = b->region,
-        .service = "s3",
-        .timestamp = (time_t)now,
-        .flags = UPD_SIGV4_FLAGS_S3,
-    };
-    upd_sigv4_result_t *sig = malloc(sizeof(*sig));
-    if (sig == NULL)
-        return UPD_ENOMEM;
-    int err = upd_sigv4_sign_headers(&creds, &req, sig);
-    if (err != 0) {
-        free(sig);
-        return err;
-    }
-    /* the same headers upd_s3_request_build() sends: the signed ones but Host, the signer's, no Expect, no Accept */
-    struct curl_slist *l = NULL;
-    bool ok = true;
-    char line[UPD_SIGV4_AUTH_MAX + 64];
-    for (size_t i = 0; ok && i < nh + sig->num_headers + 2; ++i) {
-        if (i == 0)
-            continue;
-        if (i < nh)
-            snprintf(line, sizeof(line), "%s: %s", hdrs[i].name, hdrs[i].value);
-        else if (i < nh + sig->num_headers)
-            snprintf(line, sizeof(line), "%s: %s", sig->headers[i - nh].name, sig->headers[i - nh].value);
-        else
-            snprintf(line, sizeof(line), "%s:", i == nh + sig->num_headers ? "Expect" : "Accept");
-        struct curl_slist *n = curl_slist_append(l, line);
-        if (n == NULL)
-            ok = false;
-        else
-            l = n;
-    }
-    free(sig);
-    out->headers = l;
-    if (!ok) {
-        upd_s3_request_dispose(out);
-        return UPD_ENOMEM;
-    }
-    return 0;
-}
 
 /* A 2xx body read into memory, up to cap bytes (then the transfer is aborted). */
 typedef struct {
