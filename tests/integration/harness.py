@@ -20,6 +20,8 @@ $UPDRAFT_SOURCE_DIR (default: two levels above this file).
 """
 import atexit
 import base64
+import ctypes
+import ctypes.util
 import hashlib
 import http.client
 import json
@@ -898,3 +900,72 @@ def metric_sum(text, name):
         if m:
             total = (total or 0) + float(m.group(2))
     return total
+
+
+# ---------------------------------------------------------------------------------------------
+# the store as plain liblmdb sees it
+
+class _MDBVal(ctypes.Structure):
+    _fields_ = [("mv_size", ctypes.c_size_t), ("mv_data", ctypes.c_void_p)]
+
+
+class RawLMDB:
+    """Reads and writes records of DATA_DIR/lmdb with plain liblmdb, as another build of Updraft, a disk that lies or
+    an attacker with the disk would have left them. One write transaction per `with` block; LMDB's own locks make it
+    safe beside running servers. Keys: str, bytes, or an int (the audit sub-database's big-endian sequence numbers)."""
+    _lib = None
+
+    def __init__(self, data_dir):
+        if RawLMDB._lib is None:
+            RawLMDB._lib = ctypes.CDLL(ctypes.util.find_library("lmdb") or "liblmdb.so.0")
+        self.lib, self.path = RawLMDB._lib, os.path.join(data_dir, "lmdb")
+
+    def __enter__(self):
+        self.env, self.txn = ctypes.c_void_p(), ctypes.c_void_p()
+        self._ok(self.lib.mdb_env_create(ctypes.byref(self.env)))
+        self._ok(self.lib.mdb_env_set_maxdbs(self.env, ctypes.c_uint(32)))
+        self._ok(self.lib.mdb_env_open(self.env, self.path.encode(), ctypes.c_uint(0), ctypes.c_int(0o600)))
+        self._ok(self.lib.mdb_txn_begin(self.env, None, ctypes.c_uint(0), ctypes.byref(self.txn)))
+        return self
+
+    def __exit__(self, exc_type, *rest):
+        if exc_type is None:
+            self._ok(self.lib.mdb_txn_commit(self.txn))
+        else:
+            self.lib.mdb_txn_abort(self.txn)
+        self.lib.mdb_env_close(self.env)
+
+    @staticmethod
+    def _ok(rc):
+        if rc != 0:
+            raise AssertionError("lmdb: error %d" % rc)
+
+    def _dbi(self, db):
+        dbi = ctypes.c_uint()
+        self._ok(self.lib.mdb_dbi_open(self.txn, db.encode(), ctypes.c_uint(0), ctypes.byref(dbi)))
+        return dbi
+
+    @staticmethod
+    def _key(key):
+        k = key if isinstance(key, bytes) else key.to_bytes(8, "big") if isinstance(key, int) else key.encode()
+        buf = ctypes.create_string_buffer(k, len(k))
+        return buf, _MDBVal(len(k), ctypes.cast(buf, ctypes.c_void_p))
+
+    def get(self, db, key):
+        buf, kv = self._key(key)
+        vv = _MDBVal()
+        rc = self.lib.mdb_get(self.txn, self._dbi(db), ctypes.byref(kv), ctypes.byref(vv))
+        if rc == -30798:  # MDB_NOTFOUND
+            return None
+        self._ok(rc)
+        return ctypes.string_at(vv.mv_data, vv.mv_size)
+
+    def put(self, db, key, value):
+        buf, kv = self._key(key)
+        data = ctypes.create_string_buffer(value, len(value))
+        vv = _MDBVal(len(value), ctypes.cast(data, ctypes.c_void_p))
+        self._ok(self.lib.mdb_put(self.txn, self._dbi(db), ctypes.byref(kv), ctypes.byref(vv), ctypes.c_uint(0)))
+
+    def delete(self, db, key):
+        buf, kv = self._key(key)
+        self._ok(self.lib.mdb_del(self.txn, self._dbi(db), ctypes.byref(kv), None))

@@ -11,8 +11,6 @@ the untouched trail, and exit 1 naming the first record that breaks after a reco
 after the newest ten are deleted (the chain head moved back with them, as an attacker would), and
 after one exported segment is rewritten on one store. docs/control-api.md "Audit trail".
 """
-import ctypes
-import ctypes.util
 import glob
 import hashlib
 import json
@@ -39,71 +37,6 @@ TIMEOUTS = "  connect_timeout_ms: 500\n  stall_timeout_ms: 1000\n"
 def key_id(key):
     """upd_<16 hex>_<secret>: the id is the 16 hex digits."""
     return key.split("_")[1]
-
-
-class _Val(ctypes.Structure):
-    _fields_ = [("mv_size", ctypes.c_size_t), ("mv_data", ctypes.c_void_p)]
-
-
-class AuditLMDB:
-    """The audit and meta sub-databases of DATA_DIR/lmdb through plain liblmdb, as an attacker with the disk would
-    change them: one write transaction per `with` block."""
-    _lib = None
-
-    def __init__(self, data_dir):
-        if AuditLMDB._lib is None:
-            AuditLMDB._lib = ctypes.CDLL(ctypes.util.find_library("lmdb") or "liblmdb.so.0")
-        self.lib, self.path = AuditLMDB._lib, os.path.join(data_dir, "lmdb")
-
-    def __enter__(self):
-        self.env, self.txn = ctypes.c_void_p(), ctypes.c_void_p()
-        self._ok(self.lib.mdb_env_create(ctypes.byref(self.env)))
-        self._ok(self.lib.mdb_env_set_maxdbs(self.env, ctypes.c_uint(32)))
-        self._ok(self.lib.mdb_env_open(self.env, self.path.encode(), ctypes.c_uint(0), ctypes.c_int(0o600)))
-        self._ok(self.lib.mdb_txn_begin(self.env, None, ctypes.c_uint(0), ctypes.byref(self.txn)))
-        return self
-
-    def __exit__(self, exc_type, *rest):
-        if exc_type is None:
-            self._ok(self.lib.mdb_txn_commit(self.txn))
-        else:
-            self.lib.mdb_txn_abort(self.txn)
-        self.lib.mdb_env_close(self.env)
-
-    @staticmethod
-    def _ok(rc):
-        if rc != 0:
-            raise AssertionError("lmdb: error %d" % rc)
-
-    def _dbi(self, db):
-        dbi = ctypes.c_uint()
-        self._ok(self.lib.mdb_dbi_open(self.txn, db.encode(), ctypes.c_uint(0), ctypes.byref(dbi)))
-        return dbi
-
-    @staticmethod
-    def _key(key):
-        k = key if isinstance(key, bytes) else key.to_bytes(8, "big") if isinstance(key, int) else key.encode()
-        buf = ctypes.create_string_buffer(k, len(k))
-        return buf, _Val(len(k), ctypes.cast(buf, ctypes.c_void_p))
-
-    def get(self, db, key):
-        buf, kv = self._key(key)
-        vv = _Val()
-        rc = self.lib.mdb_get(self.txn, self._dbi(db), ctypes.byref(kv), ctypes.byref(vv))
-        if rc == -30798:  # MDB_NOTFOUND
-            return None
-        self._ok(rc)
-        return ctypes.string_at(vv.mv_data, vv.mv_size)
-
-    def put(self, db, key, value):
-        buf, kv = self._key(key)
-        data = ctypes.create_string_buffer(value, len(value))
-        vv = _Val(len(value), ctypes.cast(data, ctypes.c_void_p))
-        self._ok(self.lib.mdb_put(self.txn, self._dbi(db), ctypes.byref(kv), ctypes.byref(vv), ctypes.c_uint(0)))
-
-    def delete(self, db, key):
-        buf, kv = self._key(key)
-        self._ok(self.lib.mdb_del(self.txn, self._dbi(db), ctypes.byref(kv), None))
 
 
 class AuditTrailTest(harness.StackTest):
@@ -278,7 +211,7 @@ class AuditTrailTest(harness.StackTest):
         self.refuse(1)  # fewer than export_records: exported once the interval has passed
         head = self.wait_exported(timeout=INTERVAL_MS / 1000 + 5)
         self.assertLess(time.monotonic() - start, INTERVAL_MS / 1000 + 3)
-        with AuditLMDB(self.env.data) as db:
+        with harness.RawLMDB(self.env.data) as db:
             stored = {seq: db.get("audit", seq) for seq in range(1, head + 1)}
         for s3 in (self.r2, self.s3):
             segs = self.segments(s3)
@@ -321,7 +254,7 @@ class AuditTrailTest(harness.StackTest):
     def test_15_verify_names_a_record_edited_in_the_store(self):
         self.wait_exported()
         data = self.copy_data("edited")
-        with AuditLMDB(data) as db:
+        with harness.RawLMDB(data) as db:
             # the first record of a request (the host's own records have no source address)
             seq = next(n for n in range(1, 100) if b'"source":"127.0.0.1"' in db.get("audit", n))
             rec = db.get("audit", seq)
@@ -334,7 +267,7 @@ class AuditTrailTest(harness.StackTest):
         head = self.wait_exported()
         self.assertGreater(head, 12)
         data = self.copy_data("deleted")
-        with AuditLMDB(data) as db:
+        with harness.RawLMDB(data) as db:
             for seq in range(head - 9, head + 1):
                 db.delete("audit", seq)
             last = db.get("audit", head - 10)

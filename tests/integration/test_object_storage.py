@@ -34,63 +34,6 @@ def digest(data):
     return hashlib.sha512(data).hexdigest()
 
 
-class _MDBVal(ctypes.Structure):
-    _fields_ = [("mv_size", ctypes.c_size_t), ("mv_data", ctypes.c_void_p)]
-
-
-class RawLMDB:
-    """Reads and writes records of DATA_DIR/lmdb with plain liblmdb, as another build of Updraft (or a
-    disk that lies) would have left them. One write transaction per `with` block; LMDB's own locks
-    make it safe beside running servers."""
-    _lib = None
-
-    def __init__(self, data_dir):
-        if RawLMDB._lib is None:
-            lib = ctypes.CDLL(ctypes.util.find_library("lmdb") or "liblmdb.so.0")
-            for fn in ("mdb_env_create", "mdb_env_set_maxdbs", "mdb_env_open", "mdb_txn_begin", "mdb_dbi_open",
-                       "mdb_get", "mdb_put", "mdb_txn_commit"):
-                getattr(lib, fn).restype = ctypes.c_int
-            RawLMDB._lib = lib
-        self.lib, self.path = RawLMDB._lib, os.path.join(data_dir, "lmdb")
-
-    def __enter__(self):
-        self.env, self.txn = ctypes.c_void_p(), ctypes.c_void_p()
-        self._ok(self.lib.mdb_env_create(ctypes.byref(self.env)))
-        self._ok(self.lib.mdb_env_set_maxdbs(self.env, ctypes.c_uint(32)))
-        self._ok(self.lib.mdb_env_open(self.env, self.path.encode(), ctypes.c_uint(0), ctypes.c_int(0o600)))
-        self._ok(self.lib.mdb_txn_begin(self.env, None, ctypes.c_uint(0), ctypes.byref(self.txn)))
-        return self
-
-    def __exit__(self, exc_type, *rest):
-        if exc_type is None:
-            self._ok(self.lib.mdb_txn_commit(self.txn))
-        else:
-            self.lib.mdb_txn_abort(self.txn)
-        self.lib.mdb_env_close(self.env)
-
-    @staticmethod
-    def _ok(rc):
-        if rc != 0:
-            raise AssertionError("lmdb: error %d" % rc)
-
-    def _dbi(self, db):
-        dbi = ctypes.c_uint()
-        self._ok(self.lib.mdb_dbi_open(self.txn, db.encode(), ctypes.c_uint(0), ctypes.byref(dbi)))
-        return dbi
-
-    def get(self, db, key):
-        k = key.encode()
-        kv, vv = _MDBVal(len(k), ctypes.cast(ctypes.c_char_p(k), ctypes.c_void_p)), _MDBVal()
-        self._ok(self.lib.mdb_get(self.txn, self._dbi(db), ctypes.byref(kv), ctypes.byref(vv)))
-        return ctypes.string_at(vv.mv_data, vv.mv_size)
-
-    def put(self, db, key, value):
-        k, buf = key.encode(), ctypes.create_string_buffer(value, len(value))
-        kv = _MDBVal(len(k), ctypes.cast(ctypes.c_char_p(k), ctypes.c_void_p))
-        vv = _MDBVal(len(value), ctypes.cast(buf, ctypes.c_void_p))
-        self._ok(self.lib.mdb_put(self.txn, self._dbi(db), ctypes.byref(kv), ctypes.byref(vv), ctypes.c_uint(0)))
-
-
 class _XXH128(ctypes.Structure):
     _fields_ = [("low64", ctypes.c_uint64), ("high64", ctypes.c_uint64)]
 
@@ -568,7 +511,7 @@ class ObjectStorage(harness.StackTest):
         key, path, data = self.publish(4 * BLOCK + 9)
         small_key, small_path, small = self.publish(BLOCK - 100)
         other, other_small = hashlib.sha512(b"not these bytes").digest(), hashlib.sha512(b"nor these").digest()
-        with RawLMDB(self.env.data) as db:
+        with harness.RawLMDB(self.env.data) as db:
             db.put("files", key, with_sha512(db.get("files", key), other))
             db.put("files", small_key, with_sha512(db.get("files", small_key), other_small))
         st, h, body = self.get(path)
@@ -682,7 +625,7 @@ class LegacyXXH3BlockDigests(harness.StackTest):
         good_key, bad_key = self.register("1.0.0", good), self.register("1.0.1", bad)
         self.control.stop()
         # what a schema 3 build wrote: XXH3-128 per block, no algorithm byte, no "block_digest" in the release JSON
-        with RawLMDB(self.env.data) as db:
+        with harness.RawLMDB(self.env.data) as db:
             for key, data in ((good_key, good), (bad_key, bad)):
                 digests = b"".join(xxh3_128(data[i:i + BLOCK]) for i in range(0, len(data), BLOCK))
                 db.put("blocks", key, BLOCK.to_bytes(4, "little") + digests)
@@ -699,7 +642,7 @@ class LegacyXXH3BlockDigests(harness.StackTest):
         self.env.control = control
         with open(control.log) as f:
             self.assertIn("schema 3 migrated to 5", f.read())
-        with RawLMDB(self.env.data) as db:
+        with harness.RawLMDB(self.env.data) as db:
             self.assertEqual(db.get("blocks", good_key)[4], 1, "tagged XXH3-128 by the migration")
 
         origin = self.env.start_origin("--config", self.origin_config())
