@@ -934,7 +934,8 @@ upd_backup_refresh(upd_backup_t *b)
             }
         }
     }
-    qsort(nc.e, nc.n, sizeof(*nc.e), by_id);
+    if (nc.n > 0)
+        qsort(nc.e, nc.n, sizeof(*nc.e), by_id);
     pthread_mutex_lock(&b->lock);
     catalog_t gone = b->catalog;
     b->catalog = nc;

@@ -1,6 +1,5 @@
 /* API keys: "upd_<id>_<secret>". The id finds the record; the secret is checked against its stored
  * SHA-256 with a constant-time comparison, so neither timing nor a stolen database reveals a key. */
-#include "control/api_error.h"
 #include "control/keys.h"
 #include <inttypes.h>
 #include <openssl/crypto.h>
@@ -11,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "control/api_error.h"
 #include "base/hex.h"
 #include "base/log.h"
 #include "control/members.h"

@@ -1,10 +1,10 @@
 /* Members and their roles (control/members.h): records in the members sub-database, changed on workers. */
-#include "control/api_error.h"
 #include "control/members.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "control/api_error.h"
 #include "base/log.h"
 
 #define ROLES_MAX 1024 /* scopes in one member's roles: "*" and one per app */

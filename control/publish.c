@@ -3,7 +3,6 @@
  * its rendered feed bodies and download links, and the channel record (with a new generation) land
  * together or not at all. Feed bodies are rendered here, once, so the origin serialises nothing.
  */
-#include "control/api_error.h"
 #include "control/publish.h"
 #include <inttypes.h>
 #include <math.h>
@@ -13,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "control/api_error.h"
 #include "base/err.h"
 #include "control/audit.h"
 #include "control/mirror.h"
