@@ -146,7 +146,11 @@ upd_audit_time_parse(const char *s, size_t len, int64_t *ms)
     unsigned y, mo, d, h, mi, sec, frac = 0, oh = 0, om = 0;
     if (len == 0)
         return UPD_EINVAL;
-    if (strspn(s, "0123456789") >= len) {
+    size_t ndigits = 0;
+    while (ndigits < len && s[ndigits] >= '0' && s[ndigits] <= '9')
+        ++ndigits;
+    /* len bytes, not a C string: a bounded scan (strspn would read past an unterminated buffer) */
+    if (ndigits == len) {
         /* Unix seconds: up to 9999-12-31 */
         if (len > 12)
             return UPD_EINVAL;

@@ -345,11 +345,28 @@ test_filter_matches_actor_by_member_or_key(void **state)
     free(a);
 }
 
+/* Regression: Unix seconds were recognised with strspn, which read past a buffer without a terminator (found by
+ * tests/fuzz/fuzz_audit.c). The buffer here has exactly the digits: ASan stops any read beyond. */
+static void
+test_time_parse_reads_only_the_bytes_it_is_given(void **state)
+{
+    (void)state;
+    char *digits = malloc(10);
+    memcpy(digits, "1796193734", 10);
+    int64_t ms;
+    assert_int_equal(upd_audit_time_parse(digits, 10, &ms), 0);
+    assert_int_equal(ms, (int64_t)1796193734 * 1000);
+    assert_int_equal(upd_audit_time_parse(digits, 4, &ms), 0); /* "1796": a prefix is a time of its own */
+    assert_int_equal(ms, (int64_t)1796 * 1000);
+    free(digits);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_is_canonical_and_stable),
+        cmocka_unit_test(test_time_parse_reads_only_the_bytes_it_is_given),
         cmocka_unit_test(test_encode_escapes_so_a_record_is_one_line),
         cmocka_unit_test(test_check_refuses_a_changed_byte),
         cmocka_unit_test(test_check_refuses_a_wrong_seq),
