@@ -315,12 +315,12 @@ on_export_record(uint64_t seq, const char *rec, size_t len, void *arg)
 }
 
 /*
- * One look at a destination: exports one segment when it is due.
+ * One look at a destination: exports one segment when it is due (flush: whenever a record waits, however young).
  * @return 1 when a segment was written (look again at once), 0 when none is due (*wait_ms until the next look), -1 when
  *         the write failed (logged and counted: the caller backs off)
  */
 static int
-export_step(dest_state_t *ds, uint64_t *wait_ms)
+export_step(dest_state_t *ds, bool flush, uint64_t *wait_ms)
 {
     upd_audit_export_t *x = ds->x;
     const upd_audit_export_opts_t *o = &x->opts;
@@ -353,7 +353,7 @@ export_step(dest_state_t *ds, uint64_t *wait_ms)
         upd_store_txn_end(txn);
         return 0;
     }
-    if (pending < o->records) {
+    if (pending < o->records && !flush) {
         /* fewer than a segment's worth: due once the oldest of them is interval_ms old */
         const char *rec;
         size_t len;
@@ -425,7 +425,7 @@ export_main(void *arg)
     while (!x->stopping) {
         pthread_mutex_unlock(&x->lock);
         uint64_t wait_ms;
-        int r = export_step(ds, &wait_ms);
+        int r = export_step(ds, false, &wait_ms);
         if (r < 0) {
             backoff = backoff == 0 ? x->opts.retry_initial_ms : backoff * 2;
             if (backoff > x->opts.retry_max_ms)
@@ -446,6 +446,14 @@ export_main(void *arg)
         }
     }
     pthread_mutex_unlock(&x->lock);
+    /*
+     * Stopping: what is still waiting goes out now, whatever its age, so that a control plane stopped and then lost
+     * loses no record. One try per segment: a store that fails keeps the rest for the next start (and the shutdown is
+     * held up by at most its timeouts).
+     */
+    uint64_t ignored;
+    while (export_step(ds, true, &ignored) > 0)
+        ;
     return NULL;
 }
 

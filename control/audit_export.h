@@ -49,8 +49,8 @@ upd_audit_export_t *upd_audit_export_create(upd_store_t *store, const upd_s3_bac
 int upd_audit_export_start(upd_audit_export_t *x);
 
 /**
- * Stops the threads: a write under way finishes (bounded by the object-store timeouts) and is recorded; what waits is
- * exported at the next start. Fine on an exporter never started, and twice. NULL is fine.
+ * Stops the threads: a write under way finishes (bounded by the object-store timeouts) and is recorded, then each
+ * destination gets what still waits, however young (one try per segment; what fails is exported at the next start). Fine on an exporter never started, and twice. NULL is fine.
  */
 void upd_audit_export_stop(upd_audit_export_t *x);
 

@@ -451,7 +451,7 @@ on_loop_stop(void *app)
     upd_backup_stop(c->backup); /* a backup in progress is cancelled: a later run reads back what it left */
     upd_propagate_stop(c->propagate);
     upd_key_uses_stop(c->key_uses); /* the last uses noted are written */
-    upd_audit_export_stop(c->audit_export); /* after the workers: their last records are in the store, exported next start */
+    upd_audit_export_stop(c->audit_export); /* after the workers: their last records are in the store, and go out now */
 }
 
 int

@@ -326,5 +326,29 @@ class LocalAuditTrailTest(harness.StackTest):
         self.assertIn("local: 1 segment to record 2, all match", r.stdout)
 
 
+class AuditFlushedAtShutdownTest(harness.StackTest):
+    """A control plane stopped before its records were due still exports them: stopped and then lost, it loses none."""
+    env_name = "test_audit_shutdown"
+    programs = ("control",)
+    keys = (("admin", "admin", "ops"),)
+
+    @classmethod
+    def prepare_stack(cls):
+        # never due on their own while the test runs: an hour, and a segment of 1000 records
+        cls.config = cls.env.write("late.yaml", "audit:\n  export_interval_ms: 3600000\n  export_records: 1000\n")
+
+    @classmethod
+    def control_args(cls):
+        return ("--config", cls.config)
+
+    def test_records_waiting_at_sigterm_are_exported_before_exit(self):
+        status, doc = self.env.api("POST", "/v1/apps", {"id": APP}, key=self.admin)
+        self.assertEqual(status, 201, doc)
+        d = os.path.join(self.env.storage, "_updraft", "audit")
+        self.assertFalse(os.path.isdir(d) and os.listdir(d), "nothing was due before the stop")
+        self.control.stop()
+        self.assertEqual(sorted(os.listdir(d)), ["00000000000000000001-00000000000000000002.jsonl"])
+
+
 if __name__ == "__main__":
     unittest.main()
