@@ -44,7 +44,7 @@
  *   "alg"           UPD_EAUTH   the credential key's COSE algorithm is not supported or not in policy->algs
  *   "public_key"    UPD_EAUTH   the COSE key does not describe a usable key of its algorithm (wrong curve, point not on
  *                               the curve, RSA modulus too short)
- *   "credential_id" UPD_EAUTH   the credential id is longer than UPD_WEBAUTHN_CREDENTIAL_ID_MAX bytes
+ *   "credential_id" UPD_EINVAL  the credential id is empty or longer than UPD_WEBAUTHN_CREDENTIAL_ID_MAX bytes
  *   "attestation"   UPD_EAUTH   (registration) the format is not accepted, or its statement does not verify, or an x5c
  *                               chain does not lead to a trust anchor
  *   "signature"     UPD_EAUTH   (assertion) the signature over authenticatorData || SHA-256(clientDataJSON) does not verify
