@@ -19,9 +19,9 @@
 #define NOMEM() upd_reason_set(why, UPD_ENOMEM, NULL, "out of memory")
 
 #define RP_ID_HASH_LEN 32
-#define AUTH_DATA_MIN 37       /* rpIdHash, flags, signCount */
-#define ATTESTED_MIN 18        /* aaguid, credentialIdLength */
-#define CBOR_DEPTH_MAX 8       /* attestationObject > attStmt > x5c > cert is 3; extensions get some room */
+#define AUTH_DATA_MIN 37                             /* rpIdHash, flags, signCount */
+#define ATTESTED_MIN 18                              /* aaguid, credentialIdLength */
+#define CBOR_DEPTH_MAX 8                             /* attestationObject > attStmt > x5c > cert is 3; extensions get some room */
 #define FIDO_GEN_CE_AAGUID "1.3.6.1.4.1.45724.1.1.4" /* id-fido-gen-ce-aaguid, section 8.2.1 */
 
 /* ---- CBOR ---------------------------------------------------------------------------------------------------------- */
@@ -91,14 +91,46 @@ span_tag(void *ctx, uint64_t tag)
     span_bad(ctx);
 }
 
-static void span_u8(void *ctx, uint8_t v) { span_item(ctx); }
-static void span_u16(void *ctx, uint16_t v) { span_item(ctx); }
-static void span_u32(void *ctx, uint32_t v) { span_item(ctx); }
-static void span_u64(void *ctx, uint64_t v) { span_item(ctx); }
-static void span_str(void *ctx, cbor_data d, size_t n) { span_item(ctx); }
-static void span_f(void *ctx, float v) { span_item(ctx); }
-static void span_d(void *ctx, double v) { span_item(ctx); }
-static void span_b(void *ctx, bool v) { span_item(ctx); }
+static void
+span_u8(void *ctx, uint8_t v)
+{
+    span_item(ctx);
+}
+static void
+span_u16(void *ctx, uint16_t v)
+{
+    span_item(ctx);
+}
+static void
+span_u32(void *ctx, uint32_t v)
+{
+    span_item(ctx);
+}
+static void
+span_u64(void *ctx, uint64_t v)
+{
+    span_item(ctx);
+}
+static void
+span_str(void *ctx, cbor_data d, size_t n)
+{
+    span_item(ctx);
+}
+static void
+span_f(void *ctx, float v)
+{
+    span_item(ctx);
+}
+static void
+span_d(void *ctx, double v)
+{
+    span_item(ctx);
+}
+static void
+span_b(void *ctx, bool v)
+{
+    span_item(ctx);
+}
 
 static const struct cbor_callbacks span_callbacks = {
     .uint8 = span_u8,
@@ -355,7 +387,8 @@ cose_ec2(const cbor_item_t *key, int alg, EVP_PKEY **out, upd_reason_t *why)
     char group[16];
     snprintf(group, sizeof(group), "%s", alg_ec_group(alg));
     OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group, 0),
-                           OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, point, 1 + 2 * len), OSSL_PARAM_construct_end()};
+                           OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, point, 1 + 2 * len),
+                           OSSL_PARAM_construct_end()};
     return pkey_from_params("EC", params, out, why);
 }
 
@@ -748,8 +781,8 @@ exit:
 
 static int
 verify_packed(const upd_webauthn_policy_t *policy, const cbor_item_t *stmt, const uint8_t *auth_data, size_t auth_data_len,
-              const uint8_t cdh[32], const auth_data_t *ad, const upd_webauthn_credential_t *cred,
-              upd_webauthn_attestation_t *type, upd_reason_t *why)
+              const uint8_t cdh[32], const auth_data_t *ad, const upd_webauthn_credential_t *cred, upd_webauthn_attestation_t *type,
+              upd_reason_t *why)
 {
     cbor_item_t *alg_item, *sig, *x5c, *ecdaa;
     int64_t alg;

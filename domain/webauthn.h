@@ -1,12 +1,12 @@
 #ifndef UPD_WEBAUTHN_H
 #define UPD_WEBAUTHN_H
 
+#include "base/err.h"
 #include <openssl/types.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
-#include "base/err.h"
 
 /*
  * The relying party's half of WebAuthn (W3C Web Authentication Level 3): verifying a registration (section 7.1,
@@ -58,11 +58,11 @@
 #define UPD_WEBAUTHN_CREDENTIAL_ID_MAX 1023 /* section 7.1: "credentialId ... at most 1023 bytes" */
 #define UPD_WEBAUTHN_CHALLENGE_MIN 16       /* section 13.4.3: at least 16 random bytes */
 #define UPD_WEBAUTHN_CHALLENGE_MAX 1024
-#define UPD_WEBAUTHN_CLIENT_DATA_MAX 16384  /* clientDataJSON */
-#define UPD_WEBAUTHN_AUTH_DATA_MAX 16384    /* authenticatorData, and the one inside an attestation object */
-#define UPD_WEBAUTHN_ATTESTATION_MAX 65536  /* attestationObject: authData and an x5c chain */
-#define UPD_WEBAUTHN_SIGNATURE_MAX 2048     /* an RSA-16384 signature fits */
-#define UPD_WEBAUTHN_PUBLIC_KEY_MAX 2048    /* a COSE_Key; an RSA-8192 key fits */
+#define UPD_WEBAUTHN_CLIENT_DATA_MAX 16384 /* clientDataJSON */
+#define UPD_WEBAUTHN_AUTH_DATA_MAX 16384   /* authenticatorData, and the one inside an attestation object */
+#define UPD_WEBAUTHN_ATTESTATION_MAX 65536 /* attestationObject: authData and an x5c chain */
+#define UPD_WEBAUTHN_SIGNATURE_MAX 2048    /* an RSA-16384 signature fits */
+#define UPD_WEBAUTHN_PUBLIC_KEY_MAX 2048   /* a COSE_Key; an RSA-8192 key fits */
 #define UPD_WEBAUTHN_RSA_MIN_BITS 2048
 #define UPD_WEBAUTHN_RSA_MAX_BITS 8192
 #define UPD_WEBAUTHN_FMT_MAX 32
@@ -103,8 +103,8 @@ typedef enum en_upd_webauthn_attestation_t {
  * threads (X509_STORE is safe to verify against concurrently once filled).
  */
 typedef struct st_upd_webauthn_policy_t {
-    const char *rp_id;              /* "example.org": rpIdHash must be its SHA-256 */
-    const char *const *origins;     /* clientData.origin must equal one of them exactly ("https://example.org") */
+    const char *rp_id;          /* "example.org": rpIdHash must be its SHA-256 */
+    const char *const *origins; /* clientData.origin must equal one of them exactly ("https://example.org") */
     size_t num_origins;
     bool accept_cross_origin;       /* accept crossOrigin: true (the ceremony ran in a cross-origin iframe) */
     const char *const *top_origins; /* with accept_cross_origin: the top-level origins allowed to frame us */
@@ -125,7 +125,7 @@ typedef struct st_upd_webauthn_credential_t {
     size_t id_len;
     uint8_t *public_key; /* the COSE_Key bytes exactly as the authenticator sent them (malloc'ed, owned) */
     size_t public_key_len;
-    int alg;       /* its COSE algorithm, UPD_WEBAUTHN_ALG_* */
+    int alg;        /* its COSE algorithm, UPD_WEBAUTHN_ALG_* */
     EVP_PKEY *pkey; /* the same key for OpenSSL (owned) */
     uint32_t sign_count;
     uint8_t flags; /* UPD_WEBAUTHN_FLAG_*: UV, BE and BS as registered; BE must not change afterwards */

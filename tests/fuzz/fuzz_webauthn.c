@@ -15,31 +15,31 @@
  * W3C(R). This software or document includes material copied from or derived from Web Authentication: An API for
  * accessing Public Key Credentials - Level 3, https://www.w3.org/TR/webauthn-3/ (https://w3c.github.io/webauthn/).
  */
-#include <stdint.h>
-#include <openssl/x509.h>
 #include "base/err.h"
 #include "base/hex.h"
 #include "domain/webauthn.h"
 #include "tests/fuzz/fuzz.h"
+#include <openssl/x509.h>
+#include <stdint.h>
 
 /* attestation_ca_cert of the vectors' attestation-root-cert.json */
-static const char anchor_hex[] =
-    "30820207308201ada003020102021100ed7f905d8bd0b414d1784913170a90b6300a06082a8648ce3d0403023062311e"
-    "301c06035504030c15576562417574686e207465737420766563746f7273310c300a060355040a0c0357334331253023"
-    "060355040b0c1c41757468656e74696361746f72204174746573746174696f6e204341310b3009060355040613024141"
-    "3020170d3234303130313030303030305a180f33303234303130313030303030305a3062311e301c06035504030c1557"
-    "6562417574686e207465737420766563746f7273310c300a060355040a0c0357334331253023060355040b0c1c417574"
-    "68656e74696361746f72204174746573746174696f6e204341310b30090603550406130241413059301306072a8648ce"
-    "3d020106082a8648ce3d030107034200043269300e5ff7b699015f70cf80a8763bf705bc2e2af0c1b39cff718b7c3588"
-    "0ca30f319078d91b03389a006fdfc8a1dcd84edfa07d30aa13474a248a0dab5baaa3423040300f0603551d130101ff04"
-    "0530030101ff300e0603551d0f0101ff040403020106301d0603551d0e0416041445aff715b0dd786741fee996ebc165"
-    "47a3931b1e300a06082a8648ce3d04030203480030450220483063b6bb08dcc83da33a02c11d2f42203176893554d138"
-    "c614a36908724cc8022100f5ef2c912d4500b3e2f5b591d0622491e9f220dfd1f9734ec484bb7e90887663";
+static const char anchor_hex[] = "30820207308201ada003020102021100ed7f905d8bd0b414d1784913170a90b6300a06082a8648ce3d0403023062311e"
+                                 "301c06035504030c15576562417574686e207465737420766563746f7273310c300a060355040a0c0357334331253023"
+                                 "060355040b0c1c41757468656e74696361746f72204174746573746174696f6e204341310b3009060355040613024141"
+                                 "3020170d3234303130313030303030305a180f33303234303130313030303030305a3062311e301c06035504030c1557"
+                                 "6562417574686e207465737420766563746f7273310c300a060355040a0c0357334331253023060355040b0c1c417574"
+                                 "68656e74696361746f72204174746573746174696f6e204341310b30090603550406130241413059301306072a8648ce"
+                                 "3d020106082a8648ce3d030107034200043269300e5ff7b699015f70cf80a8763bf705bc2e2af0c1b39cff718b7c3588"
+                                 "0ca30f319078d91b03389a006fdfc8a1dcd84edfa07d30aa13474a248a0dab5baaa3423040300f0603551d130101ff04"
+                                 "0530030101ff300e0603551d0f0101ff040403020106301d0603551d0e0416041445aff715b0dd786741fee996ebc165"
+                                 "47a3931b1e300a06082a8648ce3d04030203480030450220483063b6bb08dcc83da33a02c11d2f42203176893554d138"
+                                 "c614a36908724cc8022100f5ef2c912d4500b3e2f5b591d0622491e9f220dfd1f9734ec484bb7e90887663";
 /* packed-es256: its registration and authentication challenges and its credential key */
 static const char reg_challenge_hex[] = "c1184a5fddf8045e13dc47f54b61f5a656b666b59018f16d870e9256e9952012";
 static const char auth_challenge_hex[] = "b1106fa46a57bef1781511c0557dc898a03413d5f0f17d244630c194c7e1adb5";
-static const char cose_hex[] = "a50102032620012158201cf27f25da591208a4239c2e324f104f585525479a29edeedd830f48e77aeae522582059e4b7da6c0106e206"
-                               "ce390c93ab98a15a5ec3887e57f0cc2bece803b920c423";
+static const char cose_hex[] =
+    "a50102032620012158201cf27f25da591208a4239c2e324f104f585525479a29edeedd830f48e77aeae522582059e4b7da6c0106e206"
+    "ce390c93ab98a15a5ec3887e57f0cc2bece803b920c423";
 
 static const char *const origins[] = {"https://example.org"};
 static const char *const top_origins[] = {"https://example.com"};
@@ -130,8 +130,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             return 0;
         char *c = fuzz_dup(cdj, cdj_len), *att = fuzz_dup(data, size);
         upd_webauthn_credential_t cred;
-        int ret = upd_webauthn_register(&policy, reg_challenge, 32, (const uint8_t *)c, cdj_len, (const uint8_t *)att, size, &cred,
-                                        &why);
+        int ret =
+            upd_webauthn_register(&policy, reg_challenge, 32, (const uint8_t *)c, cdj_len, (const uint8_t *)att, size, &cred, &why);
         if (ret == 0) {
             check_credential(&cred);
         } else {

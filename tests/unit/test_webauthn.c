@@ -183,7 +183,8 @@ sign(const struct key *k, const uint8_t *ad, size_t ad_len, const char *cdj, uin
     assert_int_equal(EVP_Digest(cdj, strlen(cdj), msg + ad_len, NULL, EVP_sha256(), NULL), 1);
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     size_t len = cap;
-    assert_int_equal(EVP_DigestSignInit_ex(ctx, NULL, k->alg == UPD_WEBAUTHN_ALG_ES256 ? "SHA256" : NULL, NULL, NULL, k->pkey, NULL), 1);
+    assert_int_equal(
+        EVP_DigestSignInit_ex(ctx, NULL, k->alg == UPD_WEBAUTHN_ALG_ES256 ? "SHA256" : NULL, NULL, NULL, k->pkey, NULL), 1);
     assert_int_equal(EVP_DigestSign(ctx, sig, &len, msg, ad_len + 32), 1);
     EVP_MD_CTX_free(ctx);
     return len;
@@ -210,13 +211,13 @@ try_assert(const upd_webauthn_policy_t *p, const struct key *k, const upd_webaut
                                out, why);
 }
 
-#define assert_refused(call_, err_, code_)                                                                                 \
-    do {                                                                                                                   \
-        upd_reason_t *why_ = &why;                                                                                         \
-        memset(why_, 0, sizeof(*why_));                                                                                    \
-        int ret_ = (call_);                                                                                                \
-        if (ret_ != (err_) || strcmp(why_->code, (code_)) != 0)                                                            \
-            fail_msg("%s: got %d \"%s\" (%s), expected %d \"%s\"", #call_, ret_, why_->code, why_->message, (err_), (code_)); \
+#define assert_refused(call_, err_, code_)                                                                                         \
+    do {                                                                                                                           \
+        upd_reason_t *why_ = &why;                                                                                                 \
+        memset(why_, 0, sizeof(*why_));                                                                                            \
+        int ret_ = (call_);                                                                                                        \
+        if (ret_ != (err_) || strcmp(why_->code, (code_)) != 0)                                                                    \
+            fail_msg("%s: got %d \"%s\" (%s), expected %d \"%s\"", #call_, ret_, why_->code, why_->message, (err_), (code_));      \
     } while (0)
 
 /* ---- assertions ------------------------------------------------------------------------------------------------- */
@@ -362,7 +363,10 @@ test_malformed_client_data_is_refused(void **state)
     upd_webauthn_policy_t p = default_policy();
     char b64[64], buf[512];
     static const char *const bad[] = {
-        "", "[]", "\"webauthn.get\"", "{\"type\":\"webauthn.get\"",
+        "",
+        "[]",
+        "\"webauthn.get\"",
+        "{\"type\":\"webauthn.get\"",
         "{\"type\":\"webauthn.get\",\"type\":\"webauthn.get\",\"challenge\":\"%s\",\"origin\":\"" ORIGIN "\"}",
         "{\"type\":\"webauthn.get\",\"origin\":\"" ORIGIN "\"}",
         "{\"type\":1,\"challenge\":\"%s\",\"origin\":\"" ORIGIN "\"}",
@@ -399,9 +403,9 @@ test_malformed_authenticator_data_is_refused(void **state)
     upd_reason_t *why_ = &why; /* for the calls outside assert_refused */
 
     load_cred(&k, 0, UP | UV, &cred);
-#define ASSERT_WITH(flags, tail, tail_len)                                                                                  \
-    (ad_len = auth_data(ad, (flags), 0, (tail), (tail_len)), sig_len = sign(&k, ad, ad_len, cdj, sig, sizeof(sig)),          \
-     upd_webauthn_assert(&p, challenge, sizeof(challenge), &cred, (const uint8_t *)cdj, strlen(cdj), ad, ad_len, sig, sig_len, \
+#define ASSERT_WITH(flags, tail, tail_len)                                                                                         \
+    (ad_len = auth_data(ad, (flags), 0, (tail), (tail_len)), sig_len = sign(&k, ad, ad_len, cdj, sig, sizeof(sig)),                \
+     upd_webauthn_assert(&p, challenge, sizeof(challenge), &cred, (const uint8_t *)cdj, strlen(cdj), ad, ad_len, sig, sig_len,     \
                          &out, why_))
     /* extensions: one CBOR map ending the data */
     assert_int_equal(ASSERT_WITH(UP | UV | UPD_WEBAUTHN_FLAG_ED, ext_map, sizeof(ext_map)), 0);
@@ -460,9 +464,9 @@ test_oversized_inputs_and_unusable_policies_are_refused(void **state)
                                        sig, 64, &out, why_),
                    UPD_EINVAL, "policy");
     p.num_origins = 0;
-    assert_refused(upd_webauthn_assert(&p, challenge, sizeof(challenge), &cred, (const uint8_t *)"{}", 2, ad, ad_len, sig, 64, &out,
-                                       why_),
-                   UPD_EINVAL, "policy");
+    assert_refused(
+        upd_webauthn_assert(&p, challenge, sizeof(challenge), &cred, (const uint8_t *)"{}", 2, ad, ad_len, sig, 64, &out, why_),
+        UPD_EINVAL, "policy");
     p = default_policy();
     p.rp_id = "";
     assert_refused(upd_webauthn_register(&p, challenge, sizeof(challenge), (const uint8_t *)"{}", 2, ad, ad_len, &reg, why_),
@@ -493,9 +497,9 @@ attestation(const char *fmt, cbor_item_t *stmt, uint8_t flags, const uint8_t *co
     cbor_item_t *obj = cbor_new_definite_map(3);
     assert_true(cbor_map_add(obj, (struct cbor_pair){cbor_move(cbor_build_string("fmt")), cbor_move(cbor_build_string(fmt))}));
     assert_true(cbor_map_add(obj, (struct cbor_pair){cbor_move(cbor_build_string("attStmt")),
-                                                      cbor_move(stmt != NULL ? stmt : cbor_new_definite_map(0))}));
-    assert_true(cbor_map_add(obj, (struct cbor_pair){cbor_move(cbor_build_string("authData")),
-                                                      cbor_move(cbor_build_bytestring(ad, ad_len))}));
+                                                     cbor_move(stmt != NULL ? stmt : cbor_new_definite_map(0))}));
+    assert_true(cbor_map_add(
+        obj, (struct cbor_pair){cbor_move(cbor_build_string("authData")), cbor_move(cbor_build_bytestring(ad, ad_len))}));
     return serialize(obj, len);
 }
 
@@ -542,7 +546,8 @@ test_registration_accepts_none_and_refuses_other_formats_by_name(void **state)
     }
     /* "none" with a statement */
     cbor_item_t *stmt = cbor_new_definite_map(1);
-    assert_true(cbor_map_add(stmt, (struct cbor_pair){cbor_move(cbor_build_string("sig")), cbor_move(cbor_build_bytestring(k.cose, 4))}));
+    assert_true(
+        cbor_map_add(stmt, (struct cbor_pair){cbor_move(cbor_build_string("sig")), cbor_move(cbor_build_bytestring(k.cose, 4))}));
     att = attestation("none", stmt, UP | UV, k.cose, k.cose_len, 16, &len);
     assert_refused(try_register(&p, att, len, &cred, why_), UPD_EINVAL, "malformed");
     free(att);
@@ -674,12 +679,15 @@ test_registration_refuses_cbor_outside_what_webauthn_sends(void **state)
     assert_refused(try_register(&p, huge, sizeof(huge), &cred, why_), UPD_EINVAL, "malformed");
     static const uint8_t huge_map[] = {0xbb, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00};
     assert_refused(try_register(&p, huge_map, sizeof(huge_map), &cred, why_), UPD_EINVAL, "malformed");
+    static const uint8_t huge_bytes[] = {0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfb, 0x00, 0x00};
+    assert_refused(try_register(&p, huge_bytes, sizeof(huge_bytes), &cred, why_), UPD_EINVAL, "malformed");
     free(att);
     /* "fmt" twice */
     cbor_item_t *obj = cbor_new_definite_map(4);
     assert_true(cbor_map_add(obj, (struct cbor_pair){cbor_move(cbor_build_string("fmt")), cbor_move(cbor_build_string("none"))}));
     assert_true(cbor_map_add(obj, (struct cbor_pair){cbor_move(cbor_build_string("fmt")), cbor_move(cbor_build_string("none"))}));
-    assert_true(cbor_map_add(obj, (struct cbor_pair){cbor_move(cbor_build_string("attStmt")), cbor_move(cbor_new_definite_map(0))}));
+    assert_true(
+        cbor_map_add(obj, (struct cbor_pair){cbor_move(cbor_build_string("attStmt")), cbor_move(cbor_new_definite_map(0))}));
     assert_true(
         cbor_map_add(obj, (struct cbor_pair){cbor_move(cbor_build_string("authData")), cbor_move(cbor_build_bytestring(buf, 37))}));
     att = serialize(obj, &len);
@@ -710,7 +718,7 @@ struct vtest {
     char name[NAME_MAX + 64];
     char path[PATH_MAX + NAME_MAX + 2];
     enum vkind kind;
-    bool uv_required_variant; /* valid case: run again under "required" */
+    bool uv_required_variant;    /* valid case: run again under "required" */
     const char *policy_override; /* derived case: "required"/"preferred" instead of rp_policy's */
 };
 
@@ -742,8 +750,8 @@ str(json_t *obj, const char *key)
 static const char *
 reason_code(const char *check)
 {
-    static const char *const map[][2] = {{"crossOrigin", "cross_origin"}, {"topOrigin", "top_origin"},
-                                         {"rpIdHash", "rp_id_hash"},      {"signCount", "sign_count"}};
+    static const char *const map[][2] = {
+        {"crossOrigin", "cross_origin"}, {"topOrigin", "top_origin"}, {"rpIdHash", "rp_id_hash"}, {"signCount", "sign_count"}};
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
         if (strcmp(check, map[i][0]) == 0)
             return map[i][1];
@@ -781,7 +789,8 @@ expect(int ret, const upd_reason_t *why, const char *code, const char *what)
     if (code == NULL && ret != 0)
         fail_msg("%s: expected valid, refused with %d \"%s\": %s", what, ret, why->code, why->message);
     if (code != NULL && (ret == 0 || strcmp(why->code, code) != 0))
-        fail_msg("%s: expected refusal \"%s\", got %d \"%s\": %s", what, code, ret, why->code, ret == 0 ? "accepted" : why->message);
+        fail_msg("%s: expected refusal \"%s\", got %d \"%s\": %s", what, code, ret, why->code,
+                 ret == 0 ? "accepted" : why->message);
 }
 
 static bool
@@ -858,7 +867,7 @@ run_register(json_t *c, const struct vtest *t)
         assert_string_equal(cred.fmt, fmt);
         const char *type = json_string_value(json_object_get(er, "attestation_type"));
         assert_non_null(type);
-        upd_webauthn_attestation_t want = strcmp(fmt, "none") == 0     ? UPD_WEBAUTHN_ATTESTATION_NONE
+        upd_webauthn_attestation_t want = strcmp(fmt, "none") == 0    ? UPD_WEBAUTHN_ATTESTATION_NONE
                                           : strcmp(type, "Self") == 0 ? UPD_WEBAUTHN_ATTESTATION_SELF
                                                                       : UPD_WEBAUTHN_ATTESTATION_X5C;
         assert_int_equal(cred.attestation, want);
@@ -872,7 +881,8 @@ run_assert(json_t *c, const struct vtest *t)
     json_t *results = json_object_get(c, "expected_results");
     json_t *ea = json_object_get(results, "authentication"), *auth = json_object_get(c, "authentication");
     const char *o[8], *tp[8];
-    upd_webauthn_policy_t p = vector_policy(json_object_get(results, "rp_policy"), t->uv_required_variant ? "required" : NULL, o, tp);
+    upd_webauthn_policy_t p =
+        vector_policy(json_object_get(results, "rp_policy"), t->uv_required_variant ? "required" : NULL, o, tp);
     upd_webauthn_credential_t cred;
     upd_webauthn_assertion_t out = {0};
     upd_reason_t why = {{0}};
@@ -1050,8 +1060,9 @@ test_a_stored_credential_loads_back(void **state)
     upd_reason_t why;
 
     assert_int_equal(vector_credential(c, &p, &reg, &why), 0);
-    assert_int_equal(
-        upd_webauthn_credential_load(&cred, reg.id, reg.id_len, reg.public_key, reg.public_key_len, reg.sign_count, reg.flags, &why), 0);
+    assert_int_equal(upd_webauthn_credential_load(&cred, reg.id, reg.id_len, reg.public_key, reg.public_key_len, reg.sign_count,
+                                                  reg.flags, &why),
+                     0);
     assert_int_equal(cred.alg, UPD_WEBAUTHN_ALG_RS256);
     size_t chal_len, cdj_len, ad_len, sig_len;
     uint8_t *chal = unhex(str(auth, "challenge"), &chal_len), *cdj = unhex(str(auth, "clientDataJSON"), &cdj_len);
@@ -1088,7 +1099,10 @@ add_vtest(const char *file, const char *path, enum vkind kind, bool uv_required,
     memset(t, 0, sizeof(*t));
     int n = (int)(strlen(file) - strlen(".json"));
     snprintf(t->name, sizeof(t->name), "%s/%.*s%s%s", kind == V_REGISTER ? "register" : "assert", n, file,
-             uv_required ? "/uv-required" : override != NULL ? "/uv-" : "", override != NULL ? override : "");
+             uv_required        ? "/uv-required"
+             : override != NULL ? "/uv-"
+                                : "",
+             override != NULL ? override : "");
     snprintf(t->path, sizeof(t->path), "%s", path);
     t->kind = kind;
     t->uv_required_variant = uv_required;
