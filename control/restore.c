@@ -13,7 +13,7 @@
 #define HEAD_NAME "audit_head"      /* the chain head's meta name (control/audit.h) */
 #define MARK_PREFIX "audit_export_" /* a store's export mark (control/audit_export.h) */
 
-/* One line of progress, and the same in the log at level info (warn for what went wrong). */
+/* One line of progress; without a progress stream, a log line instead (at level warn for what went wrong). */
 __attribute__((format(printf, 3, 4))) static void
 line(FILE *progress, bool warn, const char *fmt, ...)
 {
@@ -25,8 +25,7 @@ line(FILE *progress, bool warn, const char *fmt, ...)
     if (progress != NULL) {
         fprintf(progress, "restore: %s\n", buf);
         fflush(progress);
-    }
-    if (warn)
+    } else if (warn)
         upd_log_warn("restore: %s", buf);
     else
         upd_log_info("restore: %s", buf);
@@ -181,9 +180,13 @@ roll_app(upd_store_t *store, const upd_restore_source_t *src, size_t n, const up
             return 0;
         }
     }
-    line(progress, true, "%s: left at the backup's generation %" PRIu64 ": no store's document of generation %" PRIu64
-                         " was accepted",
-         app, have, gen[0]);
+    if (exists)
+        line(progress, true, "%s: left at the backup's generation %" PRIu64 ": no store's document of generation %" PRIu64
+                             " was accepted",
+             app, have, gen[0]);
+    else
+        line(progress, true, "%s: not restored (the backup lacks it): no store's document of generation %" PRIu64 " was accepted",
+             app, gen[0]);
     ++rep->apps_refused;
     list_add(rep->refused, app);
     return 0;

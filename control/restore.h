@@ -81,7 +81,7 @@ typedef struct st_upd_restore_report_t {
 /**
  * Rolls store (open read-write, used by nothing else) forward from sources (1 to UPD_RESTORE_SOURCES_MAX, tried in
  * order), as the top of this file says, printing one line per app rolled forward ("restore: acme: generation 5 -> 7 from
- * r2"), per refusal, per store that could not be read, and the audit trail's outcome to progress (NULL: none).
+ * r2"), per refusal, per store that could not be read, and the audit trail's outcome to progress (NULL: to the log instead).
  * @return 0 when the environment holds everything the stores that answered publish (it may still be that some store
  *         did not answer: report->state_unread, audit_unread); UPD_EINTEGRITY when something published was left out (an
  *         app refused on every store, or audit records past a record that does not chain on any store: the rest is
