@@ -515,7 +515,8 @@ class LocalStoreTest(harness.StackTest, Stores):
 
     @classmethod
     def control_args(cls):
-        cls.config = cls.env.write("local.yaml", "listen: [\"127.0.0.1:0\"]\nbackup:\n  enabled: false\n  refresh_s: 1\n")
+        cls.config = cls.env.write("local.yaml", "listen: [\"127.0.0.1:0\"]\nbackup:\n  enabled: false\n  refresh_s: 1\n"
+                                                 "audit:\n  export_interval_ms: 200\n  export_check_ms: 50\n")
         return ("--config", cls.config)
 
     def test_backups_go_to_the_storage_directory_in_the_same_layout(self):
@@ -528,6 +529,28 @@ class LocalStoreTest(harness.StackTest, Stores):
             data = f.read()
         with open(os.path.join(d, "manifest.json")) as f:
             self.assertEqual(json.load(f)["sha256"], hashlib.sha256(data).hexdigest())
+
+    def test_a_restore_takes_the_audit_records_exported_to_the_storage_directory_after_the_backup(self):
+        status, doc = self.env.api("POST", "/v1/backups", key=self.admin)
+        self.assertEqual(status, 202, doc)
+        bid = doc["id"]
+        self.wait_good(bid, stores=("local",))
+        for _ in range(3):
+            self.assertEqual(self.env.api("GET", "/v1/backups")[0], 401, "a refusal the trail records")
+        def seqs():
+            m = self.env.http("GET", "/metrics", base=self.control)[2].decode()
+            return harness.metric(m, "updraft_audit_records_total"), harness.metric(m, "updraft_audit_exported_seq", backend="local")
+        head, exported = harness.poll(seqs, lambda v: v[0] == v[1] and v[0] > 0, 30)
+        self.assertEqual(exported, head, "the storage directory holds every record")
+        with open(os.path.join(self.env.storage, "_updraft", "backups", bid, "manifest.json")) as f:
+            self.assertGreater(head, json.load(f)["audit_head"]["seq"], "records were written after the backup")
+        target = os.path.join(self.env.dir, "restore-local")
+        r = self.env.run("updraft-control", "--config", self.config, "--storage", self.env.storage, "backup", "restore", bid,
+                         "--data", target, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("restore: state: 0 apps rolled forward", r.stdout, "kind local publishes no state: nothing to take")
+        self.assertIn("restore: audit: local: ", r.stdout)
+        self.assertEqual(verify_chain(self, audit_records(target))[0], int(head), "the chain ends at the live head")
 
 
 if __name__ == "__main__":
