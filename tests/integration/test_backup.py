@@ -17,7 +17,8 @@ store's used), the control plane started again: the channels answer as before th
 backup time), the new app is there, the audit chain verifies from seq 1 (each record's "prev" the
 SHA-256 of the one before, read with mdb_dump; `audit verify` agrees with the stores) and ends at the
 head before the loss, and a new change continues it; with R2 stopped the restore and its roll-forward
-come from S3; with --no-roll-forward the channel answers as at backup time. Scheduled runs every 2 s,
+come from S3; a document refused on every store leaves that app at the backup's state and the
+restore exits 1; with --no-roll-forward the channel answers as at backup time. Scheduled runs every 2 s,
 the /healthz warning when they stop succeeding, and the local-directory store are checked too.
 docs/control-api.md "Backups" and "Recovery objectives".
 """
@@ -460,6 +461,17 @@ class DisasterDrillTest(harness.StackTest, Stores):
         self.assertIn("restore: state: r2: the index could not be read", r.stdout)
         self.assertIn("restore: done: backup %s from s3" % bid, r.stdout)
         self.assertEqual(verify_chain(self, audit_records(target)), final)
+
+        # a document refused on every store that answers: the environment is in place, but the restore exits 1 and says
+        # which app is left at the backup's state
+        for key in ("_updraft/state/acme.json", "_updraft/state/acme/%d.json" % self.index(self.s3)["acme"]):
+            env.s3_put(self.s3, key, bad)
+        target = os.path.join(env.dir, "restore-refused")
+        r = self.host("backup", "restore", bid, "--data", target)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("restore: acme: left at the backup's generation", r.stdout)
+        self.assertRegex(r.stderr, r"restored into .*/lmdb, but not rolled forward completely: left at the backup's state .*: acme;")
+        self.assertTrue(os.path.exists(os.path.join(target, "lmdb", "data.mdb")), "the environment is in place all the same")
 
         # --no-roll-forward: exactly the backup, for forensics (served here by a control plane of its own, without the
         # object stores, so that it publishes nothing)
