@@ -181,9 +181,9 @@ roll_app(upd_store_t *store, const upd_restore_source_t *src, size_t n, const up
         }
     }
     if (exists)
-        line(progress, true, "%s: left at the backup's generation %" PRIu64 ": no store's document of generation %" PRIu64
-                             " was accepted",
-             app, have, gen[0]);
+        line(progress, true,
+             "%s: left at the backup's generation %" PRIu64 ": no store's document of generation %" PRIu64 " was accepted", app,
+             have, gen[0]);
     else
         line(progress, true, "%s: not restored (the backup lacks it): no store's document of generation %" PRIu64 " was accepted",
              app, gen[0]);

@@ -67,15 +67,15 @@ typedef struct st_upd_restore_opts_t {
 
 /** What a roll-forward did, for the command's summary. */
 typedef struct st_upd_restore_report_t {
-    size_t apps_rolled;                        /* apps whose newer published state was imported */
-    size_t apps_refused;                       /* apps left at the backup's state: no document of theirs was accepted */
-    char refused[UPD_RESTORE_LIST_MAX + 1];    /* their ids, ", " between */
-    size_t state_unread;                       /* stores whose index could not be read or was refused */
-    uint64_t audit_from, audit_to;             /* the chain head's sequence number before and after */
-    char audit_hash[UPD_AUDIT_HASH_HEX + 1];   /* the new head's hash */
-    uint64_t audit_held;                       /* the highest sequence number a readable store's segments name */
-    bool audit_broken;                         /* some store holds a record past the head that does not chain */
-    size_t audit_unread;                       /* stores whose segments could not be listed */
+    size_t apps_rolled;                      /* apps whose newer published state was imported */
+    size_t apps_refused;                     /* apps left at the backup's state: no document of theirs was accepted */
+    char refused[UPD_RESTORE_LIST_MAX + 1];  /* their ids, ", " between */
+    size_t state_unread;                     /* stores whose index could not be read or was refused */
+    uint64_t audit_from, audit_to;           /* the chain head's sequence number before and after */
+    char audit_hash[UPD_AUDIT_HASH_HEX + 1]; /* the new head's hash */
+    uint64_t audit_held;                     /* the highest sequence number a readable store's segments name */
+    bool audit_broken;                       /* some store holds a record past the head that does not chain */
+    size_t audit_unread;                     /* stores whose segments could not be listed */
 } upd_restore_report_t;
 
 /**

@@ -132,8 +132,8 @@ put_release(upd_store_t *s, const char *app, const char *version, uint64_t gen, 
     snprintf(name, sizeof(name), "%s-Setup-%s.exe", app, version);
     EVP_Digest(name, strlen(name), md, NULL, EVP_sha512(), NULL);
     EVP_EncodeBlock((unsigned char *)b64, md, 64);
-    json_t *files = json_pack("[{s:s, s:s, s:s, s:i, s:s}]", "name", name, "platform", "windows", "arch", "x64", "size", 1000,
-                              "sha512", b64);
+    json_t *files =
+        json_pack("[{s:s, s:s, s:s, s:i, s:s}]", "name", name, "platform", "windows", "arch", "x64", "size", 1000, "sha512", b64);
     json_t *body = json_pack("{s:s, s:s, s:o}", "version", version, "channel", "latest", "files", files);
     upd_release_t rel;
     char err[256];
@@ -187,8 +187,7 @@ generation_of(upd_store_t *s, const char *app)
     return gen;
 }
 
-static char *
-export(upd_store_t *s, const char *app, size_t *len, uint64_t *gen)
+static char *export(upd_store_t *s, const char *app, size_t *len, uint64_t *gen)
 {
     upd_store_txn_t *txn = read_begin(s);
     char *doc;
