@@ -1584,25 +1584,127 @@ dir_is_empty(const char *path, int storage_fd)
     return empty;
 }
 
+/* ---- the stores as the roll-forward reads them (control/restore.h) ---- */
+
+typedef struct {
+    upd_backup_t *b;
+    const target_t *t;
+} source_t;
+
+static int
+source_get(void *ctx, const char *key, upd_restore_sink_cb sink, void *arg, char *msg, size_t cap)
+{
+    const source_t *s = ctx;
+    oerr_t err = {""};
+    int r = t_get(s->b, s->t, key, sink, arg, &err);
+    if (r != 0)
+        say(msg, cap, "%s", err.message);
+    return r;
+}
+
+/* The objects under prefix: a listing of an S3 backend, or the regular files of that directory of the local one. */
+static int
+source_list(void *ctx, const char *prefix, int (*cb)(const char *key, uint64_t size, void *arg), void *arg, char *msg, size_t cap)
+{
+    const source_t *s = ctx;
+    if (s->t->s3 != NULL) {
+        upd_s3_result_t res;
+        int r = upd_s3_list(s->t->s3, s->b->timeouts, prefix, cb, arg, &res);
+        if (r == UPD_EIO || r == UPD_ETOOBIG)
+            say(msg, cap, "listing %s: %s", prefix, res.message);
+        return r == UPD_ETOOBIG ? UPD_EIO : r;
+    }
+    char probe[600];
+    const char *name;
+    say(probe, sizeof(probe), "%sx", prefix);
+    int dfd = local_parent(s->b->storage_fd, probe, false, &name);
+    if (dfd < 0) {
+        if (errno == ENOENT)
+            return 0; /* nothing there yet */
+        say(msg, cap, "local: %s: %s", prefix, strerror(errno));
+        return UPD_EIO;
+    }
+    DIR *d = fdopendir(dfd);
+    if (d == NULL) {
+        say(msg, cap, "local: %s: %s", prefix, strerror(errno));
+        close(dfd);
+        return UPD_EIO;
+    }
+    int r = 0;
+    for (struct dirent *e; r == 0 && (e = readdir(d)) != NULL;) {
+        struct stat st;
+        if (e->d_name[0] == '.' || fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        char key[600];
+        say(key, sizeof(key), "%s%.255s", prefix, e->d_name);
+        r = cb(key, (uint64_t)st.st_size, arg);
+    }
+    closedir(d);
+    return r;
+}
+
+/* Opens the copy in work/ read-write and rolls it forward from every store. @return as upd_restore_roll_forward */
+static int
+roll_forward(upd_backup_t *b, const char *work, const upd_backup_restore_opts_t *opts, FILE *progress, upd_restore_report_t *report)
+{
+    source_t ctx[UPD_BACKUP_STORES_MAX];
+    upd_restore_source_t src[UPD_BACKUP_STORES_MAX];
+    for (size_t i = 0; i < b->ntargets; ++i) {
+        ctx[i] = (source_t){b, &b->targets[i]};
+        src[i] = (upd_restore_source_t){.name = b->targets[i].name, .get = source_get, .list = source_list, .ctx = &ctx[i]};
+    }
+    upd_store_t *s = NULL;
+    upd_store_opts_t sopts = {.map_size = b->conf.map_size};
+    int r = upd_store_open(work, &sopts, &s);
+    if (r != 0) {
+        upd_store_close(s);
+        memset(report, 0, sizeof(*report));
+        return r;
+    }
+    upd_restore_opts_t ropts = {.doc_max = opts->doc_max};
+    r = upd_restore_roll_forward(s, src, b->ntargets, &ropts, progress, report);
+    upd_store_close(s);
+    return r;
+}
+
+/* What a roll-forward left out, as one sentence. */
+static void
+incomplete_why(int r, const upd_restore_report_t *rep, const char *lmdb, char *why, size_t why_cap)
+{
+    size_t len = 0;
+    len += (size_t)snprintf(why + len, why_cap - len, "restored into %s, but not rolled forward completely:", lmdb);
+    if (r == UPD_EIO && len < why_cap)
+        len += (size_t)snprintf(why + len, why_cap - len, " no store could be read, so changes made after the backup are missing;");
+    if (rep->apps_refused != 0 && len < why_cap)
+        len += (size_t)snprintf(why + len, why_cap - len, " left at the backup's state (no published document accepted): %s;",
+                                rep->refused);
+    if (rep->audit_held > rep->audit_to && len < why_cap)
+        len += (size_t)snprintf(why + len, why_cap - len, " the audit chain continues to record %" PRIu64 " of the %" PRIu64
+                                                          " the stores name;", rep->audit_to, rep->audit_held);
+    if (len < why_cap)
+        snprintf(why + len, why_cap - len, " see the lines above, and do not start the control plane on it before they are mended");
+}
+
 int
-upd_backup_restore(upd_backup_t *b, const char *id, const char *data_dir, bool force, const char *from, FILE *progress, char *why,
-                   size_t why_cap)
+upd_backup_restore(upd_backup_t *b, const char *id, const char *data_dir, const upd_backup_restore_opts_t *opts, FILE *progress,
+                   upd_restore_report_t *report, char *why, size_t why_cap)
 {
     int64_t t;
+    memset(report, 0, sizeof(*report));
     if (upd_backup_id_parse(id, strlen(id), &t) != 0) {
         say(why, why_cap, "%s is no backup id (YYYYMMDDTHHMMSSZ, as `backup list` shows)", id);
         return UPD_EINVAL;
     }
     size_t order[UPD_BACKUP_STORES_MAX], n = 0;
     for (size_t i = 0; i < b->ntargets; ++i)
-        if (from == NULL || strcmp(from, b->targets[i].name) == 0)
+        if (opts->from == NULL || strcmp(opts->from, b->targets[i].name) == 0)
             order[n++] = i;
     if (n == 0) {
-        say(why, why_cap, "--from %s: this configuration has no such store (it has %s%s%s)", from, b->targets[0].name,
+        say(why, why_cap, "--from %s: this configuration has no such store (it has %s%s%s)", opts->from, b->targets[0].name,
                  b->ntargets > 1 ? " and " : "", b->ntargets > 1 ? b->targets[1].name : "");
         return UPD_EINVAL;
     }
-    if (!dir_is_empty(data_dir, b->storage_fd) && !force) {
+    if (!dir_is_empty(data_dir, b->storage_fd) && !opts->force) {
         say(why, why_cap, "%s is not empty: restore into an empty directory, or pass --force to replace its lmdb/ (kept beside it "
                                "as lmdb.replaced-ID)", data_dir);
         return UPD_EEXIST;
@@ -1624,55 +1726,82 @@ upd_backup_restore(upd_backup_t *b, const char *id, const char *data_dir, bool f
         copy_t got;
         char reason[REASON_MAX] = "";
         int r = read_back(b, tg, id, NULL, work, &p, &got, reason, sizeof(reason));
-        if (r == 0) {
-            p.total = p.done = got.size;
-            progress_line(&p, true);
-            double s = since(&p.start);
+        if (r != 0) {
+            rm_rf(work);
             if (progress != NULL)
-                fprintf(progress, "restore: %s: SHA-256 %s matches the manifest; opened: schema %u, audit chain verified from seq 1 to %" PRIu64 "\n",
-                        tg->name, got.sha256, got.schema, got.head_seq);
-            /* into place: the old environment kept aside, the new one renamed in, its lock file left to LMDB */
-            char lock[1300], aside[1300];
-            say(lock, sizeof(lock), "%s/lmdb/lock.mdb", work);
-            unlink(lock);
-            struct stat st;
-            if (stat(lmdb, &st) == 0) {
-                char now_id[UPD_BACKUP_ID_LEN + 1];
-                upd_backup_id_format((int64_t)time(NULL), now_id);
-                say(aside, sizeof(aside), "%s/lmdb.replaced-%s", data_dir, now_id);
-                if (rename(lmdb, aside) != 0) {
-                    say(why, why_cap, "cannot move %s aside: %s", lmdb, strerror(errno));
-                    rm_rf(work);
-                    return UPD_EIO;
-                }
-                if (progress != NULL)
-                    fprintf(progress, "restore: the environment it replaces is kept as %s\n", aside);
-            }
-            char from_dir[1300];
-            say(from_dir, sizeof(from_dir), "%s/lmdb", work);
-            if (rename(from_dir, lmdb) != 0) {
-                say(why, why_cap, "cannot move the restored environment to %s: %s", lmdb, strerror(errno));
+                fprintf(progress, "restore: %s: %s%s\n", tg->name, reason, k + 1 < n ? ": trying the next store" : "");
+            size_t wl = strlen(why);
+            say(why + wl, why_cap - wl, "%s%s: %s", wl ? "; " : "", tg->name, reason);
+            if (r != UPD_ENOTFOUND)
+                ret = UPD_EIO;
+            continue;
+        }
+        p.total = p.done = got.size;
+        progress_line(&p, true);
+        double s = since(&p.start);
+        if (progress != NULL)
+            fprintf(progress, "restore: %s: SHA-256 %s matches the manifest; opened: schema %u, audit chain verified from seq 1 to %" PRIu64 "\n",
+                    tg->name, got.sha256, got.schema, got.head_seq);
+        /*
+         * Rolled forward before it is moved into place, so that DATA_DIR/lmdb is either what it was or the whole result.
+         * What failed to roll forward (a refused document) leaves the rest in place all the same, and is said.
+         */
+        int rolled = 0;
+        if (opts->roll_forward) {
+            if (progress != NULL)
+                fprintf(progress, "restore: rolling forward from the stores: release state and audit records published after the backup\n");
+            rolled = roll_forward(b, work, opts, progress, report);
+            if (rolled != 0 && rolled != UPD_EINTEGRITY && rolled != UPD_EIO) {
+                say(why, why_cap, "the restored environment could not be rolled forward: %s; nothing was moved into %s", upd_strerror(rolled),
+                    lmdb);
                 rm_rf(work);
                 return UPD_EIO;
             }
-            rm_rf(work);
-            int dfd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            if (dfd >= 0) {
-                fsync(dfd);
-                close(dfd);
+        } else if (progress != NULL) {
+            fprintf(progress, "restore: not rolled forward (--no-roll-forward): the environment is exactly as backed up at %s; release "
+                              "state and audit records the stores hold from after it are left out, so a control plane started on it "
+                              "would publish that older state again\n",
+                    id);
+        }
+        /* into place: the old environment kept aside, the new one renamed in, its lock file left to LMDB */
+        char lock[1300], aside[1300];
+        say(lock, sizeof(lock), "%s/lmdb/lock.mdb", work);
+        unlink(lock);
+        struct stat st;
+        if (stat(lmdb, &st) == 0) {
+            char now_id[UPD_BACKUP_ID_LEN + 1];
+            upd_backup_id_format((int64_t)time(NULL), now_id);
+            say(aside, sizeof(aside), "%s/lmdb.replaced-%s", data_dir, now_id);
+            if (rename(lmdb, aside) != 0) {
+                say(why, why_cap, "cannot move %s aside: %s", lmdb, strerror(errno));
+                rm_rf(work);
+                return UPD_EIO;
             }
             if (progress != NULL)
-                fprintf(progress, "restore: done: backup %s from %s, %" PRIu64 " bytes in %.1f s (%.1f MB/s), in %s\n", id, tg->name, got.size, s,
-                        s > 0 ? (double)got.size / 1e6 / s : 0.0, lmdb);
-            return 0;
+                fprintf(progress, "restore: the environment it replaces is kept as %s\n", aside);
+        }
+        char from_dir[1300];
+        say(from_dir, sizeof(from_dir), "%s/lmdb", work);
+        if (rename(from_dir, lmdb) != 0) {
+            say(why, why_cap, "cannot move the restored environment to %s: %s", lmdb, strerror(errno));
+            rm_rf(work);
+            return UPD_EIO;
         }
         rm_rf(work);
+        int dfd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
         if (progress != NULL)
-            fprintf(progress, "restore: %s: %s%s\n", tg->name, reason, k + 1 < n ? ": trying the next store" : "");
-        size_t wl = strlen(why);
-        say(why + wl, why_cap - wl, "%s%s: %s", wl ? "; " : "", tg->name, reason);
-        if (r != UPD_ENOTFOUND)
-            ret = UPD_EIO;
+            fprintf(progress, "restore: done: backup %s from %s, %" PRIu64 " bytes in %.1f s (%.1f MB/s), %s, in %s\n", id, tg->name,
+                    got.size, s, s > 0 ? (double)got.size / 1e6 / s : 0.0,
+                    !opts->roll_forward ? "not rolled forward" : rolled == 0 ? "rolled forward" : "rolled forward INCOMPLETELY", lmdb);
+        if (rolled != 0) {
+            incomplete_why(rolled, report, lmdb, why, why_cap);
+            return UPD_EINTEGRITY;
+        }
+        return 0;
     }
     if (ret == UPD_ENOTFOUND) {
         size_t wl = strlen(why);

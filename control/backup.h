@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "control/restore.h"
 #include "domain/backup.h"
 #include "storage/s3.h"
 #include "storage/s3_sync.h"
@@ -131,18 +132,31 @@ void upd_backup_render_metrics(upd_backup_t *b, FILE *fp);
  */
 int upd_backup_health(upd_backup_t *b, int64_t now, char *out, size_t cap);
 
+/** How a restore runs (the host command's flags). */
+typedef struct st_upd_backup_restore_opts_t {
+    bool force;        /* replace what data_dir holds; without it a data_dir that exists and is not empty is refused */
+    const char *from;  /* the store to download from ("r2", "s3", "local"); NULL: each in turn, R2 first */
+    bool roll_forward; /* false (--no-roll-forward): the backup exactly as it was, for forensics */
+    size_t doc_max;    /* the roll-forward's largest state document or index, bytes (backup.restore_max_document_bytes) */
+} upd_backup_restore_opts_t;
+
 /**
- * Restores backup id into data_dir/lmdb: downloads its data.mdb from store `from` ("r2", "s3", "local"), or with NULL
- * from each store in turn (R2, then S3) until one copy verifies, printing progress lines with bytes and rate to progress;
- * checks its size and SHA-256 against that store's manifest, opens it, checks its schema and its audit chain from seq 1
- * up to the manifest's head, and only then moves it into place. An existing data_dir/lmdb is kept beside it as
- * data_dir/lmdb.replaced-ID-OF-NOW. Stop every program using the environment first.
- * @param force  replace what data_dir holds; without it a data_dir that exists and is not empty is refused
- * @param why    filled on failure: a sentence for the operator
- * @return 0; UPD_EEXIST (data_dir not empty, no force), UPD_EINVAL (a malformed id, an unknown store), UPD_ENOTFOUND (no
- *         store holds the backup), UPD_EIO (no copy verified, or writing data_dir failed)
+ * Restores backup id into data_dir/lmdb: downloads its data.mdb from store opts->from, or from each store in turn (R2,
+ * then S3) until one copy verifies, printing progress lines with bytes and rate to progress; checks its size and
+ * SHA-256 against that store's manifest, opens it, checks its schema and its audit chain from seq 1 up to the manifest's
+ * head. Then, unless opts->roll_forward is false, rolls it forward from every store (control/restore.h: the release
+ * state and the audit records published after the backup; one line per app rolled forward), and only then moves it
+ * into place. An existing data_dir/lmdb is kept beside it as data_dir/lmdb.replaced-ID-OF-NOW. Stop every program
+ * using the environment first.
+ * @param[out] report  what the roll-forward did (zeros without one)
+ * @param why          filled on failure: a sentence for the operator
+ * @return 0; UPD_EINTEGRITY when the environment is in place but not rolled forward completely (an app refused on every
+ *         store, audit records that do not chain, or no store readable: why and the progress lines say which);
+ *         UPD_EEXIST (data_dir not empty, no force), UPD_EINVAL (a malformed id, an unknown store), UPD_ENOTFOUND (no
+ *         store holds the backup), UPD_EIO (no copy verified, the copy could not be rolled forward, or writing data_dir
+ *         failed: nothing was moved into place)
  */
-int upd_backup_restore(upd_backup_t *b, const char *id, const char *data_dir, bool force, const char *from, FILE *progress,
-                       char *why, size_t why_cap);
+int upd_backup_restore(upd_backup_t *b, const char *id, const char *data_dir, const upd_backup_restore_opts_t *opts, FILE *progress,
+                       upd_restore_report_t *report, char *why, size_t why_cap);
 
 #endif

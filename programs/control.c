@@ -61,6 +61,9 @@ static const upd_conf_decl_t control_decls[] = {
     {"backup.part_retries", UPD_CONF_UINT, offsetof(upd_conf_t, backup_part_retries), 0, 10, "2", NULL},
     {"backup.refresh_s", UPD_CONF_UINT, offsetof(upd_conf_t, backup_refresh_s), 1, 86400, "600", NULL},
     {"backup.temp_dir", UPD_CONF_STRING, offsetof(upd_conf_t, backup_temp_dir), 0, 0, "", NULL},
+    /* a restore's roll-forward reads published state documents (the origins' state.max_document_bytes, the same field) */
+    {"backup.restore_max_document_bytes", UPD_CONF_UINT, offsetof(upd_conf_t, state_max_document_bytes), 4096, 1ull << 30,
+     "268435456", NULL},
     UPD_CONF_END,
 };
 
@@ -74,8 +77,9 @@ static const upd_program_t control_program = {
                           "  audit verify         check the audit chain and its exported copies\n"
                           "  backup now                       back the environment up to every object store now\n"
                           "  backup list                      the backups in the object stores, and whether each is good\n"
-                          "  backup restore ID --data DIR [--force] [--from r2|s3|local]\n"
-                          "                                   restore a backup into DIR/lmdb (stop the programs first)\n",
+                          "  backup restore ID --data DIR [--force] [--from r2|s3|local] [--no-roll-forward]\n"
+                          "                                   restore a backup into DIR/lmdb, rolled forward from the stores\n"
+                          "                                   (stop the programs first)\n",
 };
 
 #define KEYS_CREATE_USAGE                                                                                                          \
@@ -294,19 +298,19 @@ static int
 backup_usage(const char *why)
 {
     fprintf(stderr, "updraft-control: backup: %s\nusage: updraft-control [--config FILE] [--data DIR] backup now | list | restore ID --data DIR "
-                    "[--force] [--from r2|s3|local]\n",
+                    "[--force] [--from r2|s3|local] [--no-roll-forward]\n",
             why);
     return 2;
 }
 
-/* updraft-control [flags] backup now | list | restore ID --data DIR [--force] [--from STORE] */
+/* updraft-control [flags] backup now | list | restore ID --data DIR [--force] [--from STORE] [--no-roll-forward] */
 static int
 backup_command(upd_conf_t *conf, int argc, char **argv)
 {
     if (argc < 1)
         return backup_usage("expected now, list or restore");
     const char *cmd = argv[0], *id = NULL, *target = NULL, *from = NULL;
-    bool force = false;
+    bool force = false, roll_forward = true;
     bool now = strcmp(cmd, "now") == 0, list = strcmp(cmd, "list") == 0, restore = strcmp(cmd, "restore") == 0;
     if (!now && !list && !restore)
         return backup_usage("expected now, list or restore");
@@ -317,6 +321,8 @@ backup_command(upd_conf_t *conf, int argc, char **argv)
             from = argv[++i];
         else if (restore && strcmp(argv[i], "--force") == 0)
             force = true;
+        else if (restore && strcmp(argv[i], "--no-roll-forward") == 0)
+            roll_forward = false;
         else if (restore && id == NULL && argv[i][0] != '-')
             id = argv[i];
         else if (!restore && strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
@@ -384,8 +390,12 @@ backup_command(upd_conf_t *conf, int argc, char **argv)
             fprintf(stderr, "updraft-control: backup list: a store could not be listed (see the log)\n");
         ret = r == 0 ? 0 : 1;
     } else {
-        char why[1024];
-        int r = upd_backup_restore(b, id, target, force, from, stdout, why, sizeof(why));
+        /* exit 1 also when the environment is in place but not rolled forward completely: do not start on it unseen */
+        char why[2048];
+        upd_backup_restore_opts_t ro = {
+            .force = force, .from = from, .roll_forward = roll_forward, .doc_max = (size_t)conf->state_max_document_bytes};
+        upd_restore_report_t report;
+        int r = upd_backup_restore(b, id, target, &ro, stdout, &report, why, sizeof(why));
         if (r != 0)
             fprintf(stderr, "updraft-control: backup restore %s: %s\n", id, why);
         ret = r == 0 ? 0 : 1;

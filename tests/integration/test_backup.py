@@ -10,12 +10,17 @@ corrupted on one store (planted without a verdict) is read back by the next run 
 and a restore of it falls back to the other store. Retention deletes planted backups older than 42
 days but keeps a store's newest good one when that store's new backup fails. A restore refuses a
 non-empty directory without --force. The disaster drill: an app, keys and a release in partial rollout,
-a backup, the control plane stopped and its data dir deleted, the backup restored, the control plane
-started again: the channel answers the same JSON, the keys still work, the audit chain verifies from
-seq 1 (each record's "prev" the SHA-256 of the one before, read with mdb_dump) and a new change
-continues it; with R2 stopped the restore comes from S3. Scheduled runs every 2 s, the /healthz warning
-when they stop succeeding, and the local-directory store are checked too. docs/control-api.md
-"Backups".
+a backup, then more changes (a release, a rollout move, a new app, refusals), exported and published, the
+control plane stopped and its data dir deleted, the backup restored and rolled forward from the
+stores (one store's state document of acme rewritten to be invalid: refused and reported, the other
+store's used), the control plane started again: the channels answer as before the loss (not as at
+backup time), the new app is there, the audit chain verifies from seq 1 (each record's "prev" the
+SHA-256 of the one before, read with mdb_dump; `audit verify` agrees with the stores) and ends at the
+head before the loss, and a new change continues it; with R2 stopped the restore and its roll-forward
+come from S3; a document refused on every store leaves that app at the backup's state and the
+restore exits 1; with --no-roll-forward the channel answers as at backup time. Scheduled runs every 2 s,
+the /healthz warning when they stop succeeding, and the local-directory store are checked too.
+docs/control-api.md "Backups" and "Recovery objectives".
 """
 import calendar
 import hashlib
@@ -308,34 +313,69 @@ class DisasterDrillTest(harness.StackTest, Stores):
 
     @classmethod
     def set_up_stack(cls):
-        # parts of 5 MiB: the environment is grown past 10 MiB below, so the data goes up in a multipart upload
-        cls.config = cls.env.object_store_config(cls.r2, cls.s3, extra="backup:\n  enabled: false\n  refresh_s: 1\n  part_size_mib: 5\n")
+        # parts of 5 MiB: the environment is grown past 10 MiB below, so the data goes up in a multipart upload; audit
+        # records go out within 200 ms, so that the changes made after the backup are soon in both stores
+        cls.config = cls.env.object_store_config(cls.r2, cls.s3, extra=(
+            "backup:\n  enabled: false\n  refresh_s: 1\n  part_size_mib: 5\n"
+            "audit:\n  export_interval_ms: 200\n  export_check_ms: 50\n"))
 
-    def start(self):
-        return self.env.start_control("--config", self.config, "--data", self.env.data, "--storage", self.env.storage, public_url=False)
+    def start(self, data=None):
+        control = self.env.start_control("--config", self.config, "--data", data or self.env.data, "--storage", self.env.storage,
+                                         public_url=False)
+        self.env.control = control
+        return control
 
     def host(self, *args, timeout=180):
         return self.env.run("updraft-control", "--config", self.config, "--storage", self.env.storage, *args, timeout=timeout)
 
-    def test_restored_control_plane_answers_the_same_and_continues_its_audit_chain(self):
+    def release(self, key, app, version, rollout=None):
+        files = [dict(self.env.put_artifact(app, version, "%s-Setup-%s.exe" % (app.capitalize(), version), os.urandom(20000)),
+                      platform="windows", arch="x64")]
+        status, doc = self.env.register_release(key, app, version, files, rollout=rollout)
+        self.assertEqual(status, 201, doc)
+
+    def channels(self, key):
+        """What the control plane answers for every channel of the drill's apps (absent ones as their status)."""
+        out = {}
+        for app in ("acme", "beta"):
+            out[app] = self.env.api("GET", "/v1/apps/%s/channels/latest" % app, key=key)
+        return out
+
+    def all_exported(self, control):
+        """Waits until both stores hold every audit record (the exporter's marks at the chain's head). Returns the head."""
+        def seqs():
+            m = self.env.http("GET", "/metrics", base=control)[2].decode()
+            return [harness.metric(m, "updraft_audit_records_total")] + [
+                harness.metric(m, "updraft_audit_exported_seq", backend=b) for b in ("r2", "s3")]
+        got = harness.poll(seqs, lambda v: v[0] == v[1] == v[2], 30)
+        self.assertEqual(got[1:], [got[0]] * 2, "both stores hold every audit record")
+        return int(got[0])
+
+    def index(self, s3):
+        status, body = self.env.s3_get(s3, "_updraft/state/index.json")
+        self.assertEqual(status, 200)
+        return json.loads(body)["apps"]
+
+    def verify(self, data):
+        r = self.env.run("updraft-control", "--config", self.config, "--data", data, "audit", "verify", timeout=120)
+        self.assertEqual(r.returncode, 0, "audit verify: " + r.stdout + r.stderr)
+        return r.stdout
+
+    def test_restored_control_plane_answers_as_before_the_loss_and_continues_its_audit_chain(self):
         env = self.env
         control = self.start()
-        env.control = control
         keys = {}
         for role in ("release", "build"):
             r = env.run("updraft-control", "keys", "create", "--data", env.data, "--role", role, "--name", role)
             self.assertEqual(r.returncode, 0, r.stderr)
             keys[role] = r.stdout.strip()
         self.assertEqual(env.api("POST", "/v1/apps", {"id": "acme", "name": "Acme"}, key=self.admin)[0], 201)
-        for version, rollout in (("1.0.0", None), ("1.1.0", 20)):
-            files = [dict(env.put_artifact("acme", version, "Acme-Setup-%s.exe" % version, os.urandom(20000)), platform="windows",
-                          arch="x64")]
-            status, doc = env.register_release(keys["release"], "acme", version, files, rollout=rollout)
-            self.assertEqual(status, 201, doc)
+        self.release(keys["release"], "acme", "1.0.0")
+        self.release(keys["release"], "acme", "1.1.0", rollout=20)
         status, doc = env.api("PUT", "/v1/apps/acme/channels/latest/rollout", {"percent": 25}, key=keys["release"])
         self.assertEqual(status, 200, doc)
-        status, before = env.api("GET", "/v1/apps/acme/channels/latest", key=keys["build"])
-        self.assertEqual(status, 200, before)
+        at_backup = self.channels(keys["build"])
+        self.assertEqual(at_backup["acme"][0], 200, at_backup)
         # grow the environment past two parts with filler records of a sub-database of its own
         filler = "".join("f%08d\n%s\n" % (i, os.urandom(3000).hex()) for i in range(2000))
         r = subprocess.run(["mdb_load", "-T", "-s", "filler", os.path.join(env.data, "lmdb")], input=filler, text=True,
@@ -351,25 +391,52 @@ class DisasterDrillTest(harness.StackTest, Stores):
         self.assertIn("POST /%s/%sdata.mdb" % (harness.S3_BUCKET, PREFIX + bid + "/"), env.s3_stats(self.r2),
                       "the data went up as a multipart upload")
 
+        # after the backup: a new release, a rollout move, a new app, and refusals the trail records
+        self.release(keys["release"], "acme", "1.2.0", rollout=10)
+        status, doc = env.api("PUT", "/v1/apps/acme/channels/latest/rollout", {"percent": 40}, key=keys["release"])
+        self.assertEqual(status, 200, doc)
+        self.assertEqual(env.api("POST", "/v1/apps", {"id": "beta", "name": "Beta"}, key=self.admin)[0], 201)
+        self.release(keys["release"], "beta", "0.1.0")
+        for key in (keys["build"], keys["build"], None):
+            status, doc = env.api("PUT", "/v1/apps/acme/channels/latest/rollout", {"percent": 90}, key=key)
+            self.assertIn(status, (401, 403), doc)
+        before = self.channels(keys["build"])
+        self.assertEqual(before["beta"][0], 200, before)
+        self.assertNotEqual(before["acme"], at_backup["acme"], "the channel moved after the backup")
+        live_head = self.all_exported(control)
+        published = self.index(self.r2)
+        self.assertEqual(self.index(self.s3), published, "both stores list the same generations")
+        self.assertIn("beta", published)
+
         control.stop()
+        head = verify_chain(self, audit_records(env.data))
+        self.assertEqual(head[0], live_head)
+        self.assertGreater(head[0], manifest["audit_head"]["seq"] + 4, "records were written after the backup")
+        # one store's documents of acme rewritten to be invalid: refused there, the other store's used
+        bad = json.dumps({"format": 1, "app": "acme", "generation": published["acme"], "records": {}}).encode()
+        for key in ("_updraft/state/acme.json", "_updraft/state/acme/%d.json" % published["acme"]):
+            env.s3_put(self.r2, key, bad)
         shutil.rmtree(env.data)
+
         r = self.host("backup", "restore", bid, "--data", env.data)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertRegex(r.stdout, r"restore: r2: \d+ of %d bytes \(\d+%%\), [0-9.]+ MB/s" % manifest["size"])
         self.assertIn("audit chain verified from seq 1 to %d" % manifest["audit_head"]["seq"], r.stdout)
+        self.assertIn("restore: acme: r2: _updraft/state/acme.json is refused", r.stdout, "the invalid document is reported")
+        self.assertRegex(r.stdout, r"restore: acme: generation \d+ -> %d from s3\n" % published["acme"])
+        self.assertRegex(r.stdout, r"restore: beta: generation 0 -> %d from r2 \(an app the backup lacks\)" % published["beta"])
+        self.assertIn("restore: audit: records %d to %d appended from r2" % (manifest["audit_head"]["seq"] + 1, head[0]), r.stdout)
         self.assertIn("restore: done: backup %s from r2" % bid, r.stdout)
+        self.assertIn(", rolled forward, in ", r.stdout)
 
-        recs = audit_records(env.data)
-        head = verify_chain(self, recs)
-        self.assertEqual(head, (manifest["audit_head"]["seq"], manifest["audit_head"]["hash"]), "the chain ends at the manifest's head")
-        created = [json.loads(rec) for _, rec in recs if json.loads(rec)["action"] == "backup.create"]
-        self.assertEqual([c["detail"]["backup"] for c in created], [bid], "the backup holds its own backup.create record")
+        self.assertEqual(verify_chain(self, audit_records(env.data)), head, "the chain ends where it did before the loss")
+        self.assertIn("chain head %d %s" % head, self.verify(env.data), "audit verify: the stores' segments match the store")
 
         control = self.start()
-        env.control = control
-        status, after = env.api("GET", "/v1/apps/acme/channels/latest", key=keys["build"])
-        self.assertEqual(status, 200, after)
-        self.assertEqual(after, before, "the restored channel answers the same")
+        after = self.channels(keys["build"])
+        self.assertEqual(after, before, "the restored channels answer as before the loss, not as at backup time")
+        for s3 in (self.r2, self.s3):
+            self.assertEqual(self.index(s3), published, "the start republished the generations as they were, not older ones")
         status, doc = env.api("PUT", "/v1/apps/acme/channels/latest/rollout", {"percent": 50}, key=keys["release"])
         self.assertEqual(status, 200, "the release key still works: %r" % doc)
         recs = audit_records(env.data)
@@ -378,16 +445,48 @@ class DisasterDrillTest(harness.StackTest, Stores):
         self.assertEqual(json.loads(rec)["prev"], head[1], "and it chains on the restored head")
         self.assertEqual(json.loads(rec)["action"], "rollout.set")
         verify_chain(self, recs)
+        self.assertEqual(self.all_exported(control), head[0] + 1, "the exporter sends the stores only the new record")
+        self.verify(env.data)
+        latest = self.channels(keys["build"])
 
-        # R2 down: the restore comes from S3 (the control plane stopped first: it lists R2 every second)
+        # R2 down: the restore comes from S3, and so does the roll-forward (the control plane stopped first: it lists
+        # R2 every second)
         control.stop()
+        final = verify_chain(self, audit_records(env.data))
         self.r2.stop()
         target = os.path.join(env.dir, "restore-without-r2")
         r = self.host("backup", "restore", bid, "--data", target)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("trying the next store", r.stdout)
+        self.assertIn("restore: state: r2: the index could not be read", r.stdout)
         self.assertIn("restore: done: backup %s from s3" % bid, r.stdout)
-        self.assertEqual(verify_chain(self, audit_records(target)), head)
+        self.assertEqual(verify_chain(self, audit_records(target)), final)
+
+        # a document refused on every store that answers: the environment is in place, but the restore exits 1 and says
+        # which app is left at the backup's state
+        for key in ("_updraft/state/acme.json", "_updraft/state/acme/%d.json" % self.index(self.s3)["acme"]):
+            env.s3_put(self.s3, key, bad)
+        target = os.path.join(env.dir, "restore-refused")
+        r = self.host("backup", "restore", bid, "--data", target)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("restore: acme: left at the backup's generation", r.stdout)
+        self.assertRegex(r.stderr, r"restored into .*/lmdb, but not rolled forward completely: left at the backup's state .*: acme;")
+        self.assertTrue(os.path.exists(os.path.join(target, "lmdb", "data.mdb")), "the environment is in place all the same")
+
+        # --no-roll-forward: exactly the backup, for forensics (served here by a control plane of its own, without the
+        # object stores, so that it publishes nothing)
+        target = os.path.join(env.dir, "restore-as-backed-up")
+        r = self.host("backup", "restore", bid, "--data", target, "--no-roll-forward", "--from", "s3")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("not rolled forward (--no-roll-forward)", r.stdout)
+        self.assertNotIn("generation", r.stdout)
+        self.assertEqual(verify_chain(self, audit_records(target))[0], manifest["audit_head"]["seq"])
+        local = env.write("forensics.yaml", "listen: [\"127.0.0.1:0\"]\nbackup:\n  enabled: false\n")
+        env.control = env.start_control("--config", local, "--data", target, "--storage", os.path.join(env.dir, "forensics-storage"),
+                                        public_url=False)
+        self.assertEqual(self.channels(keys["build"])["acme"], at_backup["acme"], "the channel answers as at backup time")
+        self.assertEqual(self.channels(keys["build"])["beta"][0], 404, "the app made after the backup is not there")
+        self.assertNotEqual(latest["acme"], at_backup["acme"])
 
 
 class ScheduleTest(harness.StackTest, Stores):
@@ -428,7 +527,8 @@ class LocalStoreTest(harness.StackTest, Stores):
 
     @classmethod
     def control_args(cls):
-        cls.config = cls.env.write("local.yaml", "listen: [\"127.0.0.1:0\"]\nbackup:\n  enabled: false\n  refresh_s: 1\n")
+        cls.config = cls.env.write("local.yaml", "listen: [\"127.0.0.1:0\"]\nbackup:\n  enabled: false\n  refresh_s: 1\n"
+                                                 "audit:\n  export_interval_ms: 200\n  export_check_ms: 50\n")
         return ("--config", cls.config)
 
     def test_backups_go_to_the_storage_directory_in_the_same_layout(self):
@@ -441,6 +541,28 @@ class LocalStoreTest(harness.StackTest, Stores):
             data = f.read()
         with open(os.path.join(d, "manifest.json")) as f:
             self.assertEqual(json.load(f)["sha256"], hashlib.sha256(data).hexdigest())
+
+    def test_a_restore_takes_the_audit_records_exported_to_the_storage_directory_after_the_backup(self):
+        status, doc = self.env.api("POST", "/v1/backups", key=self.admin)
+        self.assertEqual(status, 202, doc)
+        bid = doc["id"]
+        self.wait_good(bid, stores=("local",))
+        for _ in range(3):
+            self.assertEqual(self.env.api("GET", "/v1/backups")[0], 401, "a refusal the trail records")
+        def seqs():
+            m = self.env.http("GET", "/metrics", base=self.control)[2].decode()
+            return harness.metric(m, "updraft_audit_records_total"), harness.metric(m, "updraft_audit_exported_seq", backend="local")
+        head, exported = harness.poll(seqs, lambda v: v[0] == v[1] and v[0] > 0, 30)
+        self.assertEqual(exported, head, "the storage directory holds every record")
+        with open(os.path.join(self.env.storage, "_updraft", "backups", bid, "manifest.json")) as f:
+            self.assertGreater(head, json.load(f)["audit_head"]["seq"], "records were written after the backup")
+        target = os.path.join(self.env.dir, "restore-local")
+        r = self.env.run("updraft-control", "--config", self.config, "--storage", self.env.storage, "backup", "restore", bid,
+                         "--data", target, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("restore: state: 0 apps rolled forward", r.stdout, "kind local publishes no state: nothing to take")
+        self.assertIn("restore: audit: local: ", r.stdout)
+        self.assertEqual(verify_chain(self, audit_records(target))[0], int(head), "the chain ends at the live head")
 
 
 if __name__ == "__main__":
