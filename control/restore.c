@@ -100,6 +100,52 @@ fetch(const upd_restore_source_t *s, const char *key, doc_t *d, char *msg, size_
  * Rolls one app forward when a store lists it at a generation newer than the environment's.
  * @return 0 (rolled forward, up to date, or refused: reported), or UPD_ESTORE / UPD_ENOMEM
  */
+
+/* The versions of an app's drafts, collected before any is deleted (no write under a cursor). */
+typedef struct {
+    char (*versions)[UPD_VERSION_MAX + 1];
+    size_t n, cap;
+} drafts_t;
+
+static int
+on_draft(const char *version, const char *json, size_t len, void *arg)
+{
+    (void)json;
+    (void)len;
+    drafts_t *d = arg;
+    if (d->n == d->cap) {
+        size_t cap = d->cap != 0 ? d->cap * 2 : 16;
+        void *p = realloc(d->versions, cap * sizeof(*d->versions));
+        if (p == NULL)
+            return UPD_ENOMEM;
+        d->versions = p;
+        d->cap = cap;
+    }
+    snprintf(d->versions[d->n++], sizeof(d->versions[0]), "%s", version);
+    return 0;
+}
+
+/*
+ * A draft of the backup that was published after it is a release in the rolled-forward state: the draft goes (a version
+ * is a draft or a release, never both).
+ */
+static int
+drop_promoted_drafts(upd_store_txn_t *txn, const char *app, size_t *dropped)
+{
+    drafts_t d = {NULL, 0, 0};
+    int err = upd_store_draft_list(txn, app, on_draft, &d);
+    for (size_t i = 0; err == 0 && i < d.n; ++i) {
+        upd_release_t rel = {0};
+        if (upd_store_release_get(txn, app, d.versions[i], &rel) == 0) {
+            upd_release_dispose(&rel);
+            if ((err = upd_store_draft_del(txn, app, d.versions[i])) == 0)
+                ++*dropped;
+        }
+    }
+    free(d.versions);
+    return err;
+}
+
 static int
 roll_app(upd_store_t *store, const upd_restore_source_t *src, size_t n, const upd_state_index_t *ix, const bool *readable,
          const char *app, doc_t *doc, FILE *progress, upd_restore_report_t *rep, size_t *up_to_date)
@@ -172,10 +218,18 @@ roll_app(upd_store_t *store, const upd_restore_source_t *src, size_t n, const up
                 upd_store_txn_end(txn);
                 return r == UPD_ENOMEM ? r : UPD_ESTORE;
             }
+            size_t promoted = 0;
+            if ((r = drop_promoted_drafts(txn, app, &promoted)) != 0) {
+                upd_store_txn_end(txn);
+                return r;
+            }
             if ((r = upd_store_commit(txn)) != 0) /* the transaction is freed either way */
                 return r;
             line(progress, false, "%s: generation %" PRIu64 " -> %" PRIu64 " from %s%s", app, have, got, s->name,
                  exists ? "" : " (an app the backup lacks)");
+            if (promoted != 0)
+                line(progress, false, "%s: %zu draft%s published since the backup dropped (now releases)", app, promoted,
+                     promoted == 1 ? "" : "s");
             ++rep->apps_rolled;
             return 0;
         }

@@ -396,6 +396,28 @@ test_newer_published_state_and_exported_records_are_taken_in(void **state)
     assert_int_equal(head_of(f->backup, NULL), 7);
 }
 
+/* 1.1.0 was a draft when the backup was taken and published after it: rolled forward, it is a release and no draft */
+static void
+test_a_draft_published_after_the_backup_is_a_release_only(void **state)
+{
+    struct fixture *f = *state;
+    upd_store_txn_t *txn = write_begin(f->backup);
+    assert_int_equal(upd_store_draft_put(txn, "acme", "1.1.0", "{}"), 0);
+    assert_int_equal(upd_store_draft_put(txn, "acme", "1.2.0", "{}"), 0); /* still a draft: stays */
+    assert_int_equal(upd_store_commit(txn), 0);
+    upd_restore_report_t rep;
+    assert_int_equal(upd_restore_roll_forward(f->backup, f->src, 2, &opts, NULL, &rep), 0);
+    txn = read_begin(f->backup);
+    const char *json;
+    size_t len;
+    upd_release_t rel = {0};
+    assert_int_equal(upd_store_release_get(txn, "acme", "1.1.0", &rel), 0);
+    upd_release_dispose(&rel);
+    assert_int_equal(upd_store_draft_get(txn, "acme", "1.1.0", &json, &len), UPD_ENOTFOUND);
+    assert_int_equal(upd_store_draft_get(txn, "acme", "1.2.0", &json, &len), 0);
+    upd_store_txn_end(txn);
+}
+
 static void
 test_a_second_roll_forward_changes_nothing(void **state)
 {
@@ -524,6 +546,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_newer_published_state_and_exported_records_are_taken_in, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_second_roll_forward_changes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_draft_published_after_the_backup_is_a_release_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_refused_document_on_one_store_gives_way_to_the_others, setup, teardown),
         cmocka_unit_test_setup_teardown(test_an_app_refused_on_every_store_stays_as_backed_up_and_is_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_records_stop_at_one_that_does_not_chain_unless_another_store_has_it, setup,
