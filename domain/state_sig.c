@@ -1,10 +1,10 @@
 #include "domain/state_sig.h"
+#include "base/hex.h"
 #include <inttypes.h>
 #include <jansson.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
-#include "base/hex.h"
 
 #define SIG_LEN 64
 #define SIG_B64_LEN 88 /* 4 * ceil(64 / 3): two '=' of padding */
@@ -79,12 +79,14 @@ upd_state_sig_sign(EVP_PKEY *key, const char *app, uint64_t generation, int64_t 
                      EVP_DigestSign(ctx, sig, &sig_len, (const unsigned char *)msg, msg_len) == 1 && sig_len == SIG_LEN;
     EVP_MD_CTX_free(ctx);
     if (!signed_ok)
-        return upd_reason_set(why, UPD_EINVAL, "malformed", "OpenSSL could not sign with the release-signing key (not a private key?)");
+        return upd_reason_set(why, UPD_EINVAL, "malformed",
+                              "OpenSSL could not sign with the release-signing key (not a private key?)");
     EVP_EncodeBlock((unsigned char *)sig_b64, sig, SIG_LEN);
 
     /* jansson keeps members in insertion order: the envelope reads in the documented order */
-    json_t *o = json_pack("{s:i, s:s, s:I, s:I, s:s, s:s, s:s}", "format", UPD_STATE_SIG_FORMAT, "app", app, "generation",
-                          (json_int_t)generation, "expires", (json_int_t)expires, "digest", digest, "key_id", key_id, "sig", sig_b64);
+    json_t *o =
+        json_pack("{s:i, s:s, s:I, s:I, s:s, s:s, s:s}", "format", UPD_STATE_SIG_FORMAT, "app", app, "generation",
+                  (json_int_t)generation, "expires", (json_int_t)expires, "digest", digest, "key_id", key_id, "sig", sig_b64);
     char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (text == NULL)
@@ -120,8 +122,10 @@ upd_state_sig_trust_add(upd_state_sig_trust_t *t, EVP_PKEY *key, upd_reason_t *w
         if (strcmp(t->keys[i].key_id, id) == 0)
             return upd_reason_set(why, UPD_EEXIST, "duplicate_key", "release key %s is listed twice", id);
     if (t->n == UPD_STATE_SIG_KEYS_MAX)
-        return upd_reason_set(why, UPD_ETOOBIG, "too_many_keys", "at most %d release keys are trusted at once (the current one "
-                              "and the next, during a rotation)", UPD_STATE_SIG_KEYS_MAX);
+        return upd_reason_set(why, UPD_ETOOBIG, "too_many_keys",
+                              "at most %d release keys are trusted at once (the current one "
+                              "and the next, during a rotation)",
+                              UPD_STATE_SIG_KEYS_MAX);
     if (EVP_PKEY_up_ref(key) != 1)
         return upd_reason_set(why, UPD_ENOMEM, NULL, "out of memory");
     memcpy(t->keys[t->n].key_id, id, sizeof(id));
@@ -179,7 +183,8 @@ parse(json_t *o, fields_t *f, upd_reason_t *why)
         return upd_reason_set(why, UPD_EINVAL, "malformed", "the state signature is not a JSON object");
     const char *name;
     json_t *v;
-    json_object_foreach(o, name, v) {
+    json_object_foreach(o, name, v)
+    {
         bool known = false;
         for (size_t i = 0; i < sizeof(members) / sizeof(members[0]) && !known; i++)
             known = strcmp(name, members[i]) == 0;
@@ -197,7 +202,8 @@ parse(json_t *o, fields_t *f, upd_reason_t *why)
     if ((f->digest = string_member(o, "digest", &len)) == NULL || len != DIGEST_TEXT_LEN ||
         memcmp(f->digest, DIGEST_PREFIX, sizeof(DIGEST_PREFIX) - 1) != 0 ||
         !is_lower_hex(f->digest + sizeof(DIGEST_PREFIX) - 1, len - (sizeof(DIGEST_PREFIX) - 1)))
-        return upd_reason_set(why, UPD_EINVAL, "malformed", "the state signature's \"digest\" is not sha256: and 64 lower-case hex digits");
+        return upd_reason_set(why, UPD_EINVAL, "malformed",
+                              "the state signature's \"digest\" is not sha256: and 64 lower-case hex digits");
     if ((f->key_id = string_member(o, "key_id", &len)) == NULL || len != UPD_STATE_SIG_KEY_ID_LEN || !is_lower_hex(f->key_id, len))
         return upd_reason_set(why, UPD_EINVAL, "malformed", "the state signature's \"key_id\" is not %d lower-case hex digits",
                               UPD_STATE_SIG_KEY_ID_LEN);
@@ -220,7 +226,8 @@ upd_state_sig_verify(const upd_state_sig_trust_t *t, const char *envelope, size_
     if (info != NULL)
         memset(info, 0, sizeof(*info));
     if (envelope_len > UPD_STATE_SIG_ENVELOPE_MAX)
-        return upd_reason_set(why, UPD_EINVAL, "malformed", "the state signature is larger than %d bytes", UPD_STATE_SIG_ENVELOPE_MAX);
+        return upd_reason_set(why, UPD_EINVAL, "malformed", "the state signature is larger than %d bytes",
+                              UPD_STATE_SIG_ENVELOPE_MAX);
 
     json_error_t jerr;
     json_t *o = json_loadb(envelope != NULL ? envelope : "", envelope_len, JSON_REJECT_DUPLICATES, &jerr);
@@ -236,8 +243,8 @@ upd_state_sig_verify(const upd_state_sig_trust_t *t, const char *envelope, size_
         if (strcmp(t->keys[i].key_id, f.key_id) == 0)
             key = t->keys[i].key;
     if (key == NULL) {
-        r = upd_reason_set(why, UPD_EAUTH, "unknown_key", "the state of %s is signed by key %s, which this origin does not trust", f.app,
-                           f.key_id);
+        r = upd_reason_set(why, UPD_EAUTH, "unknown_key", "the state of %s is signed by key %s, which this origin does not trust",
+                           f.app, f.key_id);
         goto Exit;
     }
 
@@ -258,7 +265,8 @@ upd_state_sig_verify(const upd_state_sig_trust_t *t, const char *envelope, size_
 
     /* authentic from here on: what remains is whether it is the signature of this document */
     if (app == NULL || strcmp(f.app, app) != 0) {
-        r = upd_reason_set(why, UPD_EMISMATCH, "wrong_app", "the state signature is for %s, not %.64s", f.app, app != NULL ? app : "");
+        r = upd_reason_set(why, UPD_EMISMATCH, "wrong_app", "the state signature is for %s, not %.64s", f.app,
+                           app != NULL ? app : "");
         goto Exit;
     }
     char digest[DIGEST_TEXT_LEN + 1];
@@ -270,8 +278,9 @@ upd_state_sig_verify(const upd_state_sig_trust_t *t, const char *envelope, size_
         goto Exit;
     }
     if ((uint64_t)f.generation < last_generation) {
-        r = upd_reason_set(why, UPD_ECONFLICT, "rollback", "the signed state of %s is at generation %" PRId64 ", below %" PRIu64
-                           " already accepted", f.app, (int64_t)f.generation, last_generation);
+        r = upd_reason_set(why, UPD_ECONFLICT, "rollback",
+                           "the signed state of %s is at generation %" PRId64 ", below %" PRIu64 " already accepted", f.app,
+                           (int64_t)f.generation, last_generation);
         goto Exit;
     }
     if (info != NULL) {

@@ -1,12 +1,12 @@
 #ifndef UPD_STATE_SIG_H
 #define UPD_STATE_SIG_H
 
+#include "base/err.h"
+#include "domain/ids.h"
 #include <openssl/evp.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "base/err.h"
-#include "domain/ids.h"
 
 /*
  * The signed state envelope: the release-signing key of the approval service (updraft-sts) vouches for one app's

@@ -153,12 +153,13 @@ upd_keyfile_read_private(const char *path, EVP_PKEY **out, upd_reason_t *why)
     if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
         r = upd_reason_set(why, UPD_EFORBIDDEN, "key_mode",
                            "%s is mode %04o, which lets group or others %s it: a private key must be readable by its owner only "
-                           "(chmod 600 %s)", path, (unsigned)(st.st_mode & 07777),
-                           (st.st_mode & (S_IRGRP | S_IROTH)) != 0 ? "read" : "write", path);
+                           "(chmod 600 %s)",
+                           path, (unsigned)(st.st_mode & 07777), (st.st_mode & (S_IRGRP | S_IROTH)) != 0 ? "read" : "write", path);
         goto Exit;
     }
     if (st.st_size > UPD_KEYFILE_MAX_BYTES) {
-        r = upd_reason_set(why, UPD_ETOOBIG, "malformed", "%s is larger than %d bytes: not a key file", path, UPD_KEYFILE_MAX_BYTES);
+        r = upd_reason_set(why, UPD_ETOOBIG, "malformed", "%s is larger than %d bytes: not a key file", path,
+                           UPD_KEYFILE_MAX_BYTES);
         goto Exit;
     }
     /* one byte more than the cap, to see a file that grew since fstat */
@@ -179,7 +180,8 @@ upd_keyfile_read_private(const char *path, EVP_PKEY **out, upd_reason_t *why)
             break;
         len += (size_t)n;
         if (len > UPD_KEYFILE_MAX_BYTES) {
-            r = upd_reason_set(why, UPD_ETOOBIG, "malformed", "%s is larger than %d bytes: not a key file", path, UPD_KEYFILE_MAX_BYTES);
+            r = upd_reason_set(why, UPD_ETOOBIG, "malformed", "%s is larger than %d bytes: not a key file", path,
+                               UPD_KEYFILE_MAX_BYTES);
             goto Exit;
         }
     }

@@ -1,9 +1,9 @@
 #ifndef UPD_KEYFILE_H
 #define UPD_KEYFILE_H
 
+#include "base/err.h"
 #include <openssl/evp.h>
 #include <stddef.h>
-#include "base/err.h"
 
 /*
  * Ed25519 key files: the release-signing key of the approval service (updraft-sts) on its disk, and the one-line
@@ -21,7 +21,7 @@
 #define UPD_KEYFILE_PUBLIC_PREFIX "ed25519:"
 #define UPD_KEYFILE_PUBLIC_LEN (sizeof(UPD_KEYFILE_PUBLIC_PREFIX) - 1 + 44)
 #define UPD_KEYFILE_PUBLIC_MAX (UPD_KEYFILE_PUBLIC_LEN + 1) /* a public key line and its NUL */
-#define UPD_KEYFILE_MAX_BYTES 16384                          /* a private key file larger than this is refused unread */
+#define UPD_KEYFILE_MAX_BYTES 16384                         /* a private key file larger than this is refused unread */
 
 /**
  * Generates a new Ed25519 key pair from OpenSSL's random generator.

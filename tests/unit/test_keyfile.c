@@ -367,16 +367,16 @@ test_malformed_public_key_lines_are_refused(void **state)
     static const char *const lines[] = {
         "",
         "ed25519:",
-        "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",              /* no prefix */
-        "ED25519:11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",      /* another spelling */
+        "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",         /* no prefix */
+        "ED25519:11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=", /* another spelling */
         "ecdsa:11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
-        "ed25519:11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo",       /* no padding */
-        "ed25519:11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\n",    /* a newline pasted along */
+        "ed25519:11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo",    /* no padding */
+        "ed25519:11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\n", /* a newline pasted along */
         " ed25519:11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
-        "ed25519:11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURp=",      /* stray bits in the last character */
-        "ed25519:11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHU==",       /* 31 bytes */
+        "ed25519:11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURp=", /* stray bits in the last character */
+        "ed25519:11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHU==",  /* 31 bytes */
         "ed25519:11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcH URo=",
-        "ed25519:11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo=",      /* base64url */
+        "ed25519:11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo=", /* base64url */
         "ed25519:11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=AAAA",
     };
     for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {

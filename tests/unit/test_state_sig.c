@@ -31,8 +31,8 @@ static const unsigned char RFC8032_SECRET[32] = {0x9d, 0x61, 0xb1, 0x9d, 0xef, 0
 
 /* what the signer writes for RFC 8032's key, DOC, acme, generation 7, expiry 1767312000 */
 #define GOLDEN                                                                                                                     \
-    "{\"format\":1,\"app\":\"acme\",\"generation\":7,\"expires\":1767312000,"                                                        \
-    "\"digest\":\"sha256:8eb3e9e95012d419742d2913d1b5d1134e58d8d3f7d61ba6952e9dc6bc23c432\",\"key_id\":\"21fe31dfa154a261\","        \
+    "{\"format\":1,\"app\":\"acme\",\"generation\":7,\"expires\":1767312000,"                                                      \
+    "\"digest\":\"sha256:8eb3e9e95012d419742d2913d1b5d1134e58d8d3f7d61ba6952e9dc6bc23c432\",\"key_id\":\"21fe31dfa154a261\","      \
     "\"sig\":\"tF6vFkjsK4aHWjt5QSkfmJ7kDRbxoKoE/2JnlAtYlLyT9IIchxourCvD/HDPdT/R6M4zgjF2IAlXCErsOyZJBg==\"}"
 /* the first 16 hex digits of SHA-256 of RFC 8032's public key d75a9801...f707511a */
 #define GOLDEN_KEY_ID "21fe31dfa154a261"
@@ -275,9 +275,9 @@ test_a_signed_field_changed_is_a_bad_signature(void **state)
     static const char *const changes[][2] = {
         {"generation", "8"},
         {"generation", "70"},
-        {"expires", "1767398400"},   /* a later expiry: freshness cannot be bought without the key */
+        {"expires", "1767398400"}, /* a later expiry: freshness cannot be bought without the key */
         {"expires", "1767312001"},
-        {"app", "\"acmf\""},         /* checked as acmf below */
+        {"app", "\"acmf\""}, /* checked as acmf below */
         {"digest", "\"sha256:0000000000000000000000000000000000000000000000000000000000000000\""},
     };
     for (size_t i = 0; i < sizeof(changes) / sizeof(changes[0]); i++) {
@@ -309,7 +309,8 @@ test_a_swapped_document_with_its_own_digest_is_a_bad_signature(void **state)
     json_decref(o);
     char *swapped = with_member(env, "digest", digest);
     upd_reason_t why = {{0}};
-    assert_int_equal(upd_state_sig_verify(&t, swapped, strlen(swapped), EVIL, sizeof(EVIL) - 1, "acme", 0, NOW, NULL, &why), UPD_EAUTH);
+    assert_int_equal(upd_state_sig_verify(&t, swapped, strlen(swapped), EVIL, sizeof(EVIL) - 1, "acme", 0, NOW, NULL, &why),
+                     UPD_EAUTH);
     assert_string_equal(why.code, "bad_signature");
     free(env);
     free(evil_env);
@@ -387,7 +388,9 @@ test_every_one_byte_change_of_the_envelope_is_refused(void **state)
     for (size_t i = 0; i < len; i++) {
         for (size_t s = 0; s < sizeof(subs) + 2; s++) {
             unsigned char orig = (unsigned char)env[i];
-            unsigned char with = s < sizeof(subs) ? subs[s] : s == sizeof(subs) ? (unsigned char)(orig ^ 0x01) : (unsigned char)(orig ^ 0x20);
+            unsigned char with = s < sizeof(subs)    ? subs[s]
+                                 : s == sizeof(subs) ? (unsigned char)(orig ^ 0x01)
+                                                     : (unsigned char)(orig ^ 0x20);
             if (with == orig)
                 continue;
             memcpy(changed, env, len + 1);
@@ -538,7 +541,8 @@ test_malformed_envelopes_are_refused(void **state)
     memset(big, ' ', UPD_STATE_SIG_ENVELOPE_MAX + 1);
     memcpy(big, env, strlen(env));
     big[UPD_STATE_SIG_ENVELOPE_MAX + 1] = '\0';
-    assert_int_equal(upd_state_sig_verify(&t, big, UPD_STATE_SIG_ENVELOPE_MAX + 1, DOC, DOC_LEN, "acme", 0, NOW, NULL, &why), UPD_EINVAL);
+    assert_int_equal(upd_state_sig_verify(&t, big, UPD_STATE_SIG_ENVELOPE_MAX + 1, DOC, DOC_LEN, "acme", 0, NOW, NULL, &why),
+                     UPD_EINVAL);
     assert_string_equal(why.code, "malformed");
     assert_int_equal(upd_state_sig_verify(&t, big, UPD_STATE_SIG_ENVELOPE_MAX, DOC, DOC_LEN, "acme", 0, NOW, NULL, &why), 0);
     free(big);
