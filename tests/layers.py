@@ -2,8 +2,8 @@
 """The include graph keeps its layers (README "Layout", ../shared/STYLE.md section 1).
 
 Every `#include "DIR/FILE.h"` in the project's C sources must point at its own folder or at a folder
-of a lower layer; `handlers/` (the origin) and `control/` (the control plane) never include each
-other; `cli/` uses `base/` and `domain/` only. The layers below the event loop (`base/`, `domain/`,
+of a lower layer; `handlers/` (the origin), `control/` (the control plane) and `sts/` (the approval
+service) never include each other; `cli/` uses `base/` and `domain/` only. The layers below the event loop (`base/`, `domain/`,
 `storage/`) never include h2o, and `base/` no library but libc. Every library source `X.c` has its
 header `X.h` beside it and includes it first, so a header is the whole public face of one file.
 
@@ -17,7 +17,8 @@ import sys
 ROOT = os.environ.get("UPDRAFT_SOURCE_DIR") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # bottom up; a folder may include its own and any of a lower rank
-RANK = {"base": 0, "domain": 1, "storage": 2, "loop": 3, "server": 4, "handlers": 5, "control": 5, "programs": 6}
+# handlers/ (the origin), control/ (the control plane) and sts/ (the approval service) are programs' folders side by side
+RANK = {"base": 0, "domain": 1, "storage": 2, "loop": 3, "server": 4, "handlers": 5, "control": 5, "sts": 5, "programs": 6}
 # folders outside the ladder, with what they may include
 OWN = {"cli": {"base", "domain", "cli"}}
 # where the programs' entry points live; they need no header of their own
@@ -97,9 +98,10 @@ def self_test():
         "base/bad.h": "", "base/bad.c": '#include "base/bad.h"\n#include <jansson.h>\n',
         "storage/store.h": '#include "base/err.h"\n', "storage/store.c": '#include "storage/store.h"\n#include <h2o.h>\n',
         "domain/up.h": "", "domain/up.c": '#include "domain/up.h"\n#include "storage/store.h"\n',
-        "handlers/feed.h": "", "handlers/feed.c": '#include "handlers/feed.h"\n#include "control/api.h"\n',
+        "handlers/feed.h": "", "handlers/feed.c": '#include "handlers/feed.h"\n#include "control/api.h"\n#include "sts/approve.h"\n',
         "control/api.h": "", "control/api.c": '#include "base/err.h"\n#include "control/api.h"\n',
         "control/lonely.c": '#include "base/err.h"\n',
+        "sts/approve.h": "", "sts/approve.c": '#include "sts/approve.h"\n#include "handlers/feed.h"\n',
         "cli/args.h": "", "cli/args.c": '#include "cli/args.h"\n#include "storage/store.h"\n#include "domain/gone.h"\n',
         "programs/origin.c": '#include "handlers/feed.h"\n#include "control/api.h"\n',
     }
@@ -108,8 +110,10 @@ def self_test():
         ("storage/store.c:2", "never uses h2o"),
         ("domain/up.c:2", "storage/ is not below domain/"),
         ("handlers/feed.c:2", "control/ is not below handlers/"),
+        ("handlers/feed.c:3", "sts/ is not below handlers/"),
         ("control/api.c", "not its own header"),
         ("control/lonely.c", "has no header"),
+        ("sts/approve.c:2", "handlers/ is not below sts/"),
         ("cli/args.c:2", "cli/ may include only"),
         ("cli/args.c:3", "does not exist"),
     ]
