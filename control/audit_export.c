@@ -106,45 +106,14 @@ Exit:
     return ret;
 }
 
-typedef struct {
-    uint64_t first, last;
-    char key[UPD_AUDIT_SEGMENT_NAME_MAX + 1];
-} seg_t;
-
-typedef struct {
-    seg_t *segs;
-    size_t n, cap;
-} seg_list_t;
+typedef upd_audit_seg_t seg_t;
+typedef upd_audit_seg_list_t seg_list_t;
 
 static int
 on_listed(const char *key, uint64_t size, void *arg)
 {
     (void)size;
-    seg_list_t *l = arg;
-    seg_t s;
-    /* anything else under the prefix (a temporary file) is no segment */
-    if (!upd_audit_segment_parse_name(key, strlen(key), &s.first, &s.last))
-        return 0;
-    memcpy(s.key, key, sizeof(s.key));
-    if (l->n == l->cap) {
-        size_t cap = l->cap != 0 ? l->cap * 2 : 64;
-        seg_t *p = realloc(l->segs, cap * sizeof(*p));
-        if (p == NULL)
-            return UPD_ENOMEM;
-        l->segs = p;
-        l->cap = cap;
-    }
-    l->segs[l->n++] = s;
-    return 0;
-}
-
-static int
-seg_cmp(const void *a, const void *b)
-{
-    const seg_t *x = a, *y = b;
-    if (x->first != y->first)
-        return x->first < y->first ? -1 : 1;
-    return x->last < y->last ? -1 : x->last > y->last ? 1 : 0;
+    return upd_audit_seg_list_add(arg, key, strlen(key));
 }
 
 /* Lists a destination's segments, sorted by first, then last. @return 0, UPD_EIO (msg), UPD_ENOMEM */
@@ -176,8 +145,8 @@ dest_list(const dest_t *d, seg_list_t *l, char *msg, size_t cap)
             closedir(dir);
         }
     }
-    if (err == 0 && l->n > 1)
-        qsort(l->segs, l->n, sizeof(l->segs[0]), seg_cmp);
+    if (err == 0)
+        upd_audit_seg_list_sort(l);
     return err;
 }
 

@@ -301,46 +301,14 @@ Exit:
 
 /* ---- the audit trail ---- */
 
-typedef struct {
-    uint64_t first, last;
-    char key[UPD_AUDIT_SEGMENT_NAME_MAX + 1];
-} seg_t;
-
-typedef struct {
-    seg_t *v;
-    size_t n, cap;
-} segs_t;
+typedef upd_audit_seg_t seg_t;
+typedef upd_audit_seg_list_t segs_t;
 
 static int
 on_seg_listed(const char *key, uint64_t size, void *arg)
 {
     (void)size;
-    segs_t *l = arg;
-    seg_t s;
-    size_t len = strlen(key);
-    /* anything else under the prefix (an exporter's temporary file) is no segment */
-    if (len > UPD_AUDIT_SEGMENT_NAME_MAX || !upd_audit_segment_parse_name(key, len, &s.first, &s.last))
-        return 0;
-    memcpy(s.key, key, len + 1);
-    if (l->n == l->cap) {
-        size_t cap = l->cap != 0 ? l->cap * 2 : 64;
-        seg_t *p = realloc(l->v, cap * sizeof(*p));
-        if (p == NULL)
-            return UPD_ENOMEM;
-        l->v = p;
-        l->cap = cap;
-    }
-    l->v[l->n++] = s;
-    return 0;
-}
-
-static int
-seg_cmp(const void *a, const void *b)
-{
-    const seg_t *x = a, *y = b;
-    if (x->first != y->first)
-        return x->first < y->first ? -1 : 1;
-    return x->last < y->last ? -1 : x->last > y->last ? 1 : 0;
+    return upd_audit_seg_list_add(arg, key, strlen(key));
 }
 
 /* The last record the segments (sorted) hold without a gap from record 1; 0 when they do not start there. */
@@ -348,9 +316,9 @@ static uint64_t
 covered(const segs_t *l)
 {
     uint64_t c = 0;
-    for (size_t i = 0; i < l->n && l->v[i].first <= c + 1; ++i)
-        if (l->v[i].last > c)
-            c = l->v[i].last;
+    for (size_t i = 0; i < l->n && l->segs[i].first <= c + 1; ++i)
+        if (l->segs[i].last > c)
+            c = l->segs[i].last;
     return c;
 }
 
@@ -359,9 +327,9 @@ static const seg_t *
 seg_with(const segs_t *l, uint64_t seq)
 {
     const seg_t *best = NULL;
-    for (size_t i = 0; i < l->n && l->v[i].first <= seq; ++i)
-        if (l->v[i].last >= seq && (best == NULL || l->v[i].last > best->last))
-            best = &l->v[i];
+    for (size_t i = 0; i < l->n && l->segs[i].first <= seq; ++i)
+        if (l->segs[i].last >= seq && (best == NULL || l->segs[i].last > best->last))
+            best = &l->segs[i];
     return best;
 }
 
@@ -443,10 +411,10 @@ roll_audit(upd_store_t *store, const upd_restore_source_t *src, size_t n, FILE *
             continue;
         }
         if (segs[i].n > 1)
-            qsort(segs[i].v, segs[i].n, sizeof(segs[i].v[0]), seg_cmp);
+            upd_audit_seg_list_sort(&segs[i]);
         for (size_t k = 0; k < segs[i].n; ++k)
-            if (segs[i].v[k].last > rep->audit_held)
-                rep->audit_held = segs[i].v[k].last;
+            if (segs[i].segs[k].last > rep->audit_held)
+                rep->audit_held = segs[i].segs[k].last;
         listed[i] = true;
         done[i] = false;
     }
@@ -547,7 +515,7 @@ Exit:
     if (txn != NULL)
         upd_store_txn_end(txn);
     for (size_t i = 0; i < n; ++i)
-        free(segs[i].v);
+        free(segs[i].segs);
     return err;
 }
 

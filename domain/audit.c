@@ -459,3 +459,39 @@ upd_audit_filter_match(const upd_audit_filter_t *f, const json_t *rec)
         return false;
     return true;
 }
+
+int
+upd_audit_seg_list_add(upd_audit_seg_list_t *l, const char *key, size_t len)
+{
+    upd_audit_seg_t s;
+    if (len > UPD_AUDIT_SEGMENT_NAME_MAX || !upd_audit_segment_parse_name(key, len, &s.first, &s.last))
+        return 0;
+    memcpy(s.key, key, len);
+    s.key[len] = '\0';
+    if (l->n == l->cap) {
+        size_t cap = l->cap != 0 ? l->cap * 2 : 64;
+        upd_audit_seg_t *p = realloc(l->segs, cap * sizeof(*p));
+        if (p == NULL)
+            return UPD_ENOMEM;
+        l->segs = p;
+        l->cap = cap;
+    }
+    l->segs[l->n++] = s;
+    return 0;
+}
+
+static int
+seg_cmp(const void *a, const void *b)
+{
+    const upd_audit_seg_t *x = a, *y = b;
+    if (x->first != y->first)
+        return x->first < y->first ? -1 : 1;
+    return x->last < y->last ? -1 : x->last > y->last ? 1 : 0;
+}
+
+void
+upd_audit_seg_list_sort(upd_audit_seg_list_t *l)
+{
+    if (l->n > 1)
+        qsort(l->segs, l->n, sizeof(l->segs[0]), seg_cmp);
+}

@@ -120,6 +120,27 @@ int upd_audit_seg_reader_feed(upd_audit_seg_reader_t *r, const void *data, size_
 int upd_audit_seg_reader_end(upd_audit_seg_reader_t *r);
 void upd_audit_seg_reader_dispose(upd_audit_seg_reader_t *r);
 
+/** A segment as a listing names it. */
+typedef struct st_upd_audit_seg_t {
+    uint64_t first, last;
+    char key[UPD_AUDIT_SEGMENT_NAME_MAX + 1];
+} upd_audit_seg_t;
+
+/** The segments of one store, as its listing is read; embedded, zeroed to start, freed with free(segs). */
+typedef struct st_upd_audit_seg_list_t {
+    upd_audit_seg_t *segs;
+    size_t n, cap;
+} upd_audit_seg_list_t;
+
+/**
+ * Adds a listed key when it is a segment's (upd_audit_segment_parse_name); any other key under the prefix (an exporter's
+ * temporary file) is skipped. @return 0 or UPD_ENOMEM
+ */
+int upd_audit_seg_list_add(upd_audit_seg_list_t *l, const char *key, size_t len);
+
+/** Sorts the list by first, then last record: the chain's order. */
+void upd_audit_seg_list_sort(upd_audit_seg_list_t *l);
+
 /* ---- the query of GET /v1/audit ---- */
 
 #define UPD_AUDIT_QUERY_LIMIT_MAX 1000

@@ -361,12 +361,34 @@ test_time_parse_reads_only_the_bytes_it_is_given(void **state)
     free(digits);
 }
 
+static void
+test_a_segment_list_keeps_segments_only_in_the_chains_order(void **state)
+{
+    (void)state;
+    upd_audit_seg_list_t l = {NULL, 0, 0};
+    const char *keys[] = {UPD_AUDIT_SEGMENT_PREFIX "00000000000000000101-00000000000000000200.jsonl",
+                          UPD_AUDIT_SEGMENT_PREFIX ".tmp-00000000000000000001",
+                          UPD_AUDIT_SEGMENT_PREFIX "00000000000000000001-00000000000000000100.jsonl",
+                          UPD_AUDIT_SEGMENT_PREFIX "00000000000000000001-00000000000000000050.jsonl"};
+    for (size_t i = 0; i < 4; ++i)
+        assert_int_equal(upd_audit_seg_list_add(&l, keys[i], strlen(keys[i])), 0);
+    upd_audit_seg_list_sort(&l);
+    assert_int_equal(l.n, 3);
+    assert_int_equal(l.segs[0].first, 1);
+    assert_int_equal(l.segs[0].last, 50);
+    assert_int_equal(l.segs[1].last, 100);
+    assert_int_equal(l.segs[2].first, 101);
+    assert_string_equal(l.segs[2].key, keys[0]);
+    free(l.segs);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_is_canonical_and_stable),
         cmocka_unit_test(test_time_parse_reads_only_the_bytes_it_is_given),
+        cmocka_unit_test(test_a_segment_list_keeps_segments_only_in_the_chains_order),
         cmocka_unit_test(test_encode_escapes_so_a_record_is_one_line),
         cmocka_unit_test(test_check_refuses_a_changed_byte),
         cmocka_unit_test(test_check_refuses_a_wrong_seq),
