@@ -1,0 +1,706 @@
+#include "sts/api.h"
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/err.h"
+#include "base/hex.h"
+#include "base/log.h"
+#include "domain/state_sig.h"
+#include "server/http.h"
+#include "server/http_error.h"
+#include "sts/diff.h"
+#include "sts/pages.h"
+
+enum { R_HEALTHZ, R_METRICS, R_PAGE, R_PROPOSE, R_PROPOSAL, R_CANCEL, R_SIGNED, R_OTHER, R_COUNT };
+static const char *const route_labels[R_COUNT] = {"healthz", "metrics", "page", "propose", "proposal", "cancel", "signed", "other"};
+
+const char *const *
+upd_sts_route_labels(size_t *n)
+{
+    *n = R_COUNT;
+    return route_labels;
+}
+
+/* ---- paths ---- */
+
+#define SEGS_MAX 5
+typedef struct {
+    const char *p;
+    size_t n;
+} seg_t;
+
+static int
+split(const h2o_req_t *req, seg_t *segs)
+{
+    const char *p = req->path_normalized.base, *end = p + req->path_normalized.len;
+    int n = 0;
+    while (p < end) {
+        while (p < end && *p == '/')
+            ++p;
+        if (p == end)
+            break;
+        const char *s = p;
+        while (p < end && *p != '/')
+            ++p;
+        if (n == SEGS_MAX)
+            return -1;
+        segs[n++] = (seg_t){s, (size_t)(p - s)};
+    }
+    return n;
+}
+
+static bool
+seg_is(const seg_t *s, const char *lit)
+{
+    return s->n == strlen(lit) && memcmp(s->p, lit, s->n) == 0;
+}
+
+/* A proposal id: 32 lowercase hex digits. */
+static bool
+seg_is_id(const seg_t *s)
+{
+    if (s->n != 32)
+        return false;
+    for (size_t i = 0; i != 32; ++i)
+        if (!((s->p[i] >= '0' && s->p[i] <= '9') || (s->p[i] >= 'a' && s->p[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/* An app id as the control plane names them: [a-z0-9][a-z0-9._-]{0,62}. */
+static bool
+app_valid(const char *s, size_t n)
+{
+    char buf[64];
+    if (n == 0 || n > 63)
+        return false;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    return upd_sts_member_name_valid(buf);
+}
+
+size_t
+upd_sts_route_of(const h2o_req_t *req)
+{
+    seg_t s[SEGS_MAX];
+    int n = split(req, s);
+    if (n == 1 && seg_is(&s[0], "healthz"))
+        return R_HEALTHZ;
+    if (n == 1 && seg_is(&s[0], "metrics"))
+        return R_METRICS;
+    if ((n == 1 && (seg_is(&s[0], "enrol") || seg_is(&s[0], "admin"))) || (n == 2 && seg_is(&s[0], "approve")))
+        return R_PAGE;
+    if (n >= 2 && seg_is(&s[0], "v1") && seg_is(&s[1], "proposals"))
+        return n == 2 ? R_PROPOSE : n == 4 && seg_is(&s[3], "cancel") ? R_CANCEL : R_PROPOSAL;
+    if (n >= 2 && seg_is(&s[0], "v1") && seg_is(&s[1], "signed"))
+        return R_SIGNED;
+    return R_OTHER;
+}
+
+/* ---- answers ---- */
+
+static char *
+error_body(const char *code, const char *message, size_t *len)
+{
+    json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    *len = s != NULL ? strlen(s) : 0;
+    return s;
+}
+
+static void
+send_error(h2o_req_t *req, int status, const char *code, const char *message)
+{
+    size_t len;
+    char *body = error_body(code, message, &len);
+    upd_http_send(req, status, "application/json", body != NULL ? body : "", len);
+    free(body);
+}
+
+static void
+send_json(h2o_req_t *req, int status, json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    if (s == NULL) {
+        send_error(req, 500, "internal", "out of memory");
+        return;
+    }
+    upd_http_send(req, status, "application/json", s, strlen(s));
+    free(s);
+}
+
+static void
+answer_json(upd_job_answer_t *a, int status, json_t *j)
+{
+    a->status = status;
+    a->content_type = "application/json";
+    a->body = json_dumps(j, JSON_COMPACT);
+    a->len = a->body != NULL ? strlen(a->body) : 0;
+    if (a->body == NULL)
+        a->status = 500;
+}
+
+static void
+answer_error(upd_job_answer_t *a, int status, const char *code, const char *message)
+{
+    a->status = status;
+    a->content_type = "application/json";
+    a->body = error_body(code, message, &a->len);
+}
+
+/* Maps an error of this module's functions to its answer, the reason's code when it has one. */
+static void
+answer_err(upd_job_answer_t *a, int err, const upd_reason_t *why)
+{
+    upd_http_error_t e = upd_http_error_of(err, why);
+    answer_error(a, e.status, e.code, e.message);
+}
+
+/* ---- signing ---- */
+
+static void
+digest_of(const void *doc, size_t len, char out[72])
+{
+    unsigned char md[32];
+    unsigned int n = 32;
+    EVP_Digest(doc, len, md, &n, EVP_sha256(), NULL);
+    memcpy(out, "sha256:", 7);
+    upd_hex_encode(md, 32, out + 7);
+}
+
+/* The last generation signed for app, 0 when none. */
+static int
+last_signed(upd_sts_txn_t *txn, const char *app, uint64_t *gen)
+{
+    json_t *s;
+    int ret = upd_sts_get_json(txn, UPD_STS_DB_SIGNED, app, strlen(app), &s);
+    *gen = 0;
+    if (ret == UPD_ENOTFOUND)
+        return 0;
+    if (ret != 0)
+        return ret;
+    *gen = (uint64_t)json_integer_value(json_object_get(s, "generation"));
+    json_decref(s);
+    return 0;
+}
+
+int
+upd_sts_sign_state(upd_sts_t *sts, upd_sts_txn_t *txn, const char *app, uint64_t generation, const char *doc, size_t doc_len,
+                   const char *proposal, char **envelope, upd_reason_t *why)
+{
+    uint64_t last;
+    int64_t now = (int64_t)time(NULL), expires = now + (int64_t)sts->conf->sts_signing_ttl_s;
+    char *env = NULL, digest[72];
+    size_t env_len;
+    json_t *rec;
+    int ret;
+
+    if ((ret = last_signed(txn, app, &last)) != 0)
+        return upd_reason_set(why, ret, "store", "the STS store failed (see the log)");
+    if (generation <= last)
+        return upd_reason_set(why, UPD_ECONFLICT, "superseded", "generation %llu of %s is signed already (the last is %llu)",
+                              (unsigned long long)generation, app, (unsigned long long)last);
+    if ((ret = upd_state_sig_sign(sts->key, app, generation, expires, doc, doc_len, &env, &env_len, why)) != 0)
+        return ret;
+    digest_of(doc, doc_len, digest);
+    rec = json_pack("{s:I,s:s,s:I,s:s%,s:I,s:s}", "generation", (json_int_t)generation, "digest", digest, "expires",
+                    (json_int_t)expires, "envelope", env, env_len, "signed_at", (json_int_t)now, "proposal", proposal);
+    if (rec == NULL) {
+        free(env);
+        return upd_reason_set(why, UPD_ENOMEM, "", "out of memory");
+    }
+    if ((ret = upd_sts_put_json(txn, UPD_STS_DB_SIGNED, app, strlen(app), rec)) == 0)
+        ret = upd_sts_put(txn, UPD_STS_DB_SIGNED_DOCS, app, strlen(app), doc, doc_len);
+    json_decref(rec);
+    if (ret != 0) {
+        free(env);
+        return upd_reason_set(why, ret, "store", "the STS store failed (see the log)");
+    }
+    ++sts->signatures;
+    if (envelope != NULL)
+        *envelope = env;
+    else
+        free(env);
+    return 0;
+}
+
+/* ---- proposals from the control plane ---- */
+
+typedef struct {
+    upd_sts_t *sts;
+    char app[64];
+    char *doc;
+    size_t doc_len;
+    char *action, *requested_by;
+} propose_job_t;
+
+static void
+propose_free(void *arg)
+{
+    propose_job_t *j = arg;
+    free(j->doc);
+    free(j->action);
+    free(j->requested_by);
+    free(j);
+}
+
+/* The answer of a proposal record: the record itself plus "url". */
+static json_t *
+proposal_answer(upd_sts_t *sts, json_t *rec)
+{
+    json_t *a = json_deep_copy(rec);
+    const char *id = json_string_value(json_object_get(rec, "id"));
+    if (a != NULL && id != NULL)
+        json_object_set_new(a, "url", json_sprintf("%s/approve/%s", sts->public_url, id));
+    return a;
+}
+
+static void
+propose_run(void *arg, upd_job_answer_t *answer)
+{
+    propose_job_t *j = arg;
+    upd_sts_t *sts = j->sts;
+    upd_reason_t why = {"", ""};
+    upd_sts_diff_t diff = {NULL, false};
+    upd_sts_txn_t *txn = NULL;
+    json_t *doc = NULL, *rec = NULL, *audit = NULL, *ans = NULL;
+    const void *prev = NULL;
+    size_t prev_len = 0;
+    uint64_t gen, last;
+    uint8_t raw[16];
+    char id[33], digest[72], *envelope = NULL;
+    int64_t now = (int64_t)time(NULL);
+    int ret;
+
+    /* the contract's check first: a state document of this app */
+    doc = json_loadb(j->doc, j->doc_len, JSON_REJECT_DUPLICATES, NULL);
+    const char *doc_app = json_string_value(json_object_get(doc, "app"));
+    json_int_t g = json_integer_value(json_object_get(doc, "generation"));
+    if (!json_is_object(doc) || json_integer_value(json_object_get(doc, "format")) != 1 || doc_app == NULL ||
+        strcmp(doc_app, j->app) != 0 || !json_is_integer(json_object_get(doc, "generation")) || g <= 0) {
+        answer_error(answer, 422, "invalid_document", "not a state document of the app (format 1, app, generation > 0)");
+        goto Exit;
+    }
+    gen = (uint64_t)g;
+    if ((ret = upd_sts_txn_begin(sts->store, true, &txn)) != 0 || (ret = last_signed(txn, j->app, &last)) != 0) {
+        answer_err(answer, ret, NULL);
+        goto Exit;
+    }
+    if (gen <= last) {
+        snprintf(why.message, sizeof(why.message), "generation %llu of %s is not above the last signed, %llu",
+                 (unsigned long long)gen, j->app, (unsigned long long)last);
+        answer_error(answer, 409, "rollback", why.message);
+        goto Exit;
+    }
+    if ((ret = upd_sts_get(txn, UPD_STS_DB_SIGNED_DOCS, j->app, strlen(j->app), &prev, &prev_len)) != 0 && ret != UPD_ENOTFOUND) {
+        answer_err(answer, ret, NULL);
+        goto Exit;
+    }
+    if ((ret = upd_sts_diff(j->app, ret == 0 ? prev : NULL, ret == 0 ? prev_len : 0, j->doc, j->doc_len, &diff, &why)) != 0) {
+        answer_error(answer, 422, "invalid_document", why.message);
+        goto Exit;
+    }
+    if (RAND_bytes(raw, sizeof(raw)) != 1) {
+        answer_error(answer, 500, "internal", "no random bytes");
+        goto Exit;
+    }
+    upd_hex_encode(raw, sizeof(raw), id);
+    digest_of(j->doc, j->doc_len, digest);
+    rec = json_pack("{s:s,s:s,s:I,s:s,s:O,s:b,s:s,s:I,s:I,s:s,s:s,s:[],s:I}", "id", id, "app", j->app, "generation",
+                    (json_int_t)gen, "digest", digest, "summary", diff.summary, "reduces_only", diff.reduces_only, "status",
+                    "pending", "created", (json_int_t)now, "expires", (json_int_t)(now + (int64_t)sts->conf->sts_proposals_ttl_s),
+                    "requested_by", j->requested_by, "action", j->action, "approvals", "needed", (json_int_t)1);
+    if (rec == NULL) {
+        answer_error(answer, 500, "internal", "out of memory");
+        goto Exit;
+    }
+    /* a per-app policy (meta "policy/APP" {"approvers":N}) sets the quorum */
+    char pkey[80];
+    json_t *pol;
+    int pn = snprintf(pkey, sizeof(pkey), "policy/%s", j->app);
+    if (upd_sts_get_json(txn, UPD_STS_DB_META, pkey, (size_t)pn, &pol) == 0) {
+        json_int_t n = json_integer_value(json_object_get(pol, "approvers"));
+        if (n >= 1)
+            json_object_set_new(rec, "needed", json_integer(n));
+        json_decref(pol);
+    }
+    bool auto_signed = false;
+    if (diff.reduces_only && sts->conf->sts_auto_sign_reductions) {
+        if ((ret = upd_sts_sign_state(sts, txn, j->app, gen, j->doc, j->doc_len, id, &envelope, &why)) != 0) {
+            answer_err(answer, ret, &why);
+            goto Exit;
+        }
+        json_object_set_new(rec, "status", json_string("approved"));
+        json_object_set_new(rec, "envelope", json_string(envelope));
+        auto_signed = true;
+    }
+    audit = json_pack("{s:s,s:s,s:s,s:s,s:I,s:s,s:s}", "action", "propose", "actor", "control", "proposal", id, "app", j->app,
+                      "generation", (json_int_t)gen, "outcome", auto_signed ? "signed" : "pending", "requested_by", j->requested_by);
+    if (audit == NULL || (ret = upd_sts_put_json(txn, UPD_STS_DB_PROPOSALS, id, 32, rec)) != 0 ||
+        (ret = upd_sts_put(txn, UPD_STS_DB_PROPOSAL_DOCS, id, 32, j->doc, j->doc_len)) != 0 ||
+        (ret = upd_sts_audit_append(txn, audit, NULL)) != 0) {
+        answer_err(answer, audit == NULL ? UPD_ENOMEM : ret, NULL);
+        goto Exit;
+    }
+    ret = upd_sts_txn_commit(txn);
+    txn = NULL;
+    if (ret != 0) {
+        answer_err(answer, ret, NULL);
+        goto Exit;
+    }
+    ++sts->proposals_created;
+    upd_log_info("proposal %s: %s generation %llu from %s: %s", id, j->app, (unsigned long long)gen, j->requested_by,
+                 auto_signed ? "reduces exposure only, signed" : "pending approval");
+    ans = proposal_answer(sts, rec);
+    answer_json(answer, auto_signed ? 200 : 201, ans);
+Exit:
+    upd_sts_txn_abort(txn);
+    upd_sts_diff_dispose(&diff);
+    json_decref(doc);
+    json_decref(rec);
+    json_decref(audit);
+    json_decref(ans);
+    free(envelope);
+}
+
+/* ---- cancel ---- */
+
+typedef struct {
+    upd_sts_t *sts;
+    char id[33];
+} cancel_job_t;
+
+static void
+cancel_run(void *arg, upd_job_answer_t *answer)
+{
+    cancel_job_t *j = arg;
+    upd_sts_txn_t *txn = NULL;
+    json_t *rec = NULL, *audit = NULL, *ans = NULL;
+    int ret;
+    if ((ret = upd_sts_txn_begin(j->sts->store, true, &txn)) != 0 ||
+        (ret = upd_sts_get_json(txn, UPD_STS_DB_PROPOSALS, j->id, 32, &rec)) != 0) {
+        if (ret == UPD_ENOTFOUND)
+            answer_error(answer, 404, "not_found", "no such proposal");
+        else
+            answer_err(answer, ret, NULL);
+        goto Exit;
+    }
+    if (strcmp(json_string_value(json_object_get(rec, "status")), "pending") != 0) {
+        answer_error(answer, 409, "not_pending", "the proposal is not pending");
+        goto Exit;
+    }
+    json_object_set_new(rec, "status", json_string("cancelled"));
+    audit = json_pack("{s:s,s:s,s:s,s:s,s:s}", "action", "cancel", "actor", "control", "proposal", j->id, "app",
+                      json_string_value(json_object_get(rec, "app")), "outcome", "cancelled");
+    if (audit == NULL || (ret = upd_sts_put_json(txn, UPD_STS_DB_PROPOSALS, j->id, 32, rec)) != 0 ||
+        (ret = upd_sts_audit_append(txn, audit, NULL)) != 0 || (ret = upd_sts_txn_commit(txn)) != 0) {
+        txn = ret == 0 ? txn : NULL; /* a failed commit ended it */
+        answer_err(answer, audit == NULL ? UPD_ENOMEM : ret, NULL);
+        goto Exit;
+    }
+    txn = NULL;
+    ans = proposal_answer(j->sts, rec);
+    answer_json(answer, 200, ans);
+Exit:
+    upd_sts_txn_abort(txn);
+    json_decref(rec);
+    json_decref(audit);
+    json_decref(ans);
+}
+
+/* ---- the loop side ---- */
+
+static bool
+control_authorized(upd_sts_t *sts, h2o_req_t *req)
+{
+    const h2o_iovec_t *h = upd_http_header(req, "authorization", 13);
+    size_t tlen = strlen(sts->control_token);
+    if (tlen == 0 || h == NULL || h->len != 7 + tlen || strncasecmp(h->base, "Bearer ", 7) != 0)
+        return false;
+    return CRYPTO_memcmp(h->base + 7, sts->control_token, tlen) == 0;
+}
+
+static void
+submit(upd_sts_t *sts, h2o_req_t *req, upd_job_run_cb run, upd_job_free_cb free_arg, void *arg)
+{
+    int ret = upd_workers_submit(sts->workers, req, run, free_arg, arg);
+    if (ret == 0)
+        return;
+    free_arg(arg);
+    if (ret == UPD_ETOOBIG)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT(UPD_WORKERS_RETRY_AFTER));
+    send_error(req, 503, "busy", "too much work under way: try again shortly");
+}
+
+static json_t *
+body_json(h2o_req_t *req)
+{
+    if (req->entity.base == NULL || req->entity.len == 0)
+        return NULL;
+    json_t *j = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES, NULL);
+    if (j != NULL && !json_is_object(j)) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+static void
+on_propose(upd_sts_t *sts, h2o_req_t *req)
+{
+    json_t *b = body_json(req);
+    const char *app = json_string_value(json_object_get(b, "app"));
+    json_t *doc = json_object_get(b, "document");
+    const char *action = json_string_value(json_object_get(b, "action"));
+    const char *by = json_string_value(json_object_get(b, "requested_by"));
+    propose_job_t *j;
+    if (b == NULL) {
+        send_error(req, 400, "invalid_json", "expected a JSON object");
+        goto Exit;
+    }
+    if (app == NULL || !app_valid(app, strlen(app))) {
+        send_error(req, 400, "invalid_app", "\"app\": expected an app id");
+        goto Exit;
+    }
+    if (!json_is_string(doc) || json_string_length(doc) == 0) {
+        send_error(req, 422, "invalid_document", "\"document\": expected the state document's bytes as a string");
+        goto Exit;
+    }
+    if ((j = calloc(1, sizeof(*j))) == NULL) {
+        send_error(req, 500, "internal", "out of memory");
+        goto Exit;
+    }
+    j->sts = sts;
+    snprintf(j->app, sizeof(j->app), "%s", app);
+    j->doc_len = json_string_length(doc);
+    j->doc = malloc(j->doc_len);
+    j->action = strdup(action != NULL ? action : "");
+    j->requested_by = strdup(by != NULL ? by : "");
+    if (j->doc == NULL || j->action == NULL || j->requested_by == NULL) {
+        propose_free(j);
+        send_error(req, 500, "internal", "out of memory");
+        goto Exit;
+    }
+    memcpy(j->doc, json_string_value(doc), j->doc_len);
+    submit(sts, req, propose_run, propose_free, j);
+Exit:
+    json_decref(b);
+}
+
+static void
+on_proposal_get(upd_sts_t *sts, h2o_req_t *req, const seg_t *id)
+{
+    upd_sts_txn_t *txn;
+    json_t *rec = NULL, *ans;
+    int ret;
+    bool with_doc = req->query_at != SIZE_MAX && h2o_strstr(req->path.base + req->query_at, req->path.len - req->query_at,
+                                                           H2O_STRLIT("document=1")) != SIZE_MAX;
+    if ((ret = upd_sts_txn_begin(sts->store, false, &txn)) != 0) {
+        send_error(req, 503, "store_unavailable", "the STS store failed");
+        return;
+    }
+    if ((ret = upd_sts_get_json(txn, UPD_STS_DB_PROPOSALS, id->p, 32, &rec)) != 0) {
+        upd_sts_txn_abort(txn);
+        if (ret == UPD_ENOTFOUND)
+            send_error(req, 404, "not_found", "no such proposal");
+        else
+            send_error(req, 503, "store_unavailable", "the STS store failed");
+        return;
+    }
+    ans = proposal_answer(sts, rec);
+    /* a pending proposal past its expiry reads as expired (the record is rewritten by the next write that sees it) */
+    if (strcmp(json_string_value(json_object_get(rec, "status")), "pending") == 0 &&
+        json_integer_value(json_object_get(rec, "expires")) <= (json_int_t)time(NULL))
+        json_object_set_new(ans, "status", json_string("expired"));
+    if (with_doc) {
+        const void *d;
+        size_t n;
+        if (upd_sts_get(txn, UPD_STS_DB_PROPOSAL_DOCS, id->p, 32, &d, &n) == 0)
+            json_object_set_new(ans, "document", json_stringn(d, n));
+    }
+    upd_sts_txn_abort(txn);
+    send_json(req, 200, ans);
+    json_decref(rec);
+    json_decref(ans);
+}
+
+static int
+collect_signed(const void *key, size_t key_len, const void *val, size_t val_len, void *arg)
+{
+    json_t *rec = json_loadb(val, val_len, 0, NULL);
+    if (rec == NULL)
+        return 0;
+    json_object_del(rec, "signed_at");
+    json_object_del(rec, "proposal");
+    json_object_set_new(rec, "app", json_stringn(key, key_len));
+    json_array_append_new(arg, rec);
+    return 0;
+}
+
+static void
+on_signed(upd_sts_t *sts, h2o_req_t *req, const seg_t *app)
+{
+    upd_sts_txn_t *txn;
+    json_t *apps = json_array(), *ans = NULL;
+    if (upd_sts_txn_begin(sts->store, false, &txn) != 0) {
+        json_decref(apps);
+        send_error(req, 503, "store_unavailable", "the STS store failed");
+        return;
+    }
+    if (app == NULL) {
+        upd_sts_each(txn, UPD_STS_DB_SIGNED, NULL, 0, collect_signed, apps);
+        ans = json_pack("{s:O}", "apps", apps);
+        send_json(req, 200, ans);
+    } else {
+        const void *v;
+        size_t n;
+        if (app_valid(app->p, app->n) && upd_sts_get(txn, UPD_STS_DB_SIGNED, app->p, app->n, &v, &n) == 0) {
+            collect_signed(app->p, app->n, v, n, apps);
+            send_json(req, 200, json_array_get(apps, 0));
+        } else {
+            send_error(req, 404, "not_found", "nothing signed for this app");
+        }
+    }
+    upd_sts_txn_abort(txn);
+    json_decref(apps);
+    json_decref(ans);
+}
+
+static void
+on_page(h2o_req_t *req, const char *name)
+{
+    size_t len;
+    const char *html = upd_sts_page(name, &len);
+    if (html == NULL) {
+        send_error(req, 404, "not_found", "no such page");
+        return;
+    }
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("content-security-policy"), 0, NULL,
+                   H2O_STRLIT("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+                              "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; "
+                              "frame-ancestors 'none'"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-frame-options"), 0, NULL, H2O_STRLIT("DENY"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("referrer-policy"), 0, NULL, H2O_STRLIT("no-referrer"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-content-type-options"), 0, NULL, H2O_STRLIT("nosniff"));
+    upd_http_send(req, 200, "text/html; charset=utf-8", html, len);
+}
+
+static bool
+is_get(const h2o_req_t *req)
+{
+    return h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
+           h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+}
+
+static bool
+is_post(const h2o_req_t *req)
+{
+    return h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"));
+}
+
+static void
+method_not_allowed(h2o_req_t *req, const char *allow)
+{
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow, strlen(allow));
+    send_error(req, 405, "method_not_allowed", "method not allowed on this route");
+}
+
+int
+upd_sts_on_req(void *app, h2o_req_t *req)
+{
+    upd_sts_t *sts = app;
+    seg_t s[SEGS_MAX];
+    int n = split(req, s);
+    switch (upd_sts_route_of(req)) {
+    case R_HEALTHZ:
+        if (!is_get(req))
+            return upd_http_send_405_get_head(req), 0;
+        upd_http_send_text(req, 200, "ok");
+        return 0;
+    case R_METRICS: {
+        if (!is_get(req))
+            return upd_http_send_405_get_head(req), 0;
+        size_t len;
+        char *text = upd_metrics_render(sts->metrics, &len);
+        upd_http_send(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+        free(text);
+        return 0;
+    }
+    case R_PAGE:
+        if (!is_get(req))
+            return upd_http_send_405_get_head(req), 0;
+        if (n == 2 && !seg_is_id(&s[1])) {
+            send_error(req, 404, "not_found", "no such proposal");
+            return 0;
+        }
+        on_page(req, seg_is(&s[0], "approve") ? "approve" : seg_is(&s[0], "enrol") ? "enrol" : "admin");
+        return 0;
+    case R_PROPOSE:
+        if (!is_post(req))
+            return method_not_allowed(req, "POST"), 0;
+        if (!control_authorized(sts, req)) {
+            send_error(req, 401, "unauthorized", "this route needs the control plane's bearer token");
+            return 0;
+        }
+        on_propose(sts, req);
+        return 0;
+    case R_PROPOSAL:
+        if (n == 3 && seg_is_id(&s[2])) {
+            if (!is_get(req))
+                return upd_http_send_405_get_head(req), 0;
+            on_proposal_get(sts, req, &s[2]);
+            return 0;
+        }
+        break;
+    case R_CANCEL:
+        if (!seg_is_id(&s[2]))
+            break;
+        if (!is_post(req))
+            return method_not_allowed(req, "POST"), 0;
+        if (!control_authorized(sts, req)) {
+            send_error(req, 401, "unauthorized", "this route needs the control plane's bearer token");
+            return 0;
+        }
+        cancel_job_t *j = calloc(1, sizeof(*j));
+        if (j == NULL) {
+            send_error(req, 500, "internal", "out of memory");
+            return 0;
+        }
+        j->sts = sts;
+        memcpy(j->id, s[2].p, 32);
+        submit(sts, req, cancel_run, free, j);
+        return 0;
+    case R_SIGNED:
+        if (n > 3)
+            break;
+        if (!is_get(req))
+            return upd_http_send_405_get_head(req), 0;
+        if (!control_authorized(sts, req)) {
+            send_error(req, 401, "unauthorized", "this route needs the control plane's bearer token");
+            return 0;
+        }
+        on_signed(sts, req, n == 3 ? &s[2] : NULL);
+        return 0;
+    }
+    send_error(req, 404, "not_found", "no such route");
+    return 0;
+}
+
+void
+upd_sts_render_metrics(void *arg, FILE *fp)
+{
+    upd_sts_t *sts = arg;
+    fprintf(fp,
+            "# TYPE updraft_sts_proposals_created_total counter\nupdraft_sts_proposals_created_total %llu\n"
+            "# TYPE updraft_sts_signatures_total counter\nupdraft_sts_signatures_total %llu\n"
+            "# TYPE updraft_sts_resigns_total counter\nupdraft_sts_resigns_total %llu\n",
+            (unsigned long long)sts->proposals_created, (unsigned long long)sts->signatures, (unsigned long long)sts->resigns);
+}
