@@ -14,11 +14,15 @@
 #include "domain/state_sig.h"
 #include "server/http.h"
 #include "server/http_error.h"
+#include "domain/webauthn.h"
 #include "sts/diff.h"
+#include "sts/enrol.h"
 #include "sts/pages.h"
 
-enum { R_HEALTHZ, R_METRICS, R_PAGE, R_PROPOSE, R_PROPOSAL, R_CANCEL, R_SIGNED, R_OTHER, R_COUNT };
-static const char *const route_labels[R_COUNT] = {"healthz", "metrics", "page", "propose", "proposal", "cancel", "signed", "other"};
+enum { R_HEALTHZ, R_METRICS, R_PAGE, R_PROPOSE, R_PROPOSAL, R_CANCEL, R_SIGNED, R_ENROL_OPTIONS, R_ENROL, R_APPROVE_OPTIONS, R_APPROVE,
+       R_OTHER, R_COUNT };
+static const char *const route_labels[R_COUNT] = {"healthz", "metrics", "page", "propose", "proposal", "cancel", "signed",
+                                                  "enrol_options", "enrol", "approve_options", "approve", "other"};
 
 const char *const *
 upd_sts_route_labels(size_t *n)
@@ -97,7 +101,15 @@ upd_sts_route_of(const h2o_req_t *req)
     if ((n == 1 && (seg_is(&s[0], "enrol") || seg_is(&s[0], "admin"))) || (n == 2 && seg_is(&s[0], "approve")))
         return R_PAGE;
     if (n >= 2 && seg_is(&s[0], "v1") && seg_is(&s[1], "proposals"))
-        return n == 2 ? R_PROPOSE : n == 4 && seg_is(&s[3], "cancel") ? R_CANCEL : R_PROPOSAL;
+        return n == 2                                 ? R_PROPOSE
+               : n == 4 && seg_is(&s[3], "cancel")  ? R_CANCEL
+               : n == 4 && seg_is(&s[3], "options") ? R_APPROVE_OPTIONS
+               : n == 4 && seg_is(&s[3], "approve") ? R_APPROVE
+                                                    : R_PROPOSAL;
+    if (n == 2 && seg_is(&s[0], "v1") && seg_is(&s[1], "enrol"))
+        return R_ENROL;
+    if (n == 3 && seg_is(&s[0], "v1") && seg_is(&s[1], "enrol") && seg_is(&s[2], "options"))
+        return R_ENROL_OPTIONS;
     if (n >= 2 && seg_is(&s[0], "v1") && seg_is(&s[1], "signed"))
         return R_SIGNED;
     return R_OTHER;
@@ -606,6 +618,10 @@ is_post(const h2o_req_t *req)
     return h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"));
 }
 
+static void on_enrol_options(upd_sts_t *sts, h2o_req_t *req);
+static void on_approve_options(upd_sts_t *sts, h2o_req_t *req, const seg_t *id);
+static void on_ceremony(upd_sts_t *sts, h2o_req_t *req, const seg_t *proposal);
+
 static void
 method_not_allowed(h2o_req_t *req, const char *allow)
 {
@@ -678,6 +694,26 @@ upd_sts_on_req(void *app, h2o_req_t *req)
         memcpy(j->id, s[2].p, 32);
         submit(sts, req, cancel_run, free, j);
         return 0;
+    case R_ENROL_OPTIONS:
+    case R_ENROL:
+        if (!is_post(req))
+            return method_not_allowed(req, "POST"), 0;
+        if (n == 3)
+            on_enrol_options(sts, req);
+        else
+            on_ceremony(sts, req, NULL);
+        return 0;
+    case R_APPROVE_OPTIONS:
+    case R_APPROVE:
+        if (!seg_is_id(&s[2]))
+            break;
+        if (!is_post(req))
+            return method_not_allowed(req, "POST"), 0;
+        if (seg_is(&s[3], "options"))
+            on_approve_options(sts, req, &s[2]);
+        else
+            on_ceremony(sts, req, &s[2]);
+        return 0;
     case R_SIGNED:
         if (n > 3)
             break;
@@ -703,4 +739,607 @@ upd_sts_render_metrics(void *arg, FILE *fp)
             "# TYPE updraft_sts_signatures_total counter\nupdraft_sts_signatures_total %llu\n"
             "# TYPE updraft_sts_resigns_total counter\nupdraft_sts_resigns_total %llu\n",
             (unsigned long long)sts->proposals_created, (unsigned long long)sts->signatures, (unsigned long long)sts->resigns);
+}
+
+/* ---- WebAuthn ceremonies: enrolment and approvals ---- */
+
+/*
+ * Challenges live in memory only, on the loop thread: issued by an options route, taken (removed) by the first
+ * attempt that names the ceremony, whatever its outcome. A restart forgets them (the page asks again).
+ */
+#define CHALLENGES_MAX 1024
+enum { CH_ENROL = 1, CH_APPROVE };
+typedef struct {
+    char cid[33];
+    int kind;
+    uint8_t chal[48];
+    size_t chal_len;
+    char proposal[33];    /* CH_APPROVE: the proposal */
+    uint8_t token_hash[32]; /* CH_ENROL: the link's token */
+    uint8_t user_id[16];
+    int64_t expires;
+} challenge_t;
+static challenge_t challenges[CHALLENGES_MAX];
+
+static challenge_t *
+challenge_new(upd_sts_t *sts, int kind)
+{
+    int64_t now = (int64_t)time(NULL);
+    challenge_t *free_slot = NULL, *oldest = &challenges[0];
+    for (size_t i = 0; i != CHALLENGES_MAX; ++i) {
+        challenge_t *c = &challenges[i];
+        if (c->kind != 0 && c->expires <= now)
+            c->kind = 0;
+        if (c->kind == 0 && free_slot == NULL)
+            free_slot = c;
+        if (c->expires < oldest->expires)
+            oldest = c;
+    }
+    challenge_t *c = free_slot != NULL ? free_slot : oldest; /* full: the oldest goes (its page asks again) */
+    uint8_t raw[16];
+    memset(c, 0, sizeof(*c));
+    if (RAND_bytes(raw, sizeof(raw)) != 1 || RAND_bytes(c->chal, 16) != 1)
+        return NULL;
+    upd_hex_encode(raw, sizeof(raw), c->cid);
+    c->kind = kind;
+    c->chal_len = 16;
+    c->expires = now + (int64_t)sts->conf->sts_challenge_ttl_s;
+    return c;
+}
+
+/* Takes the ceremony cid out of the table: *out a copy; false when unknown or expired. */
+static bool
+challenge_take(const char *cid, challenge_t *out)
+{
+    if (cid == NULL || strlen(cid) != 32)
+        return false;
+    for (size_t i = 0; i != CHALLENGES_MAX; ++i) {
+        challenge_t *c = &challenges[i];
+        if (c->kind != 0 && memcmp(c->cid, cid, 32) == 0) {
+            bool live = c->expires > (int64_t)time(NULL);
+            *out = *c;
+            memset(c, 0, sizeof(*c));
+            return live;
+        }
+    }
+    return false;
+}
+
+static json_t *
+b64url_json(const void *p, size_t n)
+{
+    char *buf = malloc(4 * n / 3 + 8);
+    json_t *j;
+    if (buf == NULL)
+        return NULL;
+    upd_sts_b64url_encode(p, n, buf);
+    j = json_string(buf);
+    free(buf);
+    return j;
+}
+
+/* Decodes a base64url JSON string member into a malloc'ed buffer. @return the length or -1 */
+static long
+b64url_member(json_t *obj, const char *name, uint8_t **out)
+{
+    const char *s = json_string_value(json_object_get(obj, name));
+    size_t n = s != NULL ? strlen(s) : 0;
+    long len;
+    *out = NULL;
+    if (s == NULL || n > 4 * 24 * 1024)
+        return -1;
+    if ((*out = malloc(n * 3 / 4 + 4)) == NULL)
+        return -1;
+    if (n > 4096) { /* upd_sts_b64url_decode takes 4 KiB at a time */
+        len = 0;
+        for (size_t off = 0; off < n; off += 4096) {
+            size_t part = n - off < 4096 ? n - off : 4096;
+            long l = upd_sts_b64url_decode(s + off, part, *out + len, n * 3 / 4 + 4 - (size_t)len);
+            if (l < 0)
+                goto Bad;
+            len += l;
+        }
+        return len;
+    }
+    if ((len = upd_sts_b64url_decode(s, n, *out, n * 3 / 4 + 4)) >= 0)
+        return len;
+Bad:
+    free(*out);
+    *out = NULL;
+    return -1;
+}
+
+static upd_webauthn_policy_t
+policy_of(upd_sts_t *sts)
+{
+    static const int algs[] = {UPD_WEBAUTHN_ALG_ES256, UPD_WEBAUTHN_ALG_EDDSA, UPD_WEBAUTHN_ALG_RS256};
+    return (upd_webauthn_policy_t){
+        .rp_id = sts->conf->sts_rp_id,
+        .origins = (const char *const *)sts->conf->sts_origins.items,
+        .num_origins = sts->conf->sts_origins.size,
+        .user_verification = UPD_WEBAUTHN_UV_REQUIRED,
+        .algs = algs,
+        .num_algs = sizeof(algs) / sizeof(algs[0]),
+    };
+}
+
+typedef struct {
+    json_t *list;
+    const char *member; /* only this member's; NULL: every member in members (a JSON object used as a set) */
+    json_t *members;
+} creds_ctx_t;
+
+static int
+collect_creds(const void *key, size_t key_len, const void *val, size_t val_len, void *arg)
+{
+    creds_ctx_t *c = arg;
+    json_t *rec = json_loadb(val, val_len, 0, NULL);
+    const char *m = json_string_value(json_object_get(rec, "member"));
+    if (m != NULL && !json_is_true(json_object_get(rec, "suspect")) &&
+        (c->member != NULL ? strcmp(m, c->member) == 0 : json_object_get(c->members, m) != NULL))
+        json_array_append_new(c->list, json_pack("{s:s,s:o}", "type", "public-key", "id", b64url_json(key, key_len)));
+    json_decref(rec);
+    return 0;
+}
+
+static int
+collect_grantees(const void *key, size_t key_len, const void *val, size_t val_len, void *arg)
+{
+    const char *slash = memchr(key, '/', key_len);
+    if (slash != NULL) {
+        char name[64];
+        size_t n = key_len - (size_t)(slash + 1 - (const char *)key);
+        if (n < sizeof(name)) {
+            memcpy(name, slash + 1, n);
+            name[n] = '\0';
+            json_object_set_new(arg, name, json_true());
+        }
+    }
+    return 0;
+}
+
+/* POST /v1/enrol/options {"token"} */
+static void
+on_enrol_options(upd_sts_t *sts, h2o_req_t *req)
+{
+    json_t *b = body_json(req), *rec = NULL, *member = NULL, *ans = NULL;
+    const char *token = json_string_value(json_object_get(b, "token"));
+    upd_sts_txn_t *txn = NULL;
+    uint8_t hash[32];
+    challenge_t *c;
+    if (token == NULL) {
+        send_error(req, 401, "bad_token", "the enrolment link is unknown, used or expired");
+        goto Exit;
+    }
+    upd_sts_token_hash(token, strlen(token), hash);
+    if (upd_sts_txn_begin(sts->store, false, &txn) != 0) {
+        send_error(req, 503, "store_unavailable", "the STS store failed");
+        goto Exit;
+    }
+    if (upd_sts_get_json(txn, UPD_STS_DB_ENROL, hash, 32, &rec) != 0 ||
+        json_integer_value(json_object_get(rec, "expires")) <= (json_int_t)time(NULL)) {
+        send_error(req, 401, "bad_token", "the enrolment link is unknown, used or expired");
+        goto Exit;
+    }
+    const char *name = json_string_value(json_object_get(rec, "member"));
+    if ((c = challenge_new(sts, CH_ENROL)) == NULL) {
+        send_error(req, 500, "internal", "no random bytes");
+        goto Exit;
+    }
+    memcpy(c->token_hash, hash, 32);
+    /* the user handle is fixed per member: the stored one, or a new one kept with the ceremony */
+    const char *uid = NULL;
+    if (upd_sts_get_json(txn, UPD_STS_DB_MEMBERS, name, strlen(name), &member) == 0)
+        uid = json_string_value(json_object_get(member, "user_id"));
+    if (uid == NULL || upd_sts_b64url_decode(uid, strlen(uid), c->user_id, 16) != 16)
+        RAND_bytes(c->user_id, 16);
+    creds_ctx_t cc = {json_array(), name, NULL};
+    upd_sts_each(txn, UPD_STS_DB_CREDS, NULL, 0, collect_creds, &cc);
+    ans = json_pack("{s:s,s:{s:o,s:{s:s,s:s},s:{s:o,s:s,s:s},s:[{s:s,s:i},{s:s,s:i},{s:s,s:i}],s:{s:s,s:s},s:s,s:I,s:o}}",
+                    "ceremony", c->cid, "publicKey", "challenge", b64url_json(c->chal, c->chal_len), "rp", "id",
+                    sts->conf->sts_rp_id, "name", "Updraft", "user", "id", b64url_json(c->user_id, 16), "name", name,
+                    "displayName", name, "pubKeyCredParams", "type", "public-key", "alg", -7, "type", "public-key", "alg", -8,
+                    "type", "public-key", "alg", -257, "authenticatorSelection", "userVerification", "required",
+                    "residentKey", "preferred", "attestation", "none", "timeout",
+                    (json_int_t)sts->conf->sts_challenge_ttl_s * 1000, "excludeCredentials", cc.list);
+    send_json(req, 200, ans);
+Exit:
+    upd_sts_txn_abort(txn);
+    json_decref(b);
+    json_decref(rec);
+    json_decref(member);
+    json_decref(ans);
+}
+
+typedef struct {
+    upd_sts_t *sts;
+    challenge_t ch;
+    bool ch_ok;
+    json_t *body; /* the request's JSON */
+    char proposal[33];
+} ceremony_job_t;
+
+static void
+ceremony_free(void *arg)
+{
+    ceremony_job_t *j = arg;
+    json_decref(j->body);
+    free(j);
+}
+
+/* Writes one audit record of a ceremony in its own transaction (the refusals: nothing else changes). */
+static void
+audit_ceremony(upd_sts_t *sts, upd_sts_txn_t *txn, const char *action, const char *member, const char *credential,
+               const char *proposal, const char *outcome, const char *code)
+{
+    json_t *r = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "action", action, "member", member != NULL ? member : "", "credential",
+                          credential != NULL ? credential : "", "proposal", proposal != NULL ? proposal : "", "outcome",
+                          outcome, "reason", code != NULL ? code : "");
+    if (r != NULL)
+        upd_sts_audit_append(txn, r, NULL);
+    json_decref(r);
+    if (strcmp(outcome, "ok") != 0)
+        ++sts->refusals;
+}
+
+/* Ends a ceremony with a refusal: audit record committed, answer the error. */
+static void
+refuse(upd_sts_t *sts, upd_sts_txn_t **txn, upd_job_answer_t *answer, int status, const char *action, const char *member,
+       const char *cred, const char *proposal, const char *code, const char *message)
+{
+    if (*txn != NULL) {
+        audit_ceremony(sts, *txn, action, member, cred, proposal, "refused", code);
+        upd_sts_txn_commit(*txn);
+        *txn = NULL;
+    }
+    upd_log_info("%s %s: refused (%s): %s", action, proposal != NULL ? proposal : "", code, message);
+    answer_error(answer, status, code, message);
+}
+
+static void
+enrol_run(void *arg, upd_job_answer_t *answer)
+{
+    ceremony_job_t *j = arg;
+    upd_sts_t *sts = j->sts;
+    upd_sts_txn_t *txn = NULL;
+    upd_reason_t why = {"", ""};
+    upd_webauthn_policy_t pol = policy_of(sts);
+    upd_webauthn_credential_t cred = {0};
+    json_t *rec = NULL, *member = NULL, *ans = NULL, *cr = json_object_get(j->body, "credential");
+    json_t *resp = json_object_get(cr, "response");
+    const char *token = json_string_value(json_object_get(j->body, "token"));
+    uint8_t hash[32], *cdj = NULL, *att = NULL;
+    long cdj_len, att_len;
+    int64_t now = (int64_t)time(NULL);
+    char idbuf[1400] = "";
+    int ret;
+
+    if ((ret = upd_sts_txn_begin(sts->store, true, &txn)) != 0) {
+        answer_err(answer, ret, NULL);
+        goto Exit;
+    }
+    if (token == NULL) {
+        refuse(sts, &txn, answer, 401, "enrol", NULL, NULL, NULL, "bad_token", "the enrolment link is unknown, used or expired");
+        goto Exit;
+    }
+    upd_sts_token_hash(token, strlen(token), hash);
+    if (upd_sts_get_json(txn, UPD_STS_DB_ENROL, hash, 32, &rec) != 0 ||
+        json_integer_value(json_object_get(rec, "expires")) <= (json_int_t)now) {
+        refuse(sts, &txn, answer, 401, "enrol", NULL, NULL, NULL, "bad_token", "the enrolment link is unknown, used or expired");
+        goto Exit;
+    }
+    const char *name = json_string_value(json_object_get(rec, "member"));
+    if (!j->ch_ok || j->ch.kind != CH_ENROL || memcmp(j->ch.token_hash, hash, 32) != 0) {
+        refuse(sts, &txn, answer, 401, "enrol", name, NULL, NULL, "challenge",
+               "the ceremony is unknown, expired, used or was issued for another link: ask for new options");
+        goto Exit;
+    }
+    if ((cdj_len = b64url_member(resp, "clientDataJSON", &cdj)) < 0 || (att_len = b64url_member(resp, "attestationObject", &att)) < 0) {
+        refuse(sts, &txn, answer, 400, "enrol", name, NULL, NULL, "malformed",
+               "credential.response: expected clientDataJSON and attestationObject in base64url");
+        goto Exit;
+    }
+    if ((ret = upd_webauthn_register(&pol, j->ch.chal, j->ch.chal_len, cdj, (size_t)cdj_len, att, (size_t)att_len, &cred, &why)) != 0) {
+        refuse(sts, &txn, answer, ret == UPD_EAUTH ? 401 : 400, "enrol", name, NULL, NULL, why.code[0] ? why.code : "refused",
+               why.message);
+        goto Exit;
+    }
+    upd_sts_b64url_encode(cred.id, cred.id_len, idbuf);
+    const void *v;
+    size_t vn;
+    if (upd_sts_get(txn, UPD_STS_DB_CREDS, cred.id, cred.id_len, &v, &vn) == 0) {
+        refuse(sts, &txn, answer, 409, "enrol", name, idbuf, NULL, "credential_exists", "this credential is registered already");
+        goto Exit;
+    }
+    bool admin = json_is_true(json_object_get(rec, "admin"));
+    if (upd_sts_get_json(txn, UPD_STS_DB_MEMBERS, name, strlen(name), &member) != 0) {
+        member = json_pack("{s:s,s:b,s:I,s:s,s:o}", "name", name, "admin", admin, "created", (json_int_t)now, "created_by",
+                           json_string_value(json_object_get(rec, "created_by")), "user_id", b64url_json(j->ch.user_id, 16));
+    } else if (admin) {
+        json_object_set_new(member, "admin", json_true());
+    }
+    char aaguid[33];
+    upd_hex_encode(cred.aaguid, 16, aaguid);
+    json_t *crec = json_pack("{s:s,s:o,s:I,s:i,s:s,s:I,s:n,s:b}", "member", name, "public_key",
+                             b64url_json(cred.public_key, cred.public_key_len), "sign_count", (json_int_t)cred.sign_count, "flags",
+                             (int)cred.flags, "aaguid", aaguid, "created", (json_int_t)now, "last_used", "suspect", 0);
+    ret = member == NULL || crec == NULL ? UPD_ENOMEM : 0;
+    if (ret == 0 && (ret = upd_sts_put_json(txn, UPD_STS_DB_MEMBERS, name, strlen(name), member)) == 0 &&
+        (ret = upd_sts_put_json(txn, UPD_STS_DB_CREDS, cred.id, cred.id_len, crec)) == 0)
+        ret = upd_sts_del(txn, UPD_STS_DB_ENROL, hash, 32);
+    json_decref(crec);
+    /* the first admin (a link made on the host) approves every app: an explicit "*" grant */
+    const char *by = json_string_value(json_object_get(rec, "created_by"));
+    if (ret == 0 && admin && by != NULL && strcmp(by, "host") == 0) {
+        char gk[80];
+        int gn = snprintf(gk, sizeof(gk), "*/%s", name);
+        json_t *g = json_pack("{s:s,s:I}", "granted_by", "host", "at", (json_int_t)now);
+        ret = upd_sts_put_json(txn, UPD_STS_DB_GRANTS, gk, (size_t)gn, g);
+        json_decref(g);
+    }
+    if (ret != 0) {
+        answer_err(answer, ret, NULL);
+        goto Exit;
+    }
+    audit_ceremony(sts, txn, "enrol", name, idbuf, NULL, "ok", NULL);
+    ret = upd_sts_txn_commit(txn);
+    txn = NULL;
+    if (ret != 0) {
+        answer_err(answer, ret, NULL);
+        goto Exit;
+    }
+    upd_log_info("enrolled a credential of %s%s", name, admin ? " (admin)" : "");
+    ans = json_pack("{s:s,s:s,s:b}", "member", name, "credential_id", idbuf, "admin", admin);
+    answer_json(answer, 201, ans);
+Exit:
+    upd_sts_txn_abort(txn);
+    upd_webauthn_credential_dispose(&cred);
+    free(cdj);
+    free(att);
+    json_decref(rec);
+    json_decref(member);
+    json_decref(ans);
+}
+
+/* POST /v1/proposals/ID/options */
+static void
+on_approve_options(upd_sts_t *sts, h2o_req_t *req, const seg_t *id)
+{
+    upd_sts_txn_t *txn = NULL;
+    json_t *rec = NULL, *ans = NULL, *grantees = json_object();
+    const void *doc;
+    size_t doc_len;
+    challenge_t *c;
+    if (upd_sts_txn_begin(sts->store, false, &txn) != 0) {
+        send_error(req, 503, "store_unavailable", "the STS store failed");
+        goto Exit;
+    }
+    if (upd_sts_get_json(txn, UPD_STS_DB_PROPOSALS, id->p, 32, &rec) != 0 ||
+        upd_sts_get(txn, UPD_STS_DB_PROPOSAL_DOCS, id->p, 32, &doc, &doc_len) != 0) {
+        send_error(req, 404, "not_found", "no such proposal");
+        goto Exit;
+    }
+    if (strcmp(json_string_value(json_object_get(rec, "status")), "pending") != 0) {
+        send_error(req, 409, "not_pending", "the proposal is not pending");
+        goto Exit;
+    }
+    if ((c = challenge_new(sts, CH_APPROVE)) == NULL) {
+        send_error(req, 500, "internal", "no random bytes");
+        goto Exit;
+    }
+    unsigned int mdlen = 32;
+    EVP_Digest(doc, doc_len, c->chal + 16, &mdlen, EVP_sha256(), NULL);
+    c->chal_len = 48;
+    memcpy(c->proposal, id->p, 32);
+    const char *app = json_string_value(json_object_get(rec, "app"));
+    char pre[80];
+    int pn = snprintf(pre, sizeof(pre), "%s/", app);
+    upd_sts_each(txn, UPD_STS_DB_GRANTS, pre, (size_t)pn, collect_grantees, grantees);
+    upd_sts_each(txn, UPD_STS_DB_GRANTS, "*/", 2, collect_grantees, grantees);
+    creds_ctx_t cc = {json_array(), NULL, grantees};
+    upd_sts_each(txn, UPD_STS_DB_CREDS, NULL, 0, collect_creds, &cc);
+    ans = json_pack("{s:s,s:{s:o,s:s,s:o,s:s,s:I}}", "ceremony", c->cid, "publicKey", "challenge", b64url_json(c->chal, c->chal_len),
+                    "rpId", sts->conf->sts_rp_id, "allowCredentials", cc.list, "userVerification", "required", "timeout",
+                    (json_int_t)sts->conf->sts_challenge_ttl_s * 1000);
+    send_json(req, 200, ans);
+Exit:
+    upd_sts_txn_abort(txn);
+    json_decref(rec);
+    json_decref(ans);
+    json_decref(grantees);
+}
+
+static bool
+has_grant(upd_sts_txn_t *txn, const char *app, const char *member)
+{
+    char k[140];
+    const void *v;
+    size_t n;
+    int kn = snprintf(k, sizeof(k), "%s/%s", app, member);
+    if (upd_sts_get(txn, UPD_STS_DB_GRANTS, k, (size_t)kn, &v, &n) == 0)
+        return true;
+    kn = snprintf(k, sizeof(k), "*/%s", member);
+    return upd_sts_get(txn, UPD_STS_DB_GRANTS, k, (size_t)kn, &v, &n) == 0;
+}
+
+static void
+approve_run(void *arg, upd_job_answer_t *answer)
+{
+    ceremony_job_t *j = arg;
+    upd_sts_t *sts = j->sts;
+    upd_sts_txn_t *txn = NULL;
+    upd_reason_t why = {"", ""};
+    upd_webauthn_policy_t pol = policy_of(sts);
+    upd_webauthn_credential_t cred = {0};
+    upd_webauthn_assertion_t as;
+    json_t *rec = NULL, *crec = NULL, *ans = NULL, *cr = json_object_get(j->body, "credential");
+    json_t *resp = json_object_get(cr, "response");
+    const char *decision = json_string_value(json_object_get(j->body, "decision"));
+    const char *cid_s = json_string_value(json_object_get(cr, "id"));
+    const char *action = decision != NULL && strcmp(decision, "reject") == 0 ? "reject" : "approve";
+    uint8_t *cdj = NULL, *ad = NULL, *sig = NULL, *cid = NULL, *pk = NULL, md[32];
+    long cdj_len, ad_len, sig_len, cid_len, pk_len;
+    int64_t now = (int64_t)time(NULL);
+    char *envelope = NULL;
+    const char *member = NULL;
+    int ret;
+
+    if ((ret = upd_sts_txn_begin(sts->store, true, &txn)) != 0) {
+        answer_err(answer, ret, NULL);
+        goto Exit;
+    }
+    if (decision == NULL || (strcmp(decision, "approve") != 0 && strcmp(decision, "reject") != 0)) {
+        refuse(sts, &txn, answer, 400, action, NULL, cid_s, j->proposal, "invalid_decision", "\"decision\": approve or reject");
+        goto Exit;
+    }
+    const void *doc;
+    size_t doc_len;
+    if (upd_sts_get_json(txn, UPD_STS_DB_PROPOSALS, j->proposal, 32, &rec) != 0 ||
+        upd_sts_get(txn, UPD_STS_DB_PROPOSAL_DOCS, j->proposal, 32, &doc, &doc_len) != 0) {
+        refuse(sts, &txn, answer, 404, action, NULL, cid_s, j->proposal, "not_found", "no such proposal");
+        goto Exit;
+    }
+    unsigned int mdlen = 32;
+    EVP_Digest(doc, doc_len, md, &mdlen, EVP_sha256(), NULL);
+    if (!j->ch_ok || j->ch.kind != CH_APPROVE || memcmp(j->ch.proposal, j->proposal, 32) != 0 || j->ch.chal_len != 48 ||
+        memcmp(j->ch.chal + 16, md, 32) != 0) {
+        refuse(sts, &txn, answer, 401, action, NULL, cid_s, j->proposal, "challenge",
+               "the ceremony is unknown, expired, used or was issued for another proposal: ask for new options");
+        goto Exit;
+    }
+    const char *status = json_string_value(json_object_get(rec, "status"));
+    const char *app = json_string_value(json_object_get(rec, "app"));
+    uint64_t gen = (uint64_t)json_integer_value(json_object_get(rec, "generation")), last;
+    if (strcmp(status, "pending") != 0) {
+        refuse(sts, &txn, answer, 409, action, NULL, cid_s, j->proposal, "not_pending", "the proposal is not pending");
+        goto Exit;
+    }
+    if (json_integer_value(json_object_get(rec, "expires")) <= (json_int_t)now) {
+        json_object_set_new(rec, "status", json_string("expired"));
+        upd_sts_put_json(txn, UPD_STS_DB_PROPOSALS, j->proposal, 32, rec);
+        refuse(sts, &txn, answer, 410, action, NULL, cid_s, j->proposal, "expired", "the proposal expired");
+        goto Exit;
+    }
+    if (last_signed(txn, app, &last) == 0 && gen <= last) {
+        json_object_set_new(rec, "status", json_string("superseded"));
+        upd_sts_put_json(txn, UPD_STS_DB_PROPOSALS, j->proposal, 32, rec);
+        refuse(sts, &txn, answer, 409, action, NULL, cid_s, j->proposal, "superseded", "a later generation was signed meanwhile");
+        goto Exit;
+    }
+    if ((cid_len = b64url_member(cr, "id", &cid)) <= 0 || upd_sts_get_json(txn, UPD_STS_DB_CREDS, cid, (size_t)cid_len, &crec) != 0) {
+        refuse(sts, &txn, answer, 401, action, NULL, cid_s, j->proposal, "unknown_credential", "this credential is not registered");
+        goto Exit;
+    }
+    member = json_string_value(json_object_get(crec, "member"));
+    if (json_is_true(json_object_get(crec, "suspect"))) {
+        refuse(sts, &txn, answer, 401, action, member, cid_s, j->proposal, "suspect_credential",
+               "this credential is suspect (its sign count went backwards): an admin must remove it");
+        goto Exit;
+    }
+    if ((cdj_len = b64url_member(resp, "clientDataJSON", &cdj)) < 0 || (ad_len = b64url_member(resp, "authenticatorData", &ad)) < 0 ||
+        (sig_len = b64url_member(resp, "signature", &sig)) < 0 || (pk_len = b64url_member(crec, "public_key", &pk)) < 0) {
+        refuse(sts, &txn, answer, 400, action, member, cid_s, j->proposal, "malformed",
+               "credential.response: expected clientDataJSON, authenticatorData and signature in base64url");
+        goto Exit;
+    }
+    if ((ret = upd_webauthn_credential_load(&cred, cid, (size_t)cid_len, pk, (size_t)pk_len,
+                                            (uint32_t)json_integer_value(json_object_get(crec, "sign_count")),
+                                            (uint8_t)json_integer_value(json_object_get(crec, "flags")), &why)) != 0) {
+        answer_err(answer, ret, &why);
+        goto Exit;
+    }
+    if ((ret = upd_webauthn_assert(&pol, j->ch.chal, j->ch.chal_len, &cred, cdj, (size_t)cdj_len, ad, (size_t)ad_len, sig,
+                                   (size_t)sig_len, &as, &why)) != 0) {
+        if (strcmp(why.code, "sign_count") == 0) {
+            json_object_set_new(crec, "suspect", json_true());
+            upd_sts_put_json(txn, UPD_STS_DB_CREDS, cid, (size_t)cid_len, crec);
+            audit_ceremony(sts, txn, "credential_suspect", member, cid_s, j->proposal, "suspect", "sign_count");
+            upd_log_warn("credential %s of %s marked suspect: its sign count did not grow (a cloned authenticator?)", cid_s, member);
+        }
+        refuse(sts, &txn, answer, ret == UPD_EAUTH ? 401 : 400, action, member, cid_s, j->proposal,
+               why.code[0] ? why.code : "refused", why.message);
+        goto Exit;
+    }
+    /* the ceremony verified: the credential's count and use are recorded whatever the decision's fate */
+    json_object_set_new(crec, "sign_count", json_integer(as.sign_count));
+    json_object_set_new(crec, "last_used", json_integer((json_int_t)now));
+    upd_sts_put_json(txn, UPD_STS_DB_CREDS, cid, (size_t)cid_len, crec);
+    if (!has_grant(txn, app, member)) {
+        refuse(sts, &txn, answer, 403, action, member, cid_s, j->proposal, "not_approver", "this member may not approve this app");
+        goto Exit;
+    }
+    json_t *approvals = json_object_get(rec, "approvals"), *a;
+    size_t i;
+    json_array_foreach(approvals, i, a)
+    {
+        if (strcmp(json_string_value(json_object_get(a, "member")), member) == 0) {
+            refuse(sts, &txn, answer, 409, action, member, cid_s, j->proposal, "already_approved",
+                   "this member approved already: a quorum needs distinct members");
+            goto Exit;
+        }
+    }
+    if (strcmp(action, "reject") == 0) {
+        json_object_set_new(rec, "status", json_string("rejected"));
+        json_object_set_new(rec, "rejected_by", json_string(member));
+    } else {
+        json_array_append_new(approvals, json_pack("{s:s,s:s,s:I}", "member", member, "credential", cid_s, "at", (json_int_t)now));
+        if ((json_int_t)json_array_size(approvals) >= json_integer_value(json_object_get(rec, "needed"))) {
+            if ((ret = upd_sts_sign_state(sts, txn, app, gen, doc, doc_len, j->proposal, &envelope, &why)) != 0) {
+                refuse(sts, &txn, answer, ret == UPD_ECONFLICT ? 409 : 500, action, member, cid_s, j->proposal,
+                       why.code[0] ? why.code : "sign", why.message);
+                goto Exit;
+            }
+            json_object_set_new(rec, "status", json_string("approved"));
+            json_object_set_new(rec, "envelope", json_string(envelope));
+        }
+    }
+    if ((ret = upd_sts_put_json(txn, UPD_STS_DB_PROPOSALS, j->proposal, 32, rec)) != 0) {
+        answer_err(answer, ret, NULL);
+        goto Exit;
+    }
+    audit_ceremony(sts, txn, action, member, cid_s, j->proposal, "ok", NULL);
+    ret = upd_sts_txn_commit(txn);
+    txn = NULL;
+    if (ret != 0) {
+        answer_err(answer, ret, NULL);
+        goto Exit;
+    }
+    upd_log_info("proposal %s: %s by %s (%s)", j->proposal, action, member, json_string_value(json_object_get(rec, "status")));
+    ans = proposal_answer(sts, rec);
+    answer_json(answer, 200, ans);
+Exit:
+    upd_sts_txn_abort(txn);
+    upd_webauthn_credential_dispose(&cred);
+    free(cdj);
+    free(ad);
+    free(sig);
+    free(cid);
+    free(pk);
+    free(envelope);
+    json_decref(rec);
+    json_decref(crec);
+    json_decref(ans);
+}
+
+/* POST /v1/enrol and POST /v1/proposals/ID/approve: the challenge is taken on the loop, the rest runs on a worker. */
+static void
+on_ceremony(upd_sts_t *sts, h2o_req_t *req, const seg_t *proposal)
+{
+    json_t *b = body_json(req);
+    ceremony_job_t *j;
+    if (b == NULL) {
+        send_error(req, 400, "invalid_json", "expected a JSON object");
+        return;
+    }
+    if ((j = calloc(1, sizeof(*j))) == NULL) {
+        json_decref(b);
+        send_error(req, 500, "internal", "out of memory");
+        return;
+    }
+    j->sts = sts;
+    j->body = b;
+    j->ch_ok = challenge_take(json_string_value(json_object_get(b, "ceremony")), &j->ch);
+    if (proposal != NULL)
+        memcpy(j->proposal, proposal->p, 32);
+    submit(sts, req, proposal != NULL ? approve_run : enrol_run, ceremony_free, j);
 }
