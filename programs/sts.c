@@ -20,7 +20,7 @@ static const upd_conf_decl_t sts_decls[] = {
     UPD_CONF_COMMON_DECLS("127.0.0.1:8090", "65536"),
     {"public_url", UPD_CONF_STRING, offsetof(upd_conf_t, public_url), 0, 0, "", "--public-url"},
     {"webauthn.rp_id", UPD_CONF_STRING, offsetof(upd_conf_t, sts_rp_id), 0, 0, "", NULL},
-    {"webauthn.origins", UPD_CONF_STRLIST, offsetof(upd_conf_t, sts_origins), 0, 0, "[]", NULL},
+    {"webauthn.origins", UPD_CONF_STRLIST, offsetof(upd_conf_t, sts_origins), 0, 0, "", NULL},
     {"webauthn.challenge_ttl_s", UPD_CONF_UINT, offsetof(upd_conf_t, sts_challenge_ttl_s), 1, 86400, "300", NULL},
     {"enrol.ttl_s", UPD_CONF_UINT, offsetof(upd_conf_t, sts_enrol_ttl_s), 60, 30 * 86400, "86400", NULL},
     {"proposals.ttl_s", UPD_CONF_UINT, offsetof(upd_conf_t, sts_proposals_ttl_s), 60, 365 * 86400, "86400", NULL},

@@ -390,6 +390,14 @@ class Env:
             self.control = proc
         return proc
 
+    def start_sts(self, *extra_args, listeners=None):
+        """Starts updraft-sts (serve) on 127.0.0.1:0 (unless --listen/--config is given) with this env's data dir
+        (run `updraft-sts init --data DIR` first); the first one started is self.sts."""
+        proc = self._start("updraft-sts", extra_args, listeners)
+        if getattr(self, "sts", None) is None:
+            self.sts = proc
+        return proc
+
     def run(self, prog, *args, env=None, input=None, timeout=60):
         """Runs a program to completion: CompletedProcess with text stdout/stderr."""
         e = dict(os.environ)
