@@ -20,9 +20,10 @@
 #include "sts/pages.h"
 
 enum { R_HEALTHZ, R_METRICS, R_PAGE, R_PROPOSE, R_PROPOSAL, R_CANCEL, R_SIGNED, R_ENROL_OPTIONS, R_ENROL, R_APPROVE_OPTIONS, R_APPROVE,
-       R_OTHER, R_COUNT };
+       R_ADMIN_OPTIONS, R_ADMIN, R_OTHER, R_COUNT };
 static const char *const route_labels[R_COUNT] = {"healthz", "metrics", "page", "propose", "proposal", "cancel", "signed",
-                                                  "enrol_options", "enrol", "approve_options", "approve", "other"};
+                                                  "enrol_options", "enrol", "approve_options", "approve",
+                                                  "admin_options", "admin", "other"};
 
 const char *const *
 upd_sts_route_labels(size_t *n)
@@ -108,6 +109,10 @@ upd_sts_route_of(const h2o_req_t *req)
                                                     : R_PROPOSAL;
     if (n == 2 && seg_is(&s[0], "v1") && seg_is(&s[1], "enrol"))
         return R_ENROL;
+    if (n == 2 && seg_is(&s[0], "v1") && seg_is(&s[1], "admin"))
+        return R_ADMIN;
+    if (n == 3 && seg_is(&s[0], "v1") && seg_is(&s[1], "admin") && seg_is(&s[2], "options"))
+        return R_ADMIN_OPTIONS;
     if (n == 3 && seg_is(&s[0], "v1") && seg_is(&s[1], "enrol") && seg_is(&s[2], "options"))
         return R_ENROL_OPTIONS;
     if (n >= 2 && seg_is(&s[0], "v1") && seg_is(&s[1], "signed"))
@@ -621,6 +626,8 @@ is_post(const h2o_req_t *req)
 static void on_enrol_options(upd_sts_t *sts, h2o_req_t *req);
 static void on_approve_options(upd_sts_t *sts, h2o_req_t *req, const seg_t *id);
 static void on_ceremony(upd_sts_t *sts, h2o_req_t *req, const seg_t *proposal);
+static void on_admin_options(upd_sts_t *sts, h2o_req_t *req);
+static void on_admin(upd_sts_t *sts, h2o_req_t *req);
 
 static void
 method_not_allowed(h2o_req_t *req, const char *allow)
@@ -703,6 +710,15 @@ upd_sts_on_req(void *app, h2o_req_t *req)
         else
             on_ceremony(sts, req, NULL);
         return 0;
+    case R_ADMIN_OPTIONS:
+    case R_ADMIN:
+        if (!is_post(req))
+            return method_not_allowed(req, "POST"), 0;
+        if (n == 3)
+            on_admin_options(sts, req);
+        else
+            on_admin(sts, req);
+        return 0;
     case R_APPROVE_OPTIONS:
     case R_APPROVE:
         if (!seg_is_id(&s[2]))
@@ -748,7 +764,7 @@ upd_sts_render_metrics(void *arg, FILE *fp)
  * attempt that names the ceremony, whatever its outcome. A restart forgets them (the page asks again).
  */
 #define CHALLENGES_MAX 1024
-enum { CH_ENROL = 1, CH_APPROVE };
+enum { CH_ENROL = 1, CH_APPROVE, CH_ADMIN };
 typedef struct {
     char cid[33];
     int kind;
@@ -1342,4 +1358,333 @@ on_ceremony(upd_sts_t *sts, h2o_req_t *req, const seg_t *proposal)
     if (proposal != NULL)
         memcpy(j->proposal, proposal->p, 32);
     submit(sts, req, proposal != NULL ? approve_run : enrol_run, ceremony_free, j);
+}
+
+/* ---- admin actions ---- */
+
+/* SHA-256 of "updraft-sts-admin-v1\n" + the action's canonical JSON (compact, sorted keys). @return 0 or -1 */
+static int
+admin_binding(const json_t *action, uint8_t out[32])
+{
+    char *s = json_dumps(action, JSON_COMPACT | JSON_SORT_KEYS);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned int n = 32;
+    int ok = s != NULL && md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+             EVP_DigestUpdate(md, "updraft-sts-admin-v1\n", 21) == 1 && EVP_DigestUpdate(md, s, strlen(s)) == 1 &&
+             EVP_DigestFinal_ex(md, out, &n) == 1;
+    EVP_MD_CTX_free(md);
+    free(s);
+    return ok ? 0 : -1;
+}
+
+static int
+collect_admins(const void *key, size_t key_len, const void *val, size_t val_len, void *arg)
+{
+    json_t *rec = json_loadb(val, val_len, 0, NULL);
+    if (json_is_true(json_object_get(rec, "admin")))
+        json_object_set_new(arg, json_string_value(json_object_get(rec, "name")), json_true());
+    json_decref(rec);
+    return 0;
+}
+
+/* POST /v1/admin/options {"action"} */
+static void
+on_admin_options(upd_sts_t *sts, h2o_req_t *req)
+{
+    json_t *b = body_json(req), *action = json_object_get(b, "action"), *admins = json_object(), *ans = NULL;
+    upd_sts_txn_t *txn = NULL;
+    challenge_t *c;
+    if (!json_is_object(action) || json_string_value(json_object_get(action, "op")) == NULL) {
+        send_error(req, 400, "invalid_action", "\"action\": expected an object with \"op\"");
+        goto Exit;
+    }
+    if (upd_sts_txn_begin(sts->store, false, &txn) != 0) {
+        send_error(req, 503, "store_unavailable", "the STS store failed");
+        goto Exit;
+    }
+    if ((c = challenge_new(sts, CH_ADMIN)) == NULL || admin_binding(action, c->chal + 16) != 0) {
+        send_error(req, 500, "internal", "no random bytes");
+        goto Exit;
+    }
+    c->chal_len = 48;
+    upd_sts_each(txn, UPD_STS_DB_MEMBERS, NULL, 0, collect_admins, admins);
+    creds_ctx_t cc = {json_array(), NULL, admins};
+    upd_sts_each(txn, UPD_STS_DB_CREDS, NULL, 0, collect_creds, &cc);
+    ans = json_pack("{s:s,s:{s:o,s:s,s:o,s:s,s:I}}", "ceremony", c->cid, "publicKey", "challenge", b64url_json(c->chal, c->chal_len),
+                    "rpId", sts->conf->sts_rp_id, "allowCredentials", cc.list, "userVerification", "required", "timeout",
+                    (json_int_t)sts->conf->sts_challenge_ttl_s * 1000);
+    send_json(req, 200, ans);
+Exit:
+    upd_sts_txn_abort(txn);
+    json_decref(b);
+    json_decref(admins);
+    json_decref(ans);
+}
+
+typedef struct {
+    json_t *members, *credentials, *grants, *policies, *pending;
+} list_ctx_t;
+
+static int
+list_member(const void *k, size_t kn, const void *v, size_t vn, void *arg)
+{
+    json_t *r = json_loadb(v, vn, 0, NULL);
+    if (r != NULL) {
+        json_object_del(r, "user_id");
+        json_array_append_new(((list_ctx_t *)arg)->members, r);
+    }
+    return 0;
+}
+
+static int
+list_cred(const void *k, size_t kn, const void *v, size_t vn, void *arg)
+{
+    json_t *r = json_loadb(v, vn, 0, NULL);
+    if (r != NULL) {
+        json_t *o = json_pack("{s:o,s:O,s:O,s:O,s:O}", "id", b64url_json(k, kn), "member", json_object_get(r, "member"), "created",
+                              json_object_get(r, "created"), "last_used", json_object_get(r, "last_used"), "suspect",
+                              json_object_get(r, "suspect"));
+        if (o != NULL)
+            json_array_append_new(((list_ctx_t *)arg)->credentials, o);
+        json_decref(r);
+    }
+    return 0;
+}
+
+static int
+list_grant(const void *k, size_t kn, const void *v, size_t vn, void *arg)
+{
+    const char *slash = memchr(k, '/', kn);
+    json_t *r = json_loadb(v, vn, 0, NULL);
+    if (slash != NULL && r != NULL) {
+        json_object_set_new(r, "app", json_stringn(k, (size_t)(slash - (const char *)k)));
+        json_object_set_new(r, "member", json_stringn(slash + 1, kn - (size_t)(slash + 1 - (const char *)k)));
+        json_array_append_new(((list_ctx_t *)arg)->grants, r);
+    } else {
+        json_decref(r);
+    }
+    return 0;
+}
+
+static int
+list_policy(const void *k, size_t kn, const void *v, size_t vn, void *arg)
+{
+    json_t *r = json_loadb(v, vn, 0, NULL);
+    if (r != NULL) {
+        json_object_set_new(r, "app", json_stringn((const char *)k + 7, kn - 7));
+        json_array_append_new(((list_ctx_t *)arg)->policies, r);
+    }
+    return 0;
+}
+
+static int
+list_pending(const void *k, size_t kn, const void *v, size_t vn, void *arg)
+{
+    json_t *r = json_loadb(v, vn, 0, NULL);
+    if (r != NULL && strcmp(json_string_value(json_object_get(r, "status")) ?: "", "pending") == 0)
+        json_array_append(((list_ctx_t *)arg)->pending, r);
+    json_decref(r);
+    return 0;
+}
+
+/* Performs an admin action in txn. @return 0 with *result, or an HTTP status with code and message */
+static int
+admin_do(upd_sts_t *sts, upd_sts_txn_t *txn, const char *admin, json_t *action, json_t **result, const char **code, char *msg,
+         size_t msg_cap)
+{
+    const char *op = json_string_value(json_object_get(action, "op"));
+    const char *member = json_string_value(json_object_get(action, "member"));
+    const char *app = json_string_value(json_object_get(action, "app"));
+    int64_t now = (int64_t)time(NULL);
+    upd_reason_t why = {"", ""};
+    char key[140];
+    int kn;
+    *result = NULL;
+#define REFUSE(status, c, ...)                                                                                                     \
+    do {                                                                                                                           \
+        *code = c;                                                                                                                 \
+        snprintf(msg, msg_cap, __VA_ARGS__);                                                                                       \
+        return status;                                                                                                             \
+    } while (0)
+    if (strcmp(op, "invite") == 0) {
+        char link[UPD_STS_LINK_MAX];
+        int64_t expires;
+        if (member == NULL || !upd_sts_member_name_valid(member))
+            REFUSE(400, "invalid_member", "\"member\": a member name is [a-z0-9][a-z0-9._-]{0,62}");
+        if (upd_sts_enrol_link_put(txn, sts->public_url, member, json_is_true(json_object_get(action, "admin")), admin,
+                                   (int64_t)sts->conf->sts_enrol_ttl_s, link, &expires, &why) != 0)
+            REFUSE(503, "store_unavailable", "%s", why.message);
+        *result = json_pack("{s:s,s:s,s:I}", "member", member, "link", link, "expires", (json_int_t)expires);
+        return 0;
+    }
+    if (strcmp(op, "grant") == 0 || strcmp(op, "revoke") == 0) {
+        if (member == NULL || !upd_sts_member_name_valid(member))
+            REFUSE(400, "invalid_member", "\"member\": a member name is [a-z0-9][a-z0-9._-]{0,62}");
+        if (app == NULL || !(strcmp(app, "*") == 0 || app_valid(app, strlen(app))))
+            REFUSE(400, "invalid_app", "\"app\": an app id or *");
+        kn = snprintf(key, sizeof(key), "%s/%s", app, member);
+        if (op[0] == 'g') {
+            json_t *g = json_pack("{s:s,s:I}", "granted_by", admin, "at", (json_int_t)now);
+            int r = upd_sts_put_json(txn, UPD_STS_DB_GRANTS, key, (size_t)kn, g);
+            json_decref(g);
+            if (r != 0)
+                REFUSE(503, "store_unavailable", "the STS store failed");
+        } else if (upd_sts_del(txn, UPD_STS_DB_GRANTS, key, (size_t)kn) == UPD_ENOTFOUND) {
+            REFUSE(404, "not_found", "%s has no grant for %s", member, app);
+        }
+        *result = json_pack("{s:s,s:s,s:s}", "op", op, "member", member, "app", app);
+        return 0;
+    }
+    if (strcmp(op, "policy") == 0) {
+        json_int_t n = json_integer_value(json_object_get(action, "approvers"));
+        if (app == NULL || !app_valid(app, strlen(app)))
+            REFUSE(400, "invalid_app", "\"app\": an app id");
+        if (n < 1 || n > 16)
+            REFUSE(400, "invalid_approvers", "\"approvers\": 1 to 16");
+        kn = snprintf(key, sizeof(key), "policy/%s", app);
+        json_t *p = json_pack("{s:I,s:s,s:I}", "approvers", n, "set_by", admin, "at", (json_int_t)now);
+        int r = upd_sts_put_json(txn, UPD_STS_DB_META, key, (size_t)kn, p);
+        json_decref(p);
+        if (r != 0)
+            REFUSE(503, "store_unavailable", "the STS store failed");
+        *result = json_pack("{s:s,s:I}", "app", app, "approvers", n);
+        return 0;
+    }
+    if (strcmp(op, "remove_credential") == 0) {
+        uint8_t *id = NULL;
+        long n = b64url_member(action, "credential", &id);
+        int r = n > 0 ? upd_sts_del(txn, UPD_STS_DB_CREDS, id, (size_t)n) : UPD_ENOTFOUND;
+        free(id);
+        if (r != 0)
+            REFUSE(404, "not_found", "no such credential");
+        *result = json_pack("{s:O}", "removed", json_object_get(action, "credential"));
+        return 0;
+    }
+    if (strcmp(op, "list") == 0) {
+        list_ctx_t l = {json_array(), json_array(), json_array(), json_array(), json_array()};
+        upd_sts_each(txn, UPD_STS_DB_MEMBERS, NULL, 0, list_member, &l);
+        upd_sts_each(txn, UPD_STS_DB_CREDS, NULL, 0, list_cred, &l);
+        upd_sts_each(txn, UPD_STS_DB_GRANTS, NULL, 0, list_grant, &l);
+        upd_sts_each(txn, UPD_STS_DB_META, "policy/", 7, list_policy, &l);
+        upd_sts_each(txn, UPD_STS_DB_PROPOSALS, NULL, 0, list_pending, &l);
+        *result = json_pack("{s:o,s:o,s:o,s:o,s:o}", "members", l.members, "credentials", l.credentials, "grants", l.grants,
+                            "policies", l.policies, "pending", l.pending);
+        return 0;
+    }
+    REFUSE(400, "invalid_action", "unknown op (invite, grant, revoke, policy, remove_credential, list)");
+#undef REFUSE
+}
+
+static void
+admin_run(void *arg, upd_job_answer_t *answer)
+{
+    ceremony_job_t *j = arg;
+    upd_sts_t *sts = j->sts;
+    upd_sts_txn_t *txn = NULL;
+    upd_reason_t why = {"", ""};
+    upd_webauthn_policy_t pol = policy_of(sts);
+    upd_webauthn_credential_t cred = {0};
+    upd_webauthn_assertion_t as;
+    json_t *crec = NULL, *m = NULL, *result = NULL, *cr = json_object_get(j->body, "credential");
+    json_t *resp = json_object_get(cr, "response"), *action = json_object_get(j->body, "action");
+    const char *cid_s = json_string_value(json_object_get(cr, "id")), *member = NULL, *code = "";
+    const char *op = json_string_value(json_object_get(action, "op"));
+    char what[64], msg[1100];
+    uint8_t *cdj = NULL, *ad = NULL, *sig = NULL, *cid = NULL, *pk = NULL, bind[32];
+    long cdj_len, ad_len, sig_len, cid_len, pk_len;
+    int ret, status;
+
+    snprintf(what, sizeof(what), "admin %s", op != NULL ? op : "?");
+    if ((ret = upd_sts_txn_begin(sts->store, true, &txn)) != 0) {
+        answer_err(answer, ret, NULL);
+        goto Exit;
+    }
+    if (!json_is_object(action) || op == NULL || admin_binding(action, bind) != 0 || !j->ch_ok || j->ch.kind != CH_ADMIN ||
+        j->ch.chal_len != 48 || memcmp(j->ch.chal + 16, bind, 32) != 0) {
+        refuse(sts, &txn, answer, 401, what, NULL, cid_s, NULL, "challenge",
+               "the ceremony is unknown, expired, used or was issued for another action: ask for new options");
+        goto Exit;
+    }
+    if ((cid_len = b64url_member(cr, "id", &cid)) <= 0 || upd_sts_get_json(txn, UPD_STS_DB_CREDS, cid, (size_t)cid_len, &crec) != 0) {
+        refuse(sts, &txn, answer, 401, what, NULL, cid_s, NULL, "unknown_credential", "this credential is not registered");
+        goto Exit;
+    }
+    member = json_string_value(json_object_get(crec, "member"));
+    if (json_is_true(json_object_get(crec, "suspect"))) {
+        refuse(sts, &txn, answer, 401, what, member, cid_s, NULL, "suspect_credential", "this credential is suspect");
+        goto Exit;
+    }
+    if ((cdj_len = b64url_member(resp, "clientDataJSON", &cdj)) < 0 || (ad_len = b64url_member(resp, "authenticatorData", &ad)) < 0 ||
+        (sig_len = b64url_member(resp, "signature", &sig)) < 0 || (pk_len = b64url_member(crec, "public_key", &pk)) < 0) {
+        refuse(sts, &txn, answer, 400, what, member, cid_s, NULL, "malformed", "credential.response: base64url fields expected");
+        goto Exit;
+    }
+    if ((ret = upd_webauthn_credential_load(&cred, cid, (size_t)cid_len, pk, (size_t)pk_len,
+                                            (uint32_t)json_integer_value(json_object_get(crec, "sign_count")),
+                                            (uint8_t)json_integer_value(json_object_get(crec, "flags")), &why)) != 0) {
+        answer_err(answer, ret, &why);
+        goto Exit;
+    }
+    if ((ret = upd_webauthn_assert(&pol, j->ch.chal, j->ch.chal_len, &cred, cdj, (size_t)cdj_len, ad, (size_t)ad_len, sig,
+                                   (size_t)sig_len, &as, &why)) != 0) {
+        if (strcmp(why.code, "sign_count") == 0) {
+            json_object_set_new(crec, "suspect", json_true());
+            upd_sts_put_json(txn, UPD_STS_DB_CREDS, cid, (size_t)cid_len, crec);
+            audit_ceremony(sts, txn, "credential_suspect", member, cid_s, NULL, "suspect", "sign_count");
+        }
+        refuse(sts, &txn, answer, ret == UPD_EAUTH ? 401 : 400, what, member, cid_s, NULL, why.code[0] ? why.code : "refused",
+               why.message);
+        goto Exit;
+    }
+    json_object_set_new(crec, "sign_count", json_integer(as.sign_count));
+    json_object_set_new(crec, "last_used", json_integer((json_int_t)time(NULL)));
+    upd_sts_put_json(txn, UPD_STS_DB_CREDS, cid, (size_t)cid_len, crec);
+    if (upd_sts_get_json(txn, UPD_STS_DB_MEMBERS, member, strlen(member), &m) != 0 || !json_is_true(json_object_get(m, "admin"))) {
+        refuse(sts, &txn, answer, 403, what, member, cid_s, NULL, "not_admin", "this member is not an admin");
+        goto Exit;
+    }
+    if ((status = admin_do(sts, txn, member, action, &result, &code, msg, sizeof(msg))) != 0) {
+        refuse(sts, &txn, answer, status, what, member, cid_s, NULL, code, msg);
+        goto Exit;
+    }
+    audit_ceremony(sts, txn, what, member, cid_s, NULL, "ok", NULL);
+    ret = upd_sts_txn_commit(txn);
+    txn = NULL;
+    if (ret != 0) {
+        answer_err(answer, ret, NULL);
+        goto Exit;
+    }
+    upd_log_info("%s by %s", what, member);
+    answer_json(answer, 200, result);
+Exit:
+    upd_sts_txn_abort(txn);
+    upd_webauthn_credential_dispose(&cred);
+    free(cdj);
+    free(ad);
+    free(sig);
+    free(cid);
+    free(pk);
+    json_decref(crec);
+    json_decref(m);
+    json_decref(result);
+}
+
+static void
+on_admin(upd_sts_t *sts, h2o_req_t *req)
+{
+    json_t *b = body_json(req);
+    ceremony_job_t *j;
+    if (b == NULL) {
+        send_error(req, 400, "invalid_json", "expected a JSON object");
+        return;
+    }
+    if ((j = calloc(1, sizeof(*j))) == NULL) {
+        json_decref(b);
+        send_error(req, 500, "internal", "out of memory");
+        return;
+    }
+    j->sts = sts;
+    j->body = b;
+    j->ch_ok = challenge_take(json_string_value(json_object_get(b, "ceremony")), &j->ch);
+    submit(sts, req, admin_run, ceremony_free, j);
 }

@@ -61,10 +61,26 @@ upd_sts_enrol_link_create(upd_sts_store_t *store, const char *public_url, const 
                           const char *created_by, int64_t ttl_s, char link_out[UPD_STS_LINK_MAX], int64_t *expires,
                           upd_reason_t *why)
 {
+    upd_sts_txn_t *txn;
+    int ret;
+    if ((ret = upd_sts_txn_begin(store, true, &txn)) != 0)
+        return upd_reason_set(why, ret, "store", "the STS store could not record the link (see the log)");
+    if ((ret = upd_sts_enrol_link_put(txn, public_url, member, admin, created_by, ttl_s, link_out, expires, why)) != 0) {
+        upd_sts_txn_abort(txn);
+        return ret;
+    }
+    if ((ret = upd_sts_txn_commit(txn)) != 0)
+        return upd_reason_set(why, ret, "store", "the STS store could not record the link (see the log)");
+    return 0;
+}
+
+int
+upd_sts_enrol_link_put(upd_sts_txn_t *txn, const char *public_url, const char *member, bool admin, const char *created_by,
+                       int64_t ttl_s, char link_out[UPD_STS_LINK_MAX], int64_t *expires, upd_reason_t *why)
+{
     uint8_t raw[32], hash[32];
     char token[UPD_STS_TOKEN_LEN + 8];
     size_t url_len = strlen(public_url);
-    upd_sts_txn_t *txn = NULL;
     json_t *rec = NULL, *audit = NULL;
     int64_t exp = (int64_t)time(NULL) + ttl_s;
     int ret;
@@ -86,11 +102,8 @@ upd_sts_enrol_link_create(upd_sts_store_t *store, const char *public_url, const 
         ret = upd_reason_set(why, UPD_ENOMEM, "", "out of memory");
         goto Exit;
     }
-    if ((ret = upd_sts_txn_begin(store, true, &txn)) == 0 && (ret = upd_sts_put_json(txn, UPD_STS_DB_ENROL, hash, 32, rec)) == 0 &&
-        (ret = upd_sts_audit_append(txn, audit, NULL)) == 0) {
-        ret = upd_sts_txn_commit(txn);
-        txn = NULL;
-    }
+    if ((ret = upd_sts_put_json(txn, UPD_STS_DB_ENROL, hash, 32, rec)) == 0)
+        ret = upd_sts_audit_append(txn, audit, NULL);
     if (ret != 0) {
         upd_reason_set(why, ret, "store", "the STS store could not record the link (see the log)");
         goto Exit;
@@ -99,7 +112,6 @@ upd_sts_enrol_link_create(upd_sts_store_t *store, const char *public_url, const 
     if (expires != NULL)
         *expires = exp;
 Exit:
-    upd_sts_txn_abort(txn);
     json_decref(rec);
     json_decref(audit);
     OPENSSL_cleanse(token, sizeof(token));

@@ -34,4 +34,11 @@ int upd_sts_enrol_link_create(upd_sts_store_t *store, const char *public_url, co
                               const char *created_by, int64_t ttl_s, char link_out[UPD_STS_LINK_MAX], int64_t *expires,
                               upd_reason_t *why);
 
+/**
+ * As upd_sts_enrol_link_create, inside the caller's write transaction (an admin's invite): the link record and its
+ * audit record are written to txn, which the caller commits.
+ */
+int upd_sts_enrol_link_put(upd_sts_txn_t *txn, const char *public_url, const char *member, bool admin, const char *created_by,
+                           int64_t ttl_s, char link_out[UPD_STS_LINK_MAX], int64_t *expires, upd_reason_t *why);
+
 #endif

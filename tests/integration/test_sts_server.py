@@ -159,6 +159,54 @@ class StsServer(unittest.TestCase):
         st, err = self.call("POST", "/v1/proposals/%s/options" % p["id"], {})
         self.assertEqual((st, err["error"]["code"]), (409, "not_pending"))
 
+    def admin(self, auth, action, **kw):
+        st, opts = self.call("POST", "/v1/admin/options", {"action": action})
+        self.assertEqual(st, 200, opts)
+        chal = base64.urlsafe_b64decode(opts["publicKey"]["challenge"] + "==")
+        canon = json.dumps(action, sort_keys=True, separators=(",", ":"))
+        self.assertEqual(chal[16:], hashlib.sha256(("updraft-sts-admin-v1\n" + canon).encode()).digest())
+        return self.call("POST", "/v1/admin", {"ceremony": opts["ceremony"], "action": action,
+                                               "credential": auth.assert_(opts["publicKey"], **kw)})
+
+    def test_admin_invites_grants_and_sets_a_quorum_of_two(self):
+        admin, _, _ = self.enrol(self.link)
+        st, inv = self.admin(admin, {"op": "invite", "member": "bob", "admin": False})
+        self.assertEqual(st, 200, inv)
+        self.assertTrue(inv["link"].startswith(PUBLIC + "/enrol#"))
+        bob, _, res = self.enrol(inv["link"])
+        self.assertEqual((res["member"], res["admin"]), ("bob", False))
+        st, err = self.admin(bob, {"op": "list"})
+        self.assertEqual((st, err["error"]["code"]), (403, "not_admin"))
+
+        st, p = self.propose("acme", 1)
+        _, _, (st, err) = self.approve(bob, p["id"])
+        self.assertEqual((st, err["error"]["code"]), (403, "not_approver"))
+        self.assertEqual(self.admin(admin, {"op": "grant", "member": "bob", "app": "acme"})[0], 200)
+        self.assertEqual(self.admin(admin, {"op": "policy", "app": "acme", "approvers": 2})[0], 200)
+
+        st, p = self.propose("acme", 2)
+        self.assertEqual(p["needed"], 2)
+        _, _, (st, one) = self.approve(admin, p["id"])
+        self.assertEqual((st, one["status"]), (200, "pending"))
+        _, _, (st, err) = self.approve(admin, p["id"])
+        self.assertEqual((st, err["error"]["code"]), (409, "already_approved"))
+        _, _, (st, two) = self.approve(bob, p["id"])
+        self.assertEqual((st, two["status"]), (200, "approved"))
+        self.assertEqual([a["member"] for a in two["approvals"]], ["admin", "bob"])
+        verify_envelope(two["envelope"], self.public_line, "acme", 2, doc("acme", 2))
+        # the older proposal can no longer be signed
+        st, err = self.call("POST", "/v1/proposals/%s/options" % p["id"], {})
+        self.assertEqual((st, err["error"]["code"]), (409, "not_pending"))
+
+        st, lst = self.admin(admin, {"op": "list"})
+        self.assertEqual(st, 200, lst)
+        self.assertEqual(sorted(m["name"] for m in lst["members"]), ["admin", "bob"])
+        self.assertEqual(len(lst["credentials"]), 2)
+        self.assertNotIn("public_key", json.dumps(lst["credentials"]), "never keys")
+        self.assertIn({"app": "acme", "approvers": 2}, [{"app": x["app"], "approvers": x["approvers"]} for x in lst["policies"]])
+        self.assertEqual(sorted((g["app"], g["member"]) for g in lst["grants"]), [("*", "admin"), ("acme", "bob")])
+        self.assertEqual(len(lst["pending"]), 1, "the first acme proposal is still pending")
+
     def test_pages_carry_strict_headers(self):
         st, headers, body = self.env.http("GET", "/enrol", base=self.sts)
         self.assertEqual(st, 200)
