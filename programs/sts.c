@@ -10,6 +10,7 @@
 #include "sts/api.h"
 #include "sts/enrol.h"
 #include "sts/release_key.h"
+#include "sts/resign.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@ static const upd_conf_decl_t sts_decls[] = {
     {"signing.ttl_s", UPD_CONF_UINT, offsetof(upd_conf_t, sts_signing_ttl_s), 3600, 366 * 86400, "1209600", NULL},
     {"signing.resign_before_s", UPD_CONF_UINT, offsetof(upd_conf_t, sts_resign_before_s), 0, 366 * 86400, "604800", NULL},
     {"signing.auto_sign_reductions", UPD_CONF_BOOL, offsetof(upd_conf_t, sts_auto_sign_reductions), 0, 0, "true", NULL},
+    {"signing.resign_check_s", UPD_CONF_UINT, offsetof(upd_conf_t, sts_resign_check_s), 1, 3600, "60", NULL},
     {"control.token", UPD_CONF_STRING, offsetof(upd_conf_t, sts_control_token), 0, 0, "", NULL},
     {"workers.threads", UPD_CONF_UINT, offsetof(upd_conf_t, workers_threads), 1, 64, "2", NULL},
     {"workers.queue", UPD_CONF_UINT, offsetof(upd_conf_t, workers_queue), 1, 100000, "64", NULL},
@@ -126,17 +128,23 @@ public_key(const char *dir)
     return 0;
 }
 
+static upd_sts_resign_t *resigner;
+
 static int
 on_loop_start(void *app, h2o_context_t *ctx)
 {
     upd_sts_t *sts = app;
-    return upd_workers_start(sts->workers, ctx) == 0 ? 0 : -1;
+    if (upd_workers_start(sts->workers, ctx) != 0)
+        return -1;
+    return (resigner = upd_sts_resign_start(sts, sts->conf->sts_resign_check_s)) != NULL ? 0 : -1;
 }
 
 static void
 on_loop_stop(void *app)
 {
     upd_sts_t *sts = app;
+    upd_sts_resign_stop(resigner);
+    resigner = NULL;
     upd_workers_stop(sts->workers);
 }
 

@@ -109,6 +109,7 @@ typedef struct st_upd_conf_t {
     uint64_t sts_proposals_ttl_s;   /* proposals.ttl_s: a pending proposal expires after */
     uint64_t sts_signing_ttl_s;     /* signing.ttl_s: an envelope's expiry after signing */
     uint64_t sts_resign_before_s;   /* signing.resign_before_s: re-sign when fewer seconds are left */
+    uint64_t sts_resign_check_s;    /* signing.resign_check_s: how often the re-sign thread looks (60) */
     bool sts_auto_sign_reductions;  /* signing.auto_sign_reductions */
     char *sts_control_token;        /* control.token: UPDRAFT_STS_CONTROL_TOKEN wins; never logged */
 } upd_conf_t;

@@ -41,6 +41,8 @@ def verify_envelope(env_text, public_line, app, gen, document):
 
 
 class StsServer(unittest.TestCase):
+    CONFIG = ""
+
     def setUp(self):
         self.env = harness.Env("test_sts_server")
         self.addCleanup(self.env.__exit__, None, None, None)
@@ -49,7 +51,7 @@ class StsServer(unittest.TestCase):
         self.link = re.search(r"^Enrol the first admin: (\S+) \(valid 24 h\)$", r.stdout, re.M).group(1)
         self.public_line = [l for l in r.stdout.splitlines() if l.startswith("ed25519:")][0]
         self.sts = self.env.start_sts("--public-url", PUBLIC, "--config", self.env.write("sts.yaml",
-                                      "listen: [\"127.0.0.1:0\"]\ncontrol:\n  token: %s\n" % TOKEN))
+                                      "listen: [\"127.0.0.1:0\"]\ncontrol:\n  token: %s\n%s" % (TOKEN, self.CONFIG)))
 
     def call(self, method, path, body=None, token=None):
         h = {"Authorization": "Bearer " + token} if token else {}
@@ -218,6 +220,32 @@ class StsServer(unittest.TestCase):
         self.assertEqual(self.env.http("GET", "/approve/" + "a" * 32, base=self.sts)[0], 200)
         self.assertEqual(self.env.http("GET", "/approve/nope", base=self.sts)[0], 404)
         self.assertEqual(self.env.http("GET", "/healthz", base=self.sts)[2], b"ok\n")
+
+
+class StsResign(StsServer):
+    """An envelope close to its expiry is signed again, same document and generation, later expiry."""
+    CONFIG = "signing:\n  ttl_s: 3600\n  resign_before_s: 7200\n  resign_check_s: 1\n"
+
+    def test_the_timer_re_signs_the_current_state(self):
+        auth, _, _ = self.enrol(self.link)
+        st, p = self.propose("acme", 4)
+        _, _, (st, ap) = self.approve(auth, p["id"])
+        self.assertEqual(st, 200, ap)
+        first = json.loads(ap["envelope"])
+
+        def later():
+            st, one = self.call("GET", "/v1/signed/acme", token=TOKEN)
+            return one if st == 200 and one["expires"] > first["expires"] else None
+        again = harness.poll(later, lambda x: x is not None, timeout=30)
+        self.assertIsNotNone(again, "re-signed within the check interval")
+        e = verify_envelope(again["envelope"], self.public_line, "acme", 4, doc("acme", 4))
+        self.assertEqual(e["digest"], first["digest"], "the same document")
+        st, m = self.call("GET", "/metrics")
+        self.assertGreaterEqual(harness.metric(m.decode(), "updraft_sts_resigns_total"), 1)
+
+    # the other tests run once, in StsServer
+    test_enrol_propose_approve_sign_and_list = test_refusals = None
+    test_admin_invites_grants_and_sets_a_quorum_of_two = test_pages_carry_strict_headers = None
 
 
 if __name__ == "__main__":
