@@ -746,15 +746,54 @@ upd_sts_on_req(void *app, h2o_req_t *req)
     return 0;
 }
 
+static int
+count_status(const void *k, size_t kn, const void *v, size_t vn, void *arg)
+{
+    json_t *r = json_loadb(v, vn, 0, NULL);
+    const char *st = json_string_value(json_object_get(r, "status"));
+    if (st != NULL)
+        json_object_set_new(arg, st, json_integer(json_integer_value(json_object_get(arg, st)) + 1));
+    json_decref(r);
+    return 0;
+}
+
+static int
+count_suspect(const void *k, size_t kn, const void *v, size_t vn, void *arg)
+{
+    json_t *r = json_loadb(v, vn, 0, NULL);
+    if (json_is_true(json_object_get(r, "suspect")))
+        ++*(uint64_t *)arg;
+    json_decref(r);
+    return 0;
+}
+
 void
 upd_sts_render_metrics(void *arg, FILE *fp)
 {
     upd_sts_t *sts = arg;
+    upd_sts_txn_t *txn;
+    json_t *by_status = json_object(), *n;
+    const char *st;
+    uint64_t suspect = 0;
     fprintf(fp,
             "# TYPE updraft_sts_proposals_created_total counter\nupdraft_sts_proposals_created_total %llu\n"
+            "# TYPE updraft_sts_ceremonies_total counter\nupdraft_sts_ceremonies_total{outcome=\"ok\"} %llu\n"
+            "updraft_sts_ceremonies_total{outcome=\"refused\"} %llu\n"
             "# TYPE updraft_sts_signatures_total counter\nupdraft_sts_signatures_total %llu\n"
             "# TYPE updraft_sts_resigns_total counter\nupdraft_sts_resigns_total %llu\n",
-            (unsigned long long)sts->proposals_created, (unsigned long long)sts->signatures, (unsigned long long)sts->resigns);
+            (unsigned long long)sts->proposals_created, (unsigned long long)sts->ceremonies_ok, (unsigned long long)sts->refusals,
+            (unsigned long long)sts->signatures, (unsigned long long)sts->resigns);
+    if (upd_sts_txn_begin(sts->store, false, &txn) == 0) {
+        upd_sts_each(txn, UPD_STS_DB_PROPOSALS, NULL, 0, count_status, by_status);
+        upd_sts_each(txn, UPD_STS_DB_CREDS, NULL, 0, count_suspect, &suspect);
+        upd_sts_txn_abort(txn);
+        fprintf(fp, "# TYPE updraft_sts_proposals gauge\n");
+        json_object_foreach(by_status, st, n)
+            fprintf(fp, "updraft_sts_proposals{status=\"%s\"} %lld\n", st, (long long)json_integer_value(n));
+        fprintf(fp, "# TYPE updraft_sts_suspect_credentials gauge\nupdraft_sts_suspect_credentials %llu\n",
+                (unsigned long long)suspect);
+    }
+    json_decref(by_status);
 }
 
 /* ---- WebAuthn ceremonies: enrolment and approvals ---- */
@@ -996,6 +1035,8 @@ audit_ceremony(upd_sts_t *sts, upd_sts_txn_t *txn, const char *action, const cha
     json_decref(r);
     if (strcmp(outcome, "ok") != 0)
         ++sts->refusals;
+    else
+        ++sts->ceremonies_ok;
 }
 
 /* Ends a ceremony with a refusal: audit record committed, answer the error. */

@@ -27,7 +27,7 @@ typedef struct st_upd_sts_t {
     upd_metrics_t *metrics;
     const char *public_url;   /* without a trailing slash */
     const char *control_token; /* "" refuses every control route */
-    _Atomic uint64_t proposals_created, signatures, resigns, refusals;
+    _Atomic uint64_t proposals_created, signatures, resigns, refusals, ceremonies_ok;
 } upd_sts_t;
 
 /** The route labels of /metrics, "other" last. */

@@ -156,6 +156,16 @@ class StsServer(unittest.TestCase):
         st, got = self.call("GET", "/v1/proposals/" + p["id"])
         self.assertEqual(got["status"], "pending")
 
+        st, m = self.call("GET", "/metrics")
+        m = m.decode()
+        self.assertEqual(harness.metric(m, "updraft_sts_suspect_credentials"), 1)
+        self.assertGreaterEqual(harness.metric(m, "updraft_sts_ceremonies_total", outcome="refused"), 4)
+        self.assertEqual(harness.metric(m, "updraft_sts_proposals", status="pending"), 1)
+        self.assertEqual(harness.metric(m, "updraft_sts_proposals", status="approved"), 1)
+        # a body above 64 KiB
+        st, _ = self.call("POST", "/v1/proposals", {"app": "acme", "document": "x" * 70000}, token=TOKEN)
+        self.assertEqual(st, 413)
+
         st, c = self.call("POST", "/v1/proposals/%s/cancel" % p["id"], {}, token=TOKEN)
         self.assertEqual((st, c["status"]), (200, "cancelled"))
         st, err = self.call("POST", "/v1/proposals/%s/options" % p["id"], {})
