@@ -322,6 +322,7 @@ class Env:
         self.procs = []
         self.origin = None    # the first origin started
         self.control = None   # the first control started
+        self.sts = None       # the first updraft-sts started
         self.failed = False
         self._failures_at_start = _failures
         self._done = False
@@ -394,7 +395,7 @@ class Env:
         """Starts updraft-sts (serve) on 127.0.0.1:0 (unless --listen/--config is given) with this env's data dir
         (run `updraft-sts init --data DIR` first); the first one started is self.sts."""
         proc = self._start("updraft-sts", extra_args, listeners)
-        if getattr(self, "sts", None) is None:
+        if self.sts is None:
             self.sts = proc
         return proc
 
