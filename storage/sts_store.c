@@ -230,7 +230,7 @@ upd_sts_each(upd_sts_txn_t *txn, upd_sts_db_t db, const void *prefix, size_t pre
         return lmdb_fail(db_names[db], rc);
     for (rc = mdb_cursor_get(cur, &k, &v, prefix_len == 0 ? MDB_FIRST : MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size < prefix_len || memcmp(k.mv_data, prefix, prefix_len) != 0)
+        if (prefix_len != 0 && (k.mv_size < prefix_len || memcmp(k.mv_data, prefix, prefix_len) != 0))
             break;
         if ((ret = fn(k.mv_data, k.mv_size, v.mv_data, v.mv_size, arg)) != 0)
             break;
