@@ -59,7 +59,7 @@ class StsServer(unittest.TestCase):
         return status, (json.loads(data) if data and headers.get("content-type", "").startswith("application/json")
                         else data)
 
-    def enrol(self, link):
+    def enrol(self, link, fmt="packed"):
         token = link.split("#", 1)[1]
         auth = SoftAuthenticator(rp_id="localhost", origin=PUBLIC)
         st, opts = self.call("POST", "/v1/enrol/options", {"token": token})
@@ -67,7 +67,7 @@ class StsServer(unittest.TestCase):
         self.assertEqual(opts["publicKey"]["rp"], {"id": "localhost", "name": "Updraft"})
         self.assertEqual(opts["publicKey"]["authenticatorSelection"]["userVerification"], "required")
         st, res = self.call("POST", "/v1/enrol", {"token": token, "ceremony": opts["ceremony"],
-                                                  "credential": auth.register(opts["publicKey"], fmt="packed")})
+                                                  "credential": auth.register(opts["publicKey"], fmt=fmt)})
         self.assertEqual(st, 201, res)
         return auth, token, res
 
@@ -132,6 +132,23 @@ class StsServer(unittest.TestCase):
 
     def test_refusals(self):
         auth, _, _ = self.enrol(self.link)
+        # a registration without UV is refused and leaves the link usable; its challenge is gone
+        r = self.env.run("updraft-sts", "enrol-link", "--data", self.env.data, "--member", "carol", "--public-url", PUBLIC)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        token = r.stdout.split("#", 1)[1].split()[0]
+        carol = SoftAuthenticator(origin=PUBLIC)
+        st, opts = self.call("POST", "/v1/enrol/options", {"token": token})
+        body = {"token": token, "ceremony": opts["ceremony"], "credential": carol.register(opts["publicKey"], uv=False)}
+        st, err = self.call("POST", "/v1/enrol", body)
+        self.assertEqual((st, err["error"]["code"]), (401, "uv"))
+        body["credential"] = carol.register(opts["publicKey"])
+        st, err = self.call("POST", "/v1/enrol", body)
+        self.assertEqual((st, err["error"]["code"]), (401, "challenge"), "a challenge is single use, whatever the outcome")
+        st, opts = self.call("POST", "/v1/enrol/options", {"token": token})
+        self.assertEqual(st, 200, "the refused registration did not use the link")
+        st, err = self.call("POST", "/v1/enrol", {"token": token, "ceremony": opts["ceremony"],
+                                                  "credential": auth.register(opts["publicKey"])})
+        self.assertEqual((st, err["error"]["code"]), (409, "credential_exists"))
         st, err = self.call("POST", "/v1/proposals", {"app": "acme", "document": doc("acme", 1)}, token="wrong")
         self.assertEqual((st, err["error"]["code"]), (401, "unauthorized"))
         st, err = self.call("POST", "/v1/proposals", {"app": "acme", "document": doc("other", 1)}, token=TOKEN)
@@ -185,7 +202,7 @@ class StsServer(unittest.TestCase):
         st, inv = self.admin(admin, {"op": "invite", "member": "bob", "admin": False})
         self.assertEqual(st, 200, inv)
         self.assertTrue(inv["link"].startswith(PUBLIC + "/enrol#"))
-        bob, _, res = self.enrol(inv["link"])
+        bob, _, res = self.enrol(inv["link"], fmt="none")
         self.assertEqual((res["member"], res["admin"]), ("bob", False))
         st, err = self.admin(bob, {"op": "list"})
         self.assertEqual((st, err["error"]["code"]), (403, "not_admin"))
