@@ -101,6 +101,17 @@ typedef struct st_upd_conf_t {
     uint64_t backup_part_retries;   /* backup.part_retries */
     uint64_t backup_refresh_s;      /* backup.refresh_s: how often the stores' backups are listed */
     char *backup_temp_dir;          /* backup.temp_dir: "" means DATA_DIR */
+    /* updraft-sts (docs/sts.md "Configuration"); public_url above is its links' base */
+    char *sts_rp_id;                /* webauthn.rp_id: "" means the host of public_url */
+    upd_strlist_t sts_origins;      /* webauthn.origins: empty means [public_url] */
+    uint64_t sts_challenge_ttl_s;   /* webauthn.challenge_ttl_s */
+    uint64_t sts_enrol_ttl_s;       /* enrol.ttl_s: one-time enrolment links */
+    uint64_t sts_proposals_ttl_s;   /* proposals.ttl_s: a pending proposal expires after */
+    uint64_t sts_signing_ttl_s;     /* signing.ttl_s: an envelope's expiry after signing */
+    uint64_t sts_resign_before_s;   /* signing.resign_before_s: re-sign when fewer seconds are left */
+    uint64_t sts_resign_check_s;    /* signing.resign_check_s: how often the re-sign thread looks (60) */
+    bool sts_auto_sign_reductions;  /* signing.auto_sign_reductions */
+    char *sts_control_token;        /* control.token: UPDRAFT_STS_CONTROL_TOKEN wins; never logged */
 } upd_conf_t;
 
 typedef enum { UPD_CONF_STRING, UPD_CONF_UINT, UPD_CONF_BOOL, UPD_CONF_STRLIST } upd_conf_type_t;

@@ -322,6 +322,7 @@ class Env:
         self.procs = []
         self.origin = None    # the first origin started
         self.control = None   # the first control started
+        self.sts = None       # the first updraft-sts started
         self.failed = False
         self._failures_at_start = _failures
         self._done = False
@@ -388,6 +389,14 @@ class Env:
         proc = self._start("updraft-control", extra, listeners)
         if self.control is None:
             self.control = proc
+        return proc
+
+    def start_sts(self, *extra_args, listeners=None):
+        """Starts updraft-sts (serve) on 127.0.0.1:0 (unless --listen/--config is given) with this env's data dir
+        (run `updraft-sts init --data DIR` first); the first one started is self.sts."""
+        proc = self._start("updraft-sts", extra_args, listeners)
+        if self.sts is None:
+            self.sts = proc
         return proc
 
     def run(self, prog, *args, env=None, input=None, timeout=60):

@@ -142,6 +142,34 @@ class StsInitTest(harness.StackTest):
         self.assertIn("does not exist", r.stderr)
         self.assertFalse(os.path.exists(os.path.join(data, "release-key.pem")), "public-key creates nothing")
 
+    def test_init_creates_the_store_and_prints_a_one_time_link_for_the_first_admin(self):
+        data = self.data_dir("sts-link")
+        r = self.sts("init", "--data", data, "--public-url", "https://sts.example.test/", "--admin", "ops")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(os.path.isfile(os.path.join(data, "lmdb", "data.mdb")), "init creates DIR/lmdb")
+        m = re.search(r"^Enrol the first admin: https://sts\.example\.test/enrol#([A-Za-z0-9_-]{43}) \(valid 24 h\)$",
+                      r.stdout, re.M)
+        self.assertIsNotNone(m, r.stdout)
+        token = m.group(1)
+        with open(os.path.join(data, "lmdb", "data.mdb"), "rb") as f:
+            self.assertNotIn(token.encode(), f.read(), "only the token's SHA-256 is stored")
+        again = self.sts("enrol-link", "--data", data, "--member", "bob")
+        self.assertEqual(again.returncode, 0, again.stderr)
+        m2 = re.search(r"^Enrolment link: http://localhost:8090/enrol#([A-Za-z0-9_-]{43}) \(valid 24 h\)$", again.stdout, re.M)
+        self.assertIsNotNone(m2, again.stdout)
+        self.assertNotEqual(m2.group(1), token, "every link has its own token")
+        bad = self.sts("enrol-link", "--data", data, "--member", "Bob")
+        self.assertEqual(bad.returncode, 1)
+        self.assertIn("member name", bad.stderr)
+
+    def test_enrol_link_without_init_says_to_run_init(self):
+        data = self.data_dir("sts-nolink")
+        os.mkdir(data, 0o700)
+        r = self.sts("enrol-link", "--data", data, "--member", "bob")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("updraft-sts init", r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(data, "lmdb")), "enrol-link creates no store")
+
     def test_init_needs_the_parent_of_its_directory(self):
         data = os.path.join(self.data_dir("no-such-parent"), "sts")
         r = self.sts("init", "--data", data)
