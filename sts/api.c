@@ -1378,24 +1378,37 @@ Exit:
     json_decref(ans);
 }
 
-/* POST /v1/enrol and POST /v1/proposals/ID/approve: the challenge is taken on the loop, the rest runs on a worker. */
-static void
-on_ceremony(upd_sts_t *sts, h2o_req_t *req, const seg_t *proposal)
+/*
+ * A ceremony's job, on the loop: the body parsed and its challenge taken (single use: whatever becomes of the
+ * attempt). @return the job, or NULL with req answered (400 not a JSON object, 500 out of memory)
+ */
+static ceremony_job_t *
+ceremony_job_new(upd_sts_t *sts, h2o_req_t *req)
 {
     json_t *b = body_json(req);
     ceremony_job_t *j;
     if (b == NULL) {
         send_error(req, 400, "invalid_json", "expected a JSON object");
-        return;
+        return NULL;
     }
     if ((j = calloc(1, sizeof(*j))) == NULL) {
         json_decref(b);
         send_error(req, 500, "internal", "out of memory");
-        return;
+        return NULL;
     }
     j->sts = sts;
     j->body = b;
     j->ch_ok = challenge_take(json_string_value(json_object_get(b, "ceremony")), &j->ch);
+    return j;
+}
+
+/* POST /v1/enrol and POST /v1/proposals/ID/approve: the challenge is taken on the loop, the rest runs on a worker. */
+static void
+on_ceremony(upd_sts_t *sts, h2o_req_t *req, const seg_t *proposal)
+{
+    ceremony_job_t *j = ceremony_job_new(sts, req);
+    if (j == NULL)
+        return;
     if (proposal != NULL)
         memcpy(j->proposal, proposal->p, 32);
     submit(sts, req, proposal != NULL ? approve_run : enrol_run, ceremony_free, j);
@@ -1713,19 +1726,8 @@ Exit:
 static void
 on_admin(upd_sts_t *sts, h2o_req_t *req)
 {
-    json_t *b = body_json(req);
-    ceremony_job_t *j;
-    if (b == NULL) {
-        send_error(req, 400, "invalid_json", "expected a JSON object");
+    ceremony_job_t *j = ceremony_job_new(sts, req);
+    if (j == NULL)
         return;
-    }
-    if ((j = calloc(1, sizeof(*j))) == NULL) {
-        json_decref(b);
-        send_error(req, 500, "internal", "out of memory");
-        return;
-    }
-    j->sts = sts;
-    j->body = b;
-    j->ch_ok = challenge_take(json_string_value(json_object_get(b, "ceremony")), &j->ch);
     submit(sts, req, admin_run, ceremony_free, j);
 }
