@@ -12,6 +12,7 @@ import json
 import os
 import re
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -40,7 +41,8 @@ def verify_envelope(env_text, public_line, app, gen, document):
     return e
 
 
-class StsServer(unittest.TestCase):
+class StsBase(unittest.TestCase):
+    """A fresh STS per test (init, then serve with CONFIG) and the calls the tests make; no tests of its own."""
     CONFIG = ""
 
     def setUp(self):
@@ -81,6 +83,8 @@ class StsServer(unittest.TestCase):
         body = {"ceremony": opts["ceremony"], "decision": "approve", "credential": auth.assert_(opts["publicKey"], **kw)}
         return opts, body, self.call("POST", "/v1/proposals/%s/approve" % pid, body)
 
+
+class StsServer(StsBase):
     def test_enrol_propose_approve_sign_and_list(self):
         self.assertTrue(self.link.startswith(PUBLIC + "/enrol#"))
         auth, token, res = self.enrol(self.link)
@@ -249,7 +253,7 @@ class StsServer(unittest.TestCase):
         self.assertEqual(self.env.http("GET", "/healthz", base=self.sts)[2], b"ok\n")
 
 
-class StsResign(StsServer):
+class StsResign(StsBase):
     """An envelope close to its expiry is signed again, same document and generation, later expiry."""
     CONFIG = "signing:\n  ttl_s: 3600\n  resign_before_s: 7200\n  resign_check_s: 1\n"
 
@@ -273,6 +277,95 @@ class StsResign(StsServer):
     # the other tests run once, in StsServer
     test_enrol_propose_approve_sign_and_list = test_refusals = None
     test_admin_invites_grants_and_sets_a_quorum_of_two = test_pages_carry_strict_headers = None
+
+
+class StsRefusals(StsBase):
+    """Assertions the STS must refuse, each leaving the proposal pending and nothing signed."""
+
+    def assert_refused(self, pid, answer, status, code):
+        st, err = answer
+        self.assertEqual((st, err["error"]["code"]), (status, code), err)
+        st, p = self.call("GET", "/v1/proposals/%s" % pid)
+        self.assertEqual((st, p["status"]), (200, "pending"), "a refused assertion changes nothing")
+        self.assertNotIn("envelope", p)
+        st, signed = self.call("GET", "/v1/signed", token=TOKEN)
+        self.assertEqual((st, signed["apps"]), (200, []), "nothing was signed")
+
+    def test_a_forged_or_mismatched_assertion_signs_nothing(self):
+        auth, _, _ = self.enrol(self.link)
+        _, p = self.propose("acme", 1)
+        _, q = self.propose("beta", 1)
+        pid = p["id"]
+
+        # a signature by a key that is not the credential's
+        other = SoftAuthenticator(rp_id="localhost", origin=PUBLIC)
+        other.credential_id = auth.credential_id
+        _, opts = self.call("POST", "/v1/proposals/%s/options" % pid, {})
+        body = {"ceremony": opts["ceremony"], "decision": "approve", "credential": other.assert_(opts["publicKey"])}
+        self.assert_refused(pid, self.call("POST", "/v1/proposals/%s/approve" % pid, body), 401, "signature")
+
+        # a valid signature with one bit of it flipped
+        _, opts = self.call("POST", "/v1/proposals/%s/options" % pid, {})
+        cred = auth.assert_(opts["publicKey"])
+        sig = bytearray(base64.urlsafe_b64decode(cred["response"]["signature"] + "=="))
+        sig[-1] ^= 1
+        cred["response"]["signature"] = base64.urlsafe_b64encode(bytes(sig)).rstrip(b"=").decode()
+        body = {"ceremony": opts["ceremony"], "decision": "approve", "credential": cred}
+        self.assert_refused(pid, self.call("POST", "/v1/proposals/%s/approve" % pid, body), 401, "signature")
+
+        # user presence clear, a create-type clientData, another RP's id hash
+        for kw, code in (({"up": False}, "up"), ({"typ": "webauthn.create"}, "type"), ({"rp_id": "example.org"}, "rp_id_hash")):
+            _, _, answer = self.approve(auth, pid, **kw)
+            self.assert_refused(pid, answer, 401, code)
+
+        # a challenge issued for the other proposal, presented for this one
+        _, opts_q = self.call("POST", "/v1/proposals/%s/options" % q["id"], {})
+        body = {"ceremony": opts_q["ceremony"], "decision": "approve", "credential": auth.assert_(opts_q["publicKey"])}
+        self.assert_refused(pid, self.call("POST", "/v1/proposals/%s/approve" % pid, body), 401, "challenge")
+
+        # an unknown ceremony
+        _, opts = self.call("POST", "/v1/proposals/%s/options" % pid, {})
+        body = {"ceremony": "0" * len(opts["ceremony"]), "decision": "approve", "credential": auth.assert_(opts["publicKey"])}
+        self.assert_refused(pid, self.call("POST", "/v1/proposals/%s/approve" % pid, body), 401, "challenge")
+
+        # after all that, a genuine assertion still approves
+        _, _, (st, ap) = self.approve(auth, pid)
+        self.assertEqual((st, ap["status"]), (200, "approved"), ap)
+
+    def test_of_two_proposals_of_one_generation_the_second_is_superseded(self):
+        auth, _, _ = self.enrol(self.link)
+        _, first = self.propose("acme", 2)
+        _, second = self.propose("acme", 2, version="1.3.0")
+        _, _, (st, ap) = self.approve(auth, first["id"])
+        self.assertEqual((st, ap["status"]), (200, "approved"), ap)
+        _, _, (st, err) = self.approve(auth, second["id"])
+        self.assertEqual((st, err["error"]["code"]), (409, "superseded"), err)
+        st, signed = self.call("GET", "/v1/signed/acme", token=TOKEN)
+        self.assertEqual(signed["envelope"], ap["envelope"], "the first stays the signed state")
+
+    def test_a_rejection_signs_nothing(self):
+        auth, _, _ = self.enrol(self.link)
+        _, p = self.propose("acme", 1)
+        _, opts = self.call("POST", "/v1/proposals/%s/options" % p["id"], {})
+        body = {"ceremony": opts["ceremony"], "decision": "reject", "credential": auth.assert_(opts["publicKey"])}
+        st, r = self.call("POST", "/v1/proposals/%s/approve" % p["id"], body)
+        self.assertEqual((st, r["status"]), (200, "rejected"), r)
+        self.assertNotIn("envelope", r)
+        self.assertEqual(self.call("GET", "/v1/signed", token=TOKEN)[1]["apps"], [])
+
+
+class StsShortChallenges(StsBase):
+    CONFIG = "webauthn:\n  challenge_ttl_s: 1\n"
+
+    def test_an_expired_challenge_is_refused(self):
+        auth, _, _ = self.enrol(self.link)
+        _, p = self.propose("acme", 1)
+        _, opts = self.call("POST", "/v1/proposals/%s/options" % p["id"], {})
+        time.sleep(2.2)
+        body = {"ceremony": opts["ceremony"], "decision": "approve", "credential": auth.assert_(opts["publicKey"])}
+        st, err = self.call("POST", "/v1/proposals/%s/approve" % p["id"], body)
+        self.assertEqual((st, err["error"]["code"]), (401, "challenge"), err)
+        self.assertEqual(self.call("GET", "/v1/proposals/%s" % p["id"])[1]["status"], "pending")
 
 
 if __name__ == "__main__":
