@@ -18,6 +18,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from softauth import SoftAuthenticator  # noqa: E402
+from test_sts_init import secrets_of  # noqa: E402
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  # noqa: E402
 
@@ -46,6 +47,7 @@ class StsBase(unittest.TestCase):
     CONFIG = ""
 
     def setUp(self):
+        self.seen = []  # every answer's headers and body, for assert_key_never_shown
         self.env = harness.Env("test_sts_server")
         self.addCleanup(self.env.__exit__, None, None, None)
         r = self.env.run("updraft-sts", "init", "--data", self.env.data, "--public-url", PUBLIC)
@@ -58,8 +60,27 @@ class StsBase(unittest.TestCase):
     def call(self, method, path, body=None, token=None):
         h = {"Authorization": "Bearer " + token} if token else {}
         status, headers, data = self.env.http(method, path, headers=h, body=body, base=self.sts)
+        self.seen.append(repr(headers) + (data.decode("latin-1") if isinstance(data, bytes) else str(data)))
         return status, (json.loads(data) if data and headers.get("content-type", "").startswith("application/json")
                         else data)
+
+    def assert_key_never_shown(self):
+        """No spelling of the release key in any answer, nor in any file the programs wrote beside it (logs, stdout)."""
+        key = os.path.join(self.env.data, "release-key.pem")
+        with open(key) as f:
+            spellings = secrets_of(f.read())
+        texts = {"answers": "\n".join(self.seen)}
+        for root, dirs, files in os.walk(self.env.dir):
+            dirs[:] = [d for d in dirs if d != "lmdb"]
+            for name in files:
+                path = os.path.join(root, name)
+                if path != key:
+                    with open(path, "rb") as f:
+                        texts[path] = f.read().decode("latin-1")
+        self.assertGreater(len(texts), 2, "the programs' logs were read")
+        for where, text in texts.items():
+            for what, secret in spellings.items():
+                self.assertFalse(secret in text, "the release key's %s appears in %s" % (what, where))
 
     def enrol(self, link, fmt="packed"):
         token = link.split("#", 1)[1]
@@ -133,6 +154,7 @@ class StsServer(StsBase):
         # generations only grow
         st, err = self.propose("acme", 3)
         self.assertEqual((st, err["error"]["code"]), (409, "rollback"))
+        self.assert_key_never_shown()
 
     def test_refusals(self):
         auth, _, _ = self.enrol(self.link)
